@@ -1,0 +1,142 @@
+//! The bug catalogue: runtime switches that re-create, in the implementation under test, the
+//! mechanism of each seed thread (DESIGN.md section 8). All are off by default.
+
+use std::fmt;
+
+/// One catalogued bug.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Bug {
+    /// Seed 000: the buffered write does not revalidate its cached mapping after locking a folio.
+    StaleMapping,
+    /// Seed 001: a fault maps the range and inserts the folio without the invalidate lock held
+    /// across both, installing hole zeros over blocks a racing DirectWrite just wrote.
+    FaultHoleRace,
+    /// Seed 002: write and page_mkwrite change a folio under writeback without waiting.
+    UnstablePages,
+    /// Seed 003: on writeback allocation failure the reservation is punched but the folio stays
+    /// dirty.
+    DiscardKeepsDirty,
+    /// Seed 003: the discard punch covers the whole delalloc extent, not just the failing folio.
+    DiscardWidePunch,
+    /// Seed 004: a journaled-data write adds the folio's blocks to the transaction after
+    /// unlocking the folio.
+    PutFolioAfterUnlock,
+}
+
+impl Bug {
+    /// Every bug, in catalogue order.
+    pub const ALL: [Bug; 6] = [
+        Bug::StaleMapping,
+        Bug::FaultHoleRace,
+        Bug::UnstablePages,
+        Bug::DiscardKeepsDirty,
+        Bug::DiscardWidePunch,
+        Bug::PutFolioAfterUnlock,
+    ];
+
+    /// The switch name used by `--bug` and `WBFUZZ_BUGS`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::StaleMapping => "stale-mapping",
+            Bug::FaultHoleRace => "fault-hole-race",
+            Bug::UnstablePages => "unstable-pages",
+            Bug::DiscardKeepsDirty => "discard-keeps-dirty",
+            Bug::DiscardWidePunch => "discard-wide-punch",
+            Bug::PutFolioAfterUnlock => "put-folio-after-unlock",
+        }
+    }
+
+    /// Whether finding it needs a concurrent run.
+    pub fn needs_concurrency(self) -> bool {
+        matches!(self, Bug::StaleMapping | Bug::FaultHoleRace | Bug::PutFolioAfterUnlock)
+    }
+
+    /// Parses a switch name.
+    pub fn from_name(s: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == s)
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown bug name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownBug(pub String);
+
+impl fmt::Display for UnknownBug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
+        write!(f, "unknown bug switch `{}` (known: {})", self.0, names.join(", "))
+    }
+}
+
+impl std::error::Error for UnknownBug {}
+
+/// A set of enabled bug switches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Bugs(u8);
+
+impl Bugs {
+    /// No bug enabled: the correct implementation.
+    pub const NONE: Bugs = Bugs(0);
+
+    /// Just this one.
+    pub fn only(bug: Bug) -> Bugs {
+        Bugs(bug.bit())
+    }
+
+    /// Adds a switch.
+    pub fn with(self, bug: Bug) -> Bugs {
+        Bugs(self.0 | bug.bit())
+    }
+
+    /// Whether a switch is on.
+    #[inline]
+    pub fn has(self, bug: Bug) -> bool {
+        self.0 & bug.bit() != 0
+    }
+
+    /// Whether no switch is on.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The switches that are on.
+    pub fn iter(self) -> impl Iterator<Item = Bug> {
+        Bug::ALL.into_iter().filter(move |b| self.has(*b))
+    }
+
+    /// Parses a comma-separated list of names (empty string: none).
+    pub fn parse_list(s: &str) -> Result<Bugs, UnknownBug> {
+        s.split(',').map(str::trim).filter(|n| !n.is_empty()).try_fold(Bugs::NONE, |acc, n| {
+            Bug::from_name(n).map(|b| acc.with(b)).ok_or_else(|| UnknownBug(n.to_string()))
+        })
+    }
+
+    /// The switches named by the `WBFUZZ_BUGS` environment variable (used by the fuzz targets).
+    pub fn from_env() -> Result<Bugs, UnknownBug> {
+        match std::env::var("WBFUZZ_BUGS") {
+            Ok(v) => Bugs::parse_list(&v),
+            Err(_) => Ok(Bugs::NONE),
+        }
+    }
+}
+
+impl fmt::Display for Bugs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.iter().map(|b| b.name()).collect();
+        if names.is_empty() {
+            f.write_str("none")
+        } else {
+            f.write_str(&names.join(","))
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! wbfuzz: differential fuzzing of a filesystem's buffered write / writeback / delalloc path.
+//!
+//! - [`fs`]: the optimized concurrent implementation under test (XFS + iomap style).
+//! - [`input`]: binary input decoding (`arbitrary`) and the `.wbf` script format.
+//! - [`oracle`]: runs both models and diffs them after every op.
+//! - [`report`]: divergence reports.
+//! - [`bugs`]: the bug catalogue switches.
+
+pub mod bugs;
+pub mod fs;
+pub mod input;

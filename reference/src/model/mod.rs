@@ -1,0 +1,1 @@
+//! The reference model (placeholder; being written).

@@ -1,0 +1,59 @@
+//! The data pattern: every byte a write puts in a file is a function of the op's sequence number
+//! and the file offset (the fsx trick), so a wrong byte in a diff names the op that wrote it.
+//!
+//! Pattern bytes are never zero, so a zero byte is always "no data" (a hole, an unwritten block,
+//! a zeroed range), never a write.
+
+/// The byte op `seq` writes at file offset `off`.
+#[inline]
+pub fn pattern_byte(seq: u32, off: u64) -> u8 {
+    // 255 distinct non-zero values; seq and off mixed so that neighbouring ops differ everywhere.
+    let mix = (seq as u64).wrapping_mul(0x9E37).wrapping_add(off).wrapping_add(off / 251);
+    (mix % 255) as u8 + 1
+}
+
+/// Fills `buf` with the bytes op `seq` writes starting at file offset `off`.
+pub fn fill_pattern(seq: u32, off: u64, buf: &mut [u8]) {
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = pattern_byte(seq, off + i as u64);
+    }
+}
+
+/// The bytes op `seq` writes at `[off, off+len)`.
+pub fn pattern(seq: u32, off: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![0; len];
+    fill_pattern(seq, off, &mut v);
+    v
+}
+
+/// The sequence numbers among `candidates` whose pattern puts `byte` at `off`: used by reports to
+/// say which op a wrong byte came from.
+pub fn writers_of(byte: u8, off: u64, candidates: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    candidates.into_iter().filter(|&s| pattern_byte(s, off) == byte).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_zero_and_seq_dependent() {
+        for seq in 1..50 {
+            for off in 0..3000 {
+                assert_ne!(pattern_byte(seq, off), 0);
+            }
+        }
+        let a = pattern(1, 0, 4096);
+        let b = pattern(2, 0, 4096);
+        assert!(a.iter().zip(&b).all(|(x, y)| x != y), "adjacent ops must differ at every offset");
+    }
+
+    #[test]
+    fn fill_matches_bytewise() {
+        let v = pattern(7, 1000, 600);
+        for (i, &b) in v.iter().enumerate() {
+            assert_eq!(b, pattern_byte(7, 1000 + i as u64));
+        }
+        assert_eq!(writers_of(v[5], 1005, 1..20), vec![7]);
+    }
+}

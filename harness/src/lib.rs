@@ -9,3 +9,6 @@
 pub mod bugs;
 pub mod fs;
 pub mod input;
+pub mod exec;
+pub mod oracle;
+pub mod report;

@@ -1,0 +1,293 @@
+//! The oracle: drives the reference and the implementation with the same ops and diffs everything
+//! observable (DESIGN.md section 7).
+//!
+//! Sequential runs compare, after every op: the op's outcome, every file's size and recorded
+//! writeback error, the counters, the corruption flag, both models' invariants, and the contents and
+//! block states inside the op's *scope* (the folios it touched; file-wide ops compare the whole
+//! file). Cost per op therefore grows with what the op touched, not with the file size. At the end
+//! of every run an epilogue repairs the btree, fsyncs, completes all IO and evicts every file, and
+//! the whole state is compared again: a cache that lies about the disk shows up there.
+//!
+//! The oracle owns no model logic: it only calls `apply` and the [`Observe`] trait of each side.
+
+use crate::bugs::Bugs;
+use crate::fs::Fs;
+use reference::model::RefFs;
+use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Violation};
+
+/// Which model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// The reference model.
+    Reference,
+    /// The implementation under test.
+    Implementation,
+}
+
+impl Side {
+    /// Short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Reference => "reference",
+            Side::Implementation => "implementation",
+        }
+    }
+}
+
+/// One executed op with both outcomes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TraceEntry {
+    /// Thread that ran it (epilogue ops: thread 0).
+    pub thread: usize,
+    /// Sequence number (data pattern selector).
+    pub seq: u32,
+    /// The op.
+    pub op: Op,
+    /// The reference's outcome.
+    pub reference: Outcome,
+    /// The implementation's outcome.
+    pub implementation: Outcome,
+    /// Whether the op belongs to the end-of-run epilogue rather than the input.
+    pub epilogue: bool,
+}
+
+/// One thing that differs between the models (or is wrong inside one of them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Mismatch {
+    /// The op returned different outcomes.
+    Outcome { reference: Outcome, implementation: Outcome },
+    /// File sizes differ.
+    Size { file: FileId, reference: u64, implementation: u64 },
+    /// Contents differ; `base` is the file offset of the two byte windows, which surround the
+    /// first differing byte at `first_bad`.
+    Contents { file: FileId, first_bad: u64, base: u64, reference: Vec<u8>, implementation: Vec<u8> },
+    /// Block states differ somewhere in blocks `[first, first + len)`.
+    Blocks { file: FileId, first: u64, reference: Vec<BlockObs>, implementation: Vec<BlockObs> },
+    /// Counters differ.
+    Counters { reference: Counters, implementation: Counters },
+    /// Recorded writeback errors differ.
+    WbError { file: FileId, reference: Option<Errno>, implementation: Option<Errno> },
+    /// The corruption flag differs.
+    Corruption { reference: bool, implementation: bool },
+    /// A model found one of its own invariants broken.
+    Invariant { side: Side, violation: Violation },
+}
+
+/// The first point where the models disagreed, and everything that differed there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Divergence {
+    /// Index into [`Run::trace`] of the op after which the difference was seen.
+    pub at: usize,
+    /// Everything that differed at that point.
+    pub mismatches: Vec<Mismatch>,
+}
+
+/// The result of one differential run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Run {
+    /// Every op executed, input ops first, then the epilogue (cut at the divergence).
+    pub trace: Vec<TraceEntry>,
+    /// The first divergence, if any.
+    pub divergence: Option<Divergence>,
+}
+
+impl Run {
+    /// Whether the models agreed throughout.
+    pub fn ok(&self) -> bool {
+        self.divergence.is_none()
+    }
+}
+
+/// Which part of the state an op can have changed, for the per-op comparison.
+#[derive(Clone, Copy, Debug)]
+enum Scope {
+    /// Blocks `[first, end)` of one file (folio-aligned).
+    Range { file: FileId, first: u64, end: u64 },
+    /// All of every file.
+    All,
+}
+
+fn scope_of(op: &Op, input: &Input) -> Scope {
+    let g = &input.config.geometry;
+    let folio_range = |file: FileId, off: u64, len: u64| {
+        let end_byte = off.saturating_add(len.max(1));
+        let first = g.folio_of(off) * g.blocks_per_folio();
+        let end = g.folio_of(end_byte.saturating_sub(1)).saturating_add(1).saturating_mul(g.blocks_per_folio());
+        Scope::Range { file, first, end }
+    };
+    match *op {
+        Op::Write { file, off, len, .. }
+        | Op::Read { file, off, len }
+        | Op::DirectWrite { file, off, len }
+        | Op::DirectRead { file, off, len }
+        | Op::Fallocate { file, off, len, .. }
+        | Op::PunchHole { file, off, len }
+        | Op::ZeroRange { file, off, len, .. } => folio_range(file, off, len),
+        Op::MmapWrite { file, off, .. } | Op::MmapRead { file, off, .. } => folio_range(file, off, 1),
+        Op::Reclaim { file, folio } => folio_range(file, folio.saturating_mul(g.folio_size()), 1),
+        Op::Flush { file, off, len } => {
+            // Journaled-data flushes commit the whole file.
+            if input.config.files.get(file as usize).is_some_and(|f| f.jdata) {
+                Scope::Range { file, first: 0, end: u64::MAX }
+            } else {
+                folio_range(file, off, len)
+            }
+        }
+        Op::Truncate { file, .. }
+        | Op::Fsync { file }
+        | Op::EvictInode { file }
+        | Op::JournalCommit { file } => Scope::Range { file, first: 0, end: u64::MAX },
+        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => Scope::All,
+    }
+}
+
+/// Bytes of context shown on each side of the first bad byte.
+const CONTEXT: u64 = 128;
+
+fn compare_contents(
+    file: FileId,
+    lo: u64,
+    hi: u64,
+    r: &dyn Observe,
+    i: &dyn Observe,
+    out: &mut Vec<Mismatch>,
+) {
+    if hi <= lo {
+        return;
+    }
+    let a = r.peek(file, lo, hi - lo);
+    let b = i.peek(file, lo, hi - lo);
+    if a == b {
+        return;
+    }
+    let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let first_bad = lo + first as u64;
+    let base = first_bad.saturating_sub(CONTEXT) & !15;
+    let len = (first_bad - base) + CONTEXT;
+    out.push(Mismatch::Contents {
+        file,
+        first_bad,
+        base,
+        reference: r.peek(file, base, len),
+        implementation: i.peek(file, base, len),
+    });
+}
+
+fn compare_blocks(
+    file: FileId,
+    first: u64,
+    end: u64,
+    r: &dyn Observe,
+    i: &dyn Observe,
+    out: &mut Vec<Mismatch>,
+) {
+    let span = r.block_span(file).max(i.block_span(file));
+    let end = end.min(span);
+    if end <= first {
+        return;
+    }
+    let a = r.blocks(file, first, end - first);
+    let b = i.blocks(file, first, end - first);
+    if a != b {
+        out.push(Mismatch::Blocks { file, first, reference: a, implementation: b });
+    }
+}
+
+/// Compares the global state and the state inside `scope`; returns every mismatch found.
+fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    let (rc, ic) = (r.counters(), i.counters());
+    if rc != ic {
+        out.push(Mismatch::Counters { reference: rc, implementation: ic });
+    }
+    if r.btree_corrupt() != i.btree_corrupt() {
+        out.push(Mismatch::Corruption { reference: r.btree_corrupt(), implementation: i.btree_corrupt() });
+    }
+    let files = r.file_count().min(i.file_count());
+    for f in 0..files as FileId {
+        let (rs, is) = (r.size(f), i.size(f));
+        if rs != is {
+            out.push(Mismatch::Size { file: f, reference: rs, implementation: is });
+        }
+        let (re, ie) = (r.wb_error(f), i.wb_error(f));
+        if re != ie {
+            out.push(Mismatch::WbError { file: f, reference: re, implementation: ie });
+        }
+    }
+    let bs = r.geometry().bs();
+    let mut window = |file: FileId, first: u64, end: u64| {
+        let size = r.size(file).max(i.size(file));
+        let lo = first.saturating_mul(bs).min(size);
+        let hi = end.saturating_mul(bs).min(size);
+        compare_contents(file, lo, hi, r, i, &mut out);
+        compare_blocks(file, first, end, r, i, &mut out);
+    };
+    match scope {
+        Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
+        Scope::Range { .. } => {}
+        Scope::All => {
+            for f in 0..files as FileId {
+                window(f, 0, u64::MAX);
+            }
+        }
+    }
+    for v in r.check_invariants() {
+        out.push(Mismatch::Invariant { side: Side::Reference, violation: v });
+    }
+    for v in i.check_invariants() {
+        out.push(Mismatch::Invariant { side: Side::Implementation, violation: v });
+    }
+    out
+}
+
+/// The ops that end every run: repair, write everything back, complete all IO, evict every file.
+pub fn epilogue(input: &Input) -> Vec<Op> {
+    let files = input.config.files.len() as FileId;
+    let mut ops = vec![Op::RepairAllocBtree];
+    ops.extend((0..files).map(|file| Op::Fsync { file }));
+    ops.push(Op::CompleteIo { n: u32::MAX });
+    ops.extend((0..files).map(|file| Op::EvictInode { file }));
+    ops
+}
+
+/// Runs `input` sequentially on both models, comparing after every op and after the epilogue.
+///
+/// Threads are run one after another in thread order (a sequential run has one thread; a
+/// multi-thread input run here is serialized, which is one valid schedule of it).
+pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
+    let mut reference = RefFs::new(&input.config);
+    let implementation = Fs::new(&input.config, bugs);
+    let mut trace = Vec::with_capacity(input.op_count() + 8);
+    let body = input.numbered_ops().map(|(t, seq, op)| (t, seq, op.clone(), false));
+    let last_seq = input.op_count() as u32;
+    let tail = epilogue(input).into_iter().enumerate().map(|(k, op)| (0, last_seq + 1 + k as u32, op, true));
+    for (thread, seq, op, is_epilogue) in body.chain(tail) {
+        let r = reference.apply(seq, &op);
+        let i = implementation.apply(seq, &op);
+        let mut mismatches = Vec::new();
+        if r != i {
+            mismatches.push(Mismatch::Outcome { reference: r.clone(), implementation: i.clone() });
+        }
+        // The epilogue's last op must see everything: compare the whole state there.
+        let scope = if is_epilogue { Scope::All } else { scope_of(&op, input) };
+        mismatches.extend(compare(scope, &reference, &implementation));
+        trace.push(TraceEntry { thread, seq, op, reference: r, implementation: i, epilogue: is_epilogue });
+        if !mismatches.is_empty() {
+            let at = trace.len() - 1;
+            return Run { trace, divergence: Some(Divergence { at, mismatches }) };
+        }
+    }
+    Run { trace, divergence: None }
+}
+
+/// Runs `input` on the reference alone, returning each op's outcome (no comparison).
+pub fn run_reference_only(input: &Input) -> Vec<(usize, u32, Op, Outcome)> {
+    let mut reference = RefFs::new(&input.config);
+    input
+        .numbered_ops()
+        .map(|(t, seq, op)| {
+            let out = reference.apply(seq, op);
+            (t, seq, op.clone(), out)
+        })
+        .collect()
+}

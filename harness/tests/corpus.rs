@@ -1,0 +1,96 @@
+//! Replays the checked-in corpus: every seed input and regression script must pass with all bug
+//! switches off, and every catalogued bug's reproducer must fail with its switch on and pass with
+//! it off. Files are replayed in parallel with rayon; a failure names the file.
+
+use rayon::prelude::*;
+use std::path::{Path, PathBuf};
+use wbfuzz::bugs::{Bug, Bugs};
+use wbfuzz::exec::{self, Target};
+use wbfuzz::report;
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../corpus")
+}
+
+fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Err(_) => Vec::new(),
+    };
+    v.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
+    v.retain(|p| p.extension().map_or(true, |e| e != "md"));
+    v.sort();
+    v
+}
+
+/// The bug a reproducer is for: its file name starts with the switch name.
+fn bug_of(path: &Path) -> Option<Bug> {
+    let stem = path.file_stem()?.to_string_lossy().to_string();
+    Bug::ALL.into_iter().filter(|b| stem.starts_with(b.name())).max_by_key(|b| b.name().len())
+}
+
+fn replay_clean(paths: Vec<PathBuf>, target: Option<Target>) -> Vec<String> {
+    paths
+        .par_iter()
+        .filter_map(|p| {
+            let input = match exec::load(p, target) {
+                Ok(i) => i,
+                Err(e) => return Some(format!("{e}")),
+            };
+            let run = exec::run_input(&input, Bugs::NONE);
+            (!run.ok()).then(|| report::render(&p.display().to_string(), &input, Bugs::NONE, &run))
+        })
+        .collect()
+}
+
+#[test]
+fn seed_corpora_and_regressions_pass() {
+    let root = corpus_dir();
+    let mut failures = Vec::new();
+    for t in Target::ALL {
+        failures.extend(replay_clean(files_in(&root.join(t.name())), Some(t)));
+    }
+    failures.extend(replay_clean(files_in(&root.join("regressions")), None));
+    assert!(failures.is_empty(), "{} corpus files diverged:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn every_bug_has_a_reproducer_that_fails_on_and_passes_off() {
+    let files = files_in(&corpus_dir().join("bugs"));
+    let mut covered = Vec::new();
+    let problems: Vec<String> = files
+        .par_iter()
+        .filter_map(|p| {
+            let Some(bug) = bug_of(p) else {
+                return Some(format!("{}: file name names no bug switch", p.display()));
+            };
+            let input = match exec::load(p, None) {
+                Ok(i) => i,
+                Err(e) => return Some(e.to_string()),
+            };
+            let off = exec::run_input(&input, Bugs::NONE);
+            if !off.ok() {
+                return Some(format!(
+                    "{} diverges with every switch off:\n{}",
+                    p.display(),
+                    report::render(&p.display().to_string(), &input, Bugs::NONE, &off)
+                ));
+            }
+            let on = exec::run_input(&input, Bugs::only(bug));
+            if on.ok() {
+                return Some(format!("{} passes with `{bug}` on: it reproduces nothing", p.display()));
+            }
+            None
+        })
+        .collect();
+    for p in &files {
+        if let Some(b) = bug_of(p) {
+            covered.push(b);
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    let expected: Vec<Bug> = Bug::ALL.into_iter().filter(|b| !b.needs_concurrency()).collect();
+    for b in expected {
+        assert!(covered.contains(&b), "no reproducer in corpus/bugs/ for `{b}`");
+    }
+}

@@ -12,3 +12,5 @@ pub mod input;
 pub mod exec;
 pub mod oracle;
 pub mod report;
+pub mod hunt;
+pub mod minimize;

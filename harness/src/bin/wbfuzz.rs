@@ -5,7 +5,10 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use wbfuzz::bugs::Bugs;
+use std::time::Duration;
 use wbfuzz::exec::{self, Target};
+use wbfuzz::hunt::{self, HuntConfig};
+use wbfuzz::minimize;
 use wbfuzz::input::script;
 use wbfuzz::report;
 
@@ -41,6 +44,47 @@ enum Command {
         /// Decode a binary input for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+    },
+    /// Shrink a failing input to a small script that fails the same way.
+    Minimize {
+        /// The failing input (script or binary).
+        file: PathBuf,
+        /// Bug switches the failure needs.
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Decode a binary input for this target (default: guessed from the path).
+        #[arg(long, value_name = "sequential|concurrent")]
+        target: Option<String>,
+        /// Write the script here (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Most candidate runs to try.
+        #[arg(long, default_value_t = minimize::DEFAULT_BUDGET)]
+        budget: usize,
+    },
+    /// Parallel random search for divergences (swarm testing, all cores); exit 1 on a finding.
+    Hunt {
+        /// How long to search, in seconds.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Worker threads (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Turn on a catalogued bug in the implementation (repeatable, or comma-separated).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Seed of the input generators.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Only this target (default: both).
+        #[arg(long, value_name = "sequential|concurrent")]
+        target: Option<String>,
+        /// Directory for minimized findings and their reports.
+        #[arg(long, default_value = "findings")]
+        out: PathBuf,
+        /// Keep searching after the first finding (each new kind of failure is saved).
+        #[arg(long)]
+        keep_going: bool,
     },
 }
 
@@ -94,6 +138,66 @@ fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool) -
     }
 }
 
+fn cmd_minimize(file: &PathBuf, bugs: Bugs, target: Option<Target>, output: Option<PathBuf>, budget: usize) -> ExitCode {
+    let input = match exec::load(file, target) {
+        Ok(i) => i,
+        Err(e) => return usage_error(e),
+    };
+    let run = exec::run_input(&input, bugs);
+    let Some(sig) = minimize::signature(&run) else {
+        return usage_error(format!("{}: the models agree on this input (bugs: {bugs}); nothing to minimize", file.display()));
+    };
+    let small = minimize::minimize(&input, bugs, budget);
+    let text = format!("# minimized by wbfuzz (bug switches: {bugs}): {sig}\n{}", script::print(&small));
+    eprintln!("minimized {} ops to {} ops ({sig})", input.op_count(), small.op_count());
+    match output {
+        Some(p) => {
+            if let Err(e) = std::fs::write(&p, text) {
+                return usage_error(format!("{}: {e}", p.display()));
+            }
+        }
+        None => print!("{text}"),
+    }
+    ExitCode::SUCCESS
+}
+
+fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
+    let targets: Vec<&str> = cfg.targets.iter().map(|t| t.name()).collect();
+    println!(
+        "wbfuzz hunt: {}s, {} jobs, seed {}, targets {}, bug switches: {}",
+        cfg.time.as_secs(),
+        cfg.jobs,
+        cfg.seed,
+        targets.join("+"),
+        cfg.bugs
+    );
+    let summary = hunt::hunt(&cfg);
+    for f in &summary.findings {
+        println!(
+            "FOUND after {:.2}s: {} -> minimized to {} ops: {}",
+            f.found_after.as_secs_f64(),
+            f.signature,
+            f.ops,
+            f.path.as_ref().map_or("(could not write)".to_string(), |p| p.display().to_string())
+        );
+    }
+    if let Some(first) = summary.findings.first() {
+        print!("{}", first.report);
+    }
+    println!(
+        "summary: {} inputs in {:.1}s ({:.0} execs/s), {} findings",
+        summary.execs,
+        summary.elapsed.as_secs_f64(),
+        summary.execs_per_sec(),
+        summary.findings.len()
+    );
+    if summary.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -126,6 +230,39 @@ fn main() -> ExitCode {
                 }
                 Err(e) => usage_error(e),
             }
+        }
+        Command::Minimize { file, bugs, target, output, budget } => {
+            let bugs = match parse_bugs(&bugs) {
+                Ok(b) => b,
+                Err(e) => return usage_error(e),
+            };
+            let target = match parse_target(&target) {
+                Ok(t) => t,
+                Err(e) => return usage_error(e),
+            };
+            cmd_minimize(&file, bugs, target, output, budget)
+        }
+        Command::Hunt { time, jobs, bugs, seed, target, out, keep_going } => {
+            let bugs = match parse_bugs(&bugs) {
+                Ok(b) => b,
+                Err(e) => return usage_error(e),
+            };
+            let targets = match parse_target(&target) {
+                Ok(Some(t)) => vec![t],
+                Ok(None) => Target::ALL.to_vec(),
+                Err(e) => return usage_error(e),
+            };
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            cmd_hunt(HuntConfig {
+                time: Duration::from_secs(time),
+                jobs,
+                bugs,
+                seed,
+                targets,
+                out_dir: out,
+                stop_on_first: !keep_going,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            })
         }
     }
 }

@@ -1,0 +1,249 @@
+//! `wbfuzz hunt`: the built-in parallel random search, on stable Rust, without libFuzzer.
+//!
+//! Each rayon worker runs epochs of swarm testing: an epoch draws its own set of enabled op kinds
+//! (each kind on with probability 1/2; writes always on) and a target, then decodes random byte
+//! strings and drops the ops of disabled kinds. Swarm testing finds bugs that need many ops of a
+//! few kinds, which uniform op mixes dilute. Every finding is minimized and saved as a script
+//! with its report. Inputs are a pure function of `--seed` and the worker number, so a hunt
+//! explores the same inputs in the same order every time (how far it gets depends on time).
+
+use crate::bugs::Bugs;
+use crate::exec::{self, Target};
+use crate::input::decode::decode;
+use crate::input::script;
+use crate::minimize::{self, Signature};
+use crate::report;
+use reference::{Input, OpKind};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Settings of one hunt.
+#[derive(Clone, Debug)]
+pub struct HuntConfig {
+    /// Wall-clock budget.
+    pub time: Duration,
+    /// Worker threads.
+    pub jobs: usize,
+    /// Bug switches in the implementation.
+    pub bugs: Bugs,
+    /// Seed of every worker's generator.
+    pub seed: u64,
+    /// Targets to draw from.
+    pub targets: Vec<Target>,
+    /// Where findings are written.
+    pub out_dir: PathBuf,
+    /// Stop at the first finding (otherwise keep going and save each new signature).
+    pub stop_on_first: bool,
+    /// Show a live progress line on stderr.
+    pub progress: bool,
+}
+
+/// One minimized finding.
+#[derive(Clone, Debug)]
+pub struct Finding {
+    /// How the models disagreed.
+    pub signature: Signature,
+    /// The minimized input.
+    pub input: Input,
+    /// Ops in the minimized input.
+    pub ops: usize,
+    /// Time from the start of the hunt to the (unminimized) finding.
+    pub found_after: Duration,
+    /// The script written, if it could be written.
+    pub path: Option<PathBuf>,
+    /// The report of the minimized input.
+    pub report: String,
+}
+
+/// What a hunt did.
+#[derive(Clone, Debug)]
+pub struct HuntSummary {
+    /// Inputs executed.
+    pub execs: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Findings, first found first.
+    pub findings: Vec<Finding>,
+}
+
+impl HuntSummary {
+    /// Executions per second over the whole hunt.
+    pub fn execs_per_sec(&self) -> f64 {
+        self.execs as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// SplitMix64: tiny, fast, and good enough to drive input generation.
+#[derive(Clone, Debug)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// A generator for worker `worker` of a hunt seeded with `seed`.
+    pub fn new(seed: u64, worker: u64) -> SplitMix {
+        SplitMix(seed ^ worker.wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Fills a buffer with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+}
+
+/// A swarm configuration: which op kinds an epoch may use.
+#[derive(Clone, Copy, Debug)]
+pub struct Swarm(u32);
+
+impl Swarm {
+    /// Draws a swarm: each kind on with probability 1/2, buffered writes always on.
+    pub fn draw(rng: &mut SplitMix) -> Swarm {
+        Swarm(rng.next_u64() as u32 | 1 << (OpKind::Write as u32))
+    }
+
+    /// Every kind enabled.
+    pub const ALL: Swarm = Swarm(u32::MAX);
+
+    /// Whether ops of `kind` are enabled.
+    pub fn allows(self, kind: OpKind) -> bool {
+        self.0 & (1 << kind as u32) != 0
+    }
+
+    /// Drops the disabled kinds' ops from an input.
+    pub fn apply(self, input: &mut Input) {
+        for ops in &mut input.threads {
+            ops.retain(|op| self.allows(op.kind()));
+        }
+    }
+}
+
+/// Generates input number `k` of an epoch: random bytes decoded for the target, filtered by the
+/// swarm.
+pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<u8>) -> Input {
+    let len = 8 + (rng.next_u64() % 400) as usize;
+    buf.resize(len, 0);
+    rng.fill(buf);
+    let mut input = decode(buf, target.mode());
+    swarm.apply(&mut input);
+    input
+}
+
+/// Inputs per swarm epoch.
+const EPOCH: u64 = 256;
+
+struct Shared {
+    execs: AtomicU64,
+    stop: AtomicBool,
+    findings: Mutex<Vec<Finding>>,
+}
+
+fn save(cfg: &HuntConfig, name: &str, input: &Input, sig: &Signature, report: &str) -> Option<PathBuf> {
+    std::fs::create_dir_all(&cfg.out_dir).ok()?;
+    let path = cfg.out_dir.join(format!("{name}.wbf"));
+    let mut text = format!("# found by wbfuzz hunt (bug switches: {}): {sig}\n", cfg.bugs);
+    text.push_str(&script::print(input));
+    std::fs::write(&path, text).ok()?;
+    std::fs::write(cfg.out_dir.join(format!("{name}.txt")), report).ok()?;
+    Some(path)
+}
+
+fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
+    let mut rng = SplitMix::new(cfg.seed, w);
+    let mut buf = Vec::with_capacity(512);
+    let deadline = start + cfg.time;
+    let mut n_found = 0u32;
+    while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        let swarm = Swarm::draw(&mut rng);
+        let target = cfg.targets[(rng.next_u64() % cfg.targets.len() as u64) as usize];
+        for _ in 0..EPOCH {
+            if shared.stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let input = generate(&mut rng, target, swarm, &mut buf);
+            let run = exec::run_input(&input, cfg.bugs);
+            shared.execs.fetch_add(1, Ordering::Relaxed);
+            let Some(sig) = minimize::signature(&run) else { continue };
+            let found_after = start.elapsed();
+            {
+                let known = shared.findings.lock().map(|f| f.iter().any(|x| x.signature == sig)).unwrap_or(true);
+                if known {
+                    continue;
+                }
+            }
+            if cfg.stop_on_first {
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            let small = minimize::minimize(&input, cfg.bugs, minimize::DEFAULT_BUDGET);
+            let small_run = exec::run_input(&small, cfg.bugs);
+            let name = format!("finding-s{}-w{w}-{n_found}", cfg.seed);
+            n_found += 1;
+            let text = report::render(&name, &small, cfg.bugs, &small_run);
+            let path = save(cfg, &name, &small, &sig, &text);
+            if let Ok(mut f) = shared.findings.lock() {
+                if !f.iter().any(|x| x.signature == sig) {
+                    f.push(Finding { signature: sig, ops: small.op_count(), input: small, found_after, path, report: text });
+                }
+            }
+            if Instant::now() >= deadline {
+                return;
+            }
+        }
+    }
+}
+
+/// Runs a hunt.
+pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
+    let shared = Shared { execs: AtomicU64::new(0), stop: AtomicBool::new(false), findings: Mutex::new(Vec::new()) };
+    let start = Instant::now();
+    let jobs = cfg.jobs.max(1);
+    let bar = if cfg.progress {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs + 1).build();
+    let body = |s: &rayon::Scope<'_>| {
+        for w in 0..jobs as u64 {
+            let shared = &shared;
+            s.spawn(move |_| worker(cfg, shared, w, start));
+        }
+        // The progress display runs beside the workers until they all stop.
+        let deadline = start + cfg.time;
+        while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(200));
+            if let Some(b) = &bar {
+                let e = shared.execs.load(Ordering::Relaxed);
+                let nf = shared.findings.lock().map(|f| f.len()).unwrap_or(0);
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
+                b.set_message(format!("{e} inputs, {:.0} execs/s, {nf} findings, {jobs} jobs, bugs: {}", e as f64 / secs, cfg.bugs));
+                b.tick();
+            }
+        }
+    };
+    match pool {
+        Ok(p) => p.scope(body),
+        Err(_) => rayon::scope(body),
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let findings = shared.findings.into_inner().unwrap_or_default();
+    HuntSummary { execs: shared.execs.load(Ordering::Relaxed), elapsed: start.elapsed(), findings }
+}

@@ -1,0 +1,149 @@
+//! Filesystem-wide space: the block counters, the physical block allocator, the disk contents and
+//! the "free-space btree root is corrupt" flag.
+//!
+//! Owns: `free`, `reserved`, `allocated` (SPEC.md "Counters"), the set of physical blocks not
+//! owned by any file, and the bytes of every physical block ever written.
+//!
+//! Invariants (checked by `check_invariants`, never assumed):
+//! - `free + reserved + allocated == capacity`;
+//! - the physical pool (blocks not owned by a file) holds exactly `free + reserved` blocks:
+//!   a reservation is a promise on the pool, not a block taken from it;
+//! - a physical block absent from the disk map reads as zeros.
+//!
+//! The counters and the pool are separate on purpose: the counters are what SPEC.md talks about,
+//! the pool is what "double-owned" and "leaked" are checked against. The space and corruption
+//! checks live here so that every op applies them in the same order (space first, SPEC.md "Space
+//! checks").
+
+use crate::errno::Errno;
+use std::collections::{BTreeSet, HashMap};
+
+/// Counters, physical allocator, disk and corruption flag.
+#[derive(Clone, Debug)]
+pub(crate) struct Space {
+    /// Device capacity in blocks.
+    pub capacity: u64,
+    /// Blocks neither reserved nor allocated.
+    pub free: u64,
+    /// Blocks reserved for delalloc.
+    pub reserved: u64,
+    /// Blocks allocated to files.
+    pub allocated: u64,
+    /// The free-space btree root has a bad CRC.
+    pub corrupt: bool,
+    /// Physical blocks `>= next_fresh` have never been handed out. Keeps `new` O(1) for large
+    /// capacities: the pool is `[next_fresh, capacity) ∪ recycled`.
+    next_fresh: u64,
+    /// Physical blocks below `next_fresh` that were freed again.
+    recycled: BTreeSet<u64>,
+    /// Bytes of physical blocks; an absent block reads as zeros.
+    disk: HashMap<u64, Box<[u8]>>,
+    /// Block size in bytes.
+    bs: usize,
+}
+
+impl Space {
+    /// An empty device of `capacity` blocks of `bs` bytes.
+    pub fn new(capacity: u64, bs: usize) -> Space {
+        Space {
+            capacity,
+            free: capacity,
+            reserved: 0,
+            allocated: 0,
+            corrupt: false,
+            next_fresh: 0,
+            recycled: BTreeSet::new(),
+            disk: HashMap::new(),
+            bs,
+        }
+    }
+
+    /// Moves `n` blocks from `free` to `reserved` (a delalloc reservation: counters only, so it
+    /// works while the root is corrupt).
+    pub fn reserve(&mut self, n: u64) -> Result<(), Errno> {
+        if self.free < n {
+            return Err(Errno::Enospc);
+        }
+        self.free -= n;
+        self.reserved += n;
+        Ok(())
+    }
+
+    /// Moves `n` blocks from `reserved` back to `free` (counters only; never fails).
+    pub fn release(&mut self, n: u64) {
+        // Saturating: a model bug must show up as a counters violation, not a panic.
+        let n = n.min(self.reserved);
+        self.reserved -= n;
+        self.free += n;
+    }
+
+    /// The check before allocating: `from_free` blocks must come out of `free` (ENOSPC if short),
+    /// and if `touches_tree` (any allocation or free of a physical block at all) the root must be
+    /// sound (EFSCORRUPTED). Space first, as XFS checks the counters before reading the btree.
+    pub fn check_alloc(&self, from_free: u64, touches_tree: bool) -> Result<(), Errno> {
+        if self.free < from_free {
+            return Err(Errno::Enospc);
+        }
+        if self.corrupt && touches_tree {
+            return Err(Errno::Efscorrupted);
+        }
+        Ok(())
+    }
+
+    /// Allocates one physical block out of `free`. The caller has passed [`Space::check_alloc`].
+    pub fn alloc_from_free(&mut self) -> u64 {
+        self.free = self.free.saturating_sub(1);
+        self.allocated += 1;
+        self.take_phys()
+    }
+
+    /// Allocates one physical block for a delalloc block: its reservation becomes the allocation.
+    pub fn alloc_from_reserved(&mut self) -> u64 {
+        self.reserved = self.reserved.saturating_sub(1);
+        self.allocated += 1;
+        self.take_phys()
+    }
+
+    /// Frees an allocated physical block: `allocated` to `free`, its bytes forgotten.
+    pub fn free_phys(&mut self, phys: u64) {
+        self.allocated = self.allocated.saturating_sub(1);
+        self.free += 1;
+        self.disk.remove(&phys);
+        self.recycled.insert(phys);
+    }
+
+    /// Takes the lowest block of the pool. With correct accounting the pool is never empty here;
+    /// if it were, the returned number is past the capacity and the invariant check reports it.
+    fn take_phys(&mut self) -> u64 {
+        if let Some(p) = self.recycled.pop_first() {
+            return p;
+        }
+        let p = self.next_fresh;
+        self.next_fresh += 1;
+        p
+    }
+
+    /// Whether `phys` is in the pool (not owned by any file).
+    pub fn is_pool(&self, phys: u64) -> bool {
+        phys >= self.next_fresh || self.recycled.contains(&phys)
+    }
+
+    /// Number of blocks in the pool.
+    pub fn pool_len(&self) -> u64 {
+        self.capacity.saturating_sub(self.next_fresh) + self.recycled.len() as u64
+    }
+
+    /// Copies physical block `phys` into `buf` (one block long); zeros if never written.
+    pub fn read_block(&self, phys: u64, buf: &mut [u8]) {
+        match self.disk.get(&phys) {
+            Some(data) => buf.copy_from_slice(data),
+            None => buf.fill(0),
+        }
+    }
+
+    /// Writes one block's bytes to physical block `phys`.
+    pub fn write_block(&mut self, phys: u64, data: &[u8]) {
+        debug_assert_eq!(data.len(), self.bs);
+        self.disk.insert(phys, data.into());
+    }
+}

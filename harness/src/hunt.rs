@@ -152,7 +152,7 @@ struct Shared {
 fn save(cfg: &HuntConfig, name: &str, input: &Input, sig: &Signature, report: &str) -> Option<PathBuf> {
     std::fs::create_dir_all(&cfg.out_dir).ok()?;
     let path = cfg.out_dir.join(format!("{name}.wbf"));
-    let mut text = format!("# found by wbfuzz hunt (bug switches: {}): {sig}\n", cfg.bugs);
+    let mut text = format!("# wbfuzz hunt finding (bug switches: {}): {sig}\n", cfg.bugs);
     text.push_str(&script::print(input));
     std::fs::write(&path, text).ok()?;
     std::fs::write(cfg.out_dir.join(format!("{name}.txt")), report).ok()?;

@@ -148,7 +148,7 @@ fn cmd_minimize(file: &PathBuf, bugs: Bugs, target: Option<Target>, output: Opti
         return usage_error(format!("{}: the models agree on this input (bugs: {bugs}); nothing to minimize", file.display()));
     };
     let small = minimize::minimize(&input, bugs, budget);
-    let text = format!("# minimized by wbfuzz (bug switches: {bugs}): {sig}\n{}", script::print(&small));
+    let text = format!("# wbfuzz minimize (bug switches: {bugs}): {sig}\n{}", script::print(&small));
     eprintln!("minimized {} ops to {} ops ({sig})", input.op_count(), small.op_count());
     match output {
         Some(p) => {

@@ -1,1 +1,317 @@
-//! placeholder
+//! The implementation under test: an optimized, concurrent model of the XFS + iomap buffered
+//! write / writeback / delalloc path (DESIGN.md section 5), written against `reference/SPEC.md`.
+//!
+//! Owns: the [`Fs`] type, its inodes, and op dispatch. Each concept lives in its own module:
+//! [`sync`] (the only door to std/shuttle), [`extent_map`], [`alloc_btree`], [`space`] (counters),
+//! [`disk`], [`page_cache`], [`buffered_write`], [`buffered_read`], [`fault`], [`writeback`] (and
+//! IO completion), [`direct_io`], [`space_ops`] (fallocate, punch, zero, truncate), [`journal`],
+//! [`lifecycle`] (reclaim, eviction, fault injection and repair) and [`observe`] (the oracle's
+//! view and the invariant checks).
+//!
+//! # Lock order
+//!
+//! Every thread takes locks in this order and never the other way round (a lock may be skipped):
+//!
+//! 1. `Inode::iolock` (IOLOCK, RwLock) — user ops only; background ops never take it.
+//! 2. `Inode::invalidate` (the mapping invalidate lock, RwLock). Fault injection and repair take
+//!    every inode's invalidate lock shared, in file order, to quiesce multi-step space changes.
+//! 3. folio locks ([`page_cache::LockedFolio`]), several only in increasing index order (in
+//!    practice this code holds one at a time).
+//! 4. `Inode::ilock` (ILOCK, the extent map); several only in file order (repair).
+//! 5. `Fs::alloc` (the allocator lock, free-space btree).
+//! 6. `IoQueue` lock (the global in-flight FIFO).
+//! 7. leaves, never held while taking anything but the next: the page-cache index lock,
+//!    `Inode::wb_err`, `Inode::journal`, `Fs::violations`; the folio memory lock
+//!    (`Folio::state`), inside which only the disk lock may be taken; the disk lock.
+//!
+//! Waits: waiting for writeback never holds ILOCK or anything after it; the waiter completes the
+//! folio's IO itself when it can claim it from the FIFO, else sleeps until the claimer (which
+//! only takes ILOCK and leaves) ends writeback. Nobody sleeps on a folio lock while holding ILOCK.
+//!
+//! # Commit points
+//!
+//! Each op and each background sub-step takes effect at one place, marked `// COMMIT POINT:`,
+//! inside the lock that makes it atomic.
+
+pub mod alloc_btree;
+pub mod buffered_read;
+pub mod buffered_write;
+pub mod direct_io;
+pub mod disk;
+pub mod extent_map;
+pub mod fault;
+pub mod journal;
+pub mod lifecycle;
+pub mod observe;
+pub mod page_cache;
+pub mod space;
+pub mod space_ops;
+pub mod sync;
+pub mod writeback;
+
+use crate::bugs::{Bug, Bugs};
+use alloc_btree::{AllocError, FreeExtent, FreeSpaceTree};
+use disk::Disk;
+use extent_map::ExtentMap;
+use page_cache::PageCache;
+use reference::{Config, Errno, ExtentState, Op, Outcome, Policy, Violation};
+use space::Space;
+use std::collections::BTreeSet;
+use sync::{AtomicU64, Mutex, Ordering, RwLock};
+use writeback::IoQueue;
+
+/// Geometry constants, precomputed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Geo {
+    /// Block size.
+    pub bs: u64,
+    /// Folio size in bytes.
+    pub fsz: u64,
+    /// Blocks per folio (<= 32).
+    pub bpf: u64,
+    /// Bitmask of all blocks of a folio.
+    pub all: u64,
+    /// Maximum file size.
+    pub max: u64,
+}
+
+impl Geo {
+    /// Bitmask of folio slots `[from, to)`.
+    #[inline]
+    pub fn mask(from: u64, to: u64) -> u64 {
+        if to <= from {
+            return 0;
+        }
+        let hi = if to >= 64 { u64::MAX } else { (1u64 << to) - 1 };
+        hi & !((1u64 << from) - 1)
+    }
+
+    /// Slots of the folio `fidx` whose blocks overlap bytes `[from, to)`.
+    #[inline]
+    pub fn overlap_mask(&self, fidx: u64, from: u64, to: u64) -> u64 {
+        let fstart = fidx * self.fsz;
+        let lo = from.max(fstart);
+        let hi = to.min(fstart + self.fsz);
+        if hi <= lo {
+            return 0;
+        }
+        Geo::mask((lo - fstart) / self.bs, (hi - fstart).div_ceil(self.bs))
+    }
+}
+
+/// One file.
+pub(crate) struct Inode {
+    /// Index in the file list.
+    pub idx: usize,
+    /// Journaled data (no delalloc, writes logged in a per-file transaction).
+    pub jdata: bool,
+    /// IOLOCK.
+    pub iolock: RwLock<()>,
+    /// The mapping invalidate lock (XFS MMAPLOCK).
+    pub invalidate: RwLock<()>,
+    /// i_size.
+    pub size: AtomicU64,
+    /// The page cache.
+    pub cache: PageCache,
+    /// ILOCK and the data fork it protects.
+    pub ilock: Mutex<ExtentMap>,
+    /// The first writeback error not yet reported by fsync.
+    pub wb_err: Mutex<Option<Errno>>,
+    /// Blocks logged in the running transaction (journaled data only).
+    pub journal: Mutex<BTreeSet<u64>>,
+}
+
+/// The filesystem under test. `Send + Sync`: every op may run on any thread.
+pub struct Fs {
+    pub(crate) geo: Geo,
+    pub(crate) geometry: reference::Geometry,
+    pub(crate) policy: Policy,
+    pub(crate) bugs: Bugs,
+    pub(crate) inodes: Vec<Inode>,
+    pub(crate) space: Space,
+    pub(crate) alloc: Mutex<FreeSpaceTree>,
+    pub(crate) ioq: IoQueue,
+    pub(crate) disk: Disk,
+    /// Invariant violations seen by the code itself (checksum mismatches at IO completion, a
+    /// repair that found a different tree, writeback over a hole); reported by
+    /// `check_invariants` from then on.
+    pub(crate) violations: Mutex<Vec<Violation>>,
+}
+
+impl Fs {
+    /// A fresh filesystem: empty files, all space free, nothing cached.
+    pub fn new(config: &Config, bugs: Bugs) -> Fs {
+        let g = config.geometry;
+        let bs = g.bs().max(1);
+        let fsz = g.folio_size().max(bs);
+        let bpf = (fsz / bs).clamp(1, 64);
+        let geo = Geo { bs, fsz, bpf, all: Geo::mask(0, bpf), max: g.max_file_size };
+        let inodes = config
+            .files
+            .iter()
+            .enumerate()
+            .map(|(idx, f)| Inode {
+                idx,
+                jdata: f.jdata,
+                iolock: RwLock::new(()),
+                invalidate: RwLock::new(()),
+                size: AtomicU64::new(0),
+                cache: PageCache::new(fsz as usize),
+                ilock: Mutex::new(ExtentMap::new()),
+                wb_err: Mutex::new(None),
+                journal: Mutex::new(BTreeSet::new()),
+            })
+            .collect();
+        Fs {
+            geo,
+            geometry: g,
+            policy: config.policy,
+            bugs,
+            inodes,
+            space: Space::new(g.capacity_blocks),
+            alloc: Mutex::new(FreeSpaceTree::new(g.capacity_blocks)),
+            ioq: IoQueue::new(),
+            disk: Disk::new(bs as usize),
+            violations: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs one op (op number `seq`, which selects the data pattern). Safe to call from several
+    /// threads at once; never panics on any argument.
+    pub fn apply(&self, seq: u32, op: &Op) -> Outcome {
+        let res = match *op {
+            Op::CompleteIo { n } => Ok(Outcome::Done(self.complete_n(n as u64))),
+            Op::CorruptAllocBtree => Ok(self.corrupt_alloc_btree()),
+            Op::RepairAllocBtree => Ok(self.repair_alloc_btree()),
+            _ => {
+                let Some(ino) = op.file().and_then(|f| self.inodes.get(f as usize)) else {
+                    return Outcome::Err(Errno::Einval);
+                };
+                self.apply_file(ino, seq, op)
+            }
+        };
+        res.unwrap_or_else(Outcome::Err)
+    }
+
+    fn apply_file(&self, ino: &Inode, seq: u32, op: &Op) -> Result<Outcome, Errno> {
+        match *op {
+            Op::Write { off, len, sync, .. } => self.write(ino, seq, off, len, sync),
+            Op::Read { off, len, .. } => Ok(self.read(ino, off, len)),
+            Op::DirectWrite { off, len, .. } => self.direct_write(ino, seq, off, len),
+            Op::DirectRead { off, len, .. } => self.direct_read(ino, off, len),
+            Op::MmapWrite { off, len, .. } => self.mmap_write(ino, seq, off, len),
+            Op::MmapRead { off, len, .. } => self.mmap_read(ino, off, len),
+            Op::Fsync { .. } => self.fsync(ino),
+            Op::Fallocate { off, len, keep_size, .. } => self.fallocate(ino, off, len, keep_size),
+            Op::PunchHole { off, len, .. } => self.punch_hole(ino, off, len),
+            Op::ZeroRange { off, len, keep_size, .. } => self.zero_range(ino, off, len, keep_size),
+            Op::Truncate { size, .. } => self.truncate(ino, size),
+            Op::Flush { off, len, .. } => Ok(self.flush(ino, off, len)),
+            Op::Reclaim { folio, .. } => Ok(Outcome::Done(self.reclaim(ino, folio))),
+            Op::EvictInode { .. } => Ok(Outcome::Done(self.evict_inode(ino))),
+            Op::JournalCommit { .. } => {
+                Ok(Outcome::Done(if ino.jdata { self.journal_commit(ino) } else { 0 }))
+            }
+            Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => {
+                Err(Errno::Einval)
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn has(&self, bug: Bug) -> bool {
+        self.bugs.has(bug)
+    }
+
+    #[inline]
+    pub(crate) fn size(&self, ino: &Inode) -> u64 {
+        ino.size.load(Ordering::SeqCst)
+    }
+
+    /// Records a writeback error on the file: the first unreported error wins (errseq).
+    pub(crate) fn record_wb_error(&self, ino: &Inode, e: Errno) {
+        let mut g = ino.wb_err.lock();
+        if g.is_none() {
+            *g = Some(e);
+        }
+    }
+
+    /// Records an invariant violation the code detected in itself.
+    pub(crate) fn record_violation(&self, name: &'static str, detail: String) {
+        self.violations.lock().push(Violation { name, detail });
+    }
+
+    /// Allocates `n` physical blocks that are not backed by a delalloc reservation: the space
+    /// check (ENOSPC) first, then the btree read (EFSCORRUPTED). Caller holds ILOCK; all or
+    /// nothing.
+    pub(crate) fn alloc_blocks(&self, n: u64) -> Result<Vec<FreeExtent>, Errno> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
+        self.space.take_for_alloc(n).map_err(|_| Errno::Enospc)?;
+        let res = self.alloc.lock().alloc(n);
+        res.map_err(|e| {
+            self.space.untake_for_alloc(n);
+            alloc_errno(e)
+        })
+    }
+
+    /// Frees every allocated block and releases every reservation of `[start, end)` in `em`,
+    /// making it a hole. Caller holds ILOCK and has checked that the btree is readable when
+    /// anything allocated is in the range (so the frees cannot fail).
+    pub(crate) fn punch_blocks(&self, em: &mut ExtentMap, start: u64, end: u64) -> Result<(), Errno> {
+        if start >= end {
+            return Ok(());
+        }
+        let maps = em.mappings(start, end);
+        if maps.iter().any(|m| m.state.is_allocated()) {
+            let mut a = self.alloc.lock();
+            a.check_readable().map_err(alloc_errno)?;
+            for m in maps.iter().filter(|m| m.state.is_allocated()) {
+                if let Err(e) = a.free(m.phys, m.len) {
+                    self.record_violation(
+                        "double-owned",
+                        format!("freeing physical blocks {}+{} failed: {e:?}", m.phys, m.len),
+                    );
+                    continue;
+                }
+                self.space.free_allocated(m.len);
+                self.disk.discard(m.phys, m.len);
+            }
+        }
+        let delalloc: u64 = maps.iter().filter(|m| m.state == ExtentState::Delalloc).map(|m| m.len).sum();
+        self.space.unreserve(delalloc);
+        em.set(start, end - start, ExtentState::Hole, 0);
+        Ok(())
+    }
+}
+
+/// The errno an allocator failure surfaces as.
+pub(crate) fn alloc_errno(e: AllocError) -> Errno {
+    match e {
+        AllocError::Corrupt => Errno::Efscorrupted,
+        AllocError::NoSpace => Errno::Enospc,
+        AllocError::DoubleFree => Errno::Efscorrupted,
+    }
+}
+
+/// Calls `f(file_block, len, phys)` pairing file ranges `runs` with physical extents `pieces`
+/// in order (both cover the same number of blocks).
+pub(crate) fn assign_phys(runs: &[(u64, u64)], pieces: &[FreeExtent], mut f: impl FnMut(u64, u64, u64)) {
+    let mut pi = 0;
+    let mut poff = 0;
+    for &(start, len) in runs {
+        let mut done = 0;
+        while done < len && pi < pieces.len() {
+            let p = pieces[pi];
+            let take = (len - done).min(p.len - poff);
+            f(start + done, take, p.start + poff);
+            done += take;
+            poff += take;
+            if poff == p.len {
+                pi += 1;
+                poff = 0;
+            }
+        }
+    }
+}

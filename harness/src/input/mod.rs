@@ -1,4 +1,4 @@
-//! Run inputs from outside: binary fuzz inputs ([`decode`]) and `.wbf` scripts ([`script`]).
+//! Run inputs from outside: binary fuzz inputs ([`mod@decode`]) and `.wbf` scripts ([`script`]).
 //!
 //! Both produce a [`reference::Input`]. The binary form is what fuzzers mutate: every byte
 //! string decodes to a valid, bounded input and the layout favours meaningful mutations. The

@@ -1,6 +1,6 @@
 //! The `.wbf` script format: the stable, human-readable form of an [`Input`].
 //!
-//! This module owns the printer ([`print`]) and the parser ([`parse`]). Regression cases and bug
+//! This module owns the printer ([`print()`]) and the parser ([`parse`]). Regression cases and bug
 //! reproducers are stored as scripts so that they survive changes to the binary encoding; the
 //! format therefore changes only compatibly. Invariants: `parse(&print(x)) == Ok(x)` for every
 //! input with at least one thread (every decoded input); the printer is deterministic and its
@@ -256,6 +256,10 @@ impl fmt::Display for ScriptError {
 impl std::error::Error for ScriptError {}
 
 /// Parses a script (see the module docs for the format).
+///
+/// # Errors
+///
+/// The first problem found, in line order: a [`ScriptError`] with its 1-based line number.
 pub fn parse(text: &str) -> Result<Input, ScriptError> {
     let mut p = Parser::default();
     let mut last_line = 0;

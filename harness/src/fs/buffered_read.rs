@@ -1,0 +1,110 @@
+//! Buffered reads and folio instantiation (`filemap_read`, `filemap_create_folio`,
+//! `iomap_read_folio`).
+//!
+//! Owns: filling a folio from the mapping and the `Read` op.
+//! Invariants: a folio is filled while locked, from the mapping read under ILOCK in the same
+//! critical section (`Written` blocks from disk, everything else zeros), so a fill can never mix
+//! a mapping with data from a later change; blocks already uptodate are left alone.
+//! Locks: `Read` takes IOLOCK shared; instantiation takes the invalidate lock shared (unless the
+//! caller already holds it), then the new folio's lock, then ILOCK, then the folio memory and disk
+//! locks. Reading an uptodate folio takes only its memory lock.
+
+use super::buffered_write::Iomap;
+use super::page_cache::{Folio, LockedFolio};
+use super::sync::Arc;
+use super::{Fs, Inode};
+use reference::{ExtentState, Outcome};
+
+impl Fs {
+    /// Makes every non-uptodate block of a locked folio uptodate from the mapping. Blocks inside
+    /// `iomap` are filled from it (the write path's cached mapping), the others from the extent
+    /// map as it is now.
+    pub(crate) fn fill_folio(&self, ino: &Inode, lf: &LockedFolio, iomap: Option<&Iomap>) {
+        let g = self.geo;
+        let fb0 = lf.index * g.bpf;
+        let bs = g.bs as usize;
+        let em = ino.ilock.lock();
+        let mut st = lf.mem();
+        let Some(ifs) = st.ifs.as_deref() else { return };
+        let todo = g.all & !ifs.uptodate;
+        if todo == 0 {
+            st.uptodate = true;
+            return;
+        }
+        em.for_each(fb0, fb0 + g.bpf, |m| {
+            for b in m.start..m.end() {
+                let i = (b - fb0) as usize;
+                if todo & (1 << i) == 0 {
+                    continue;
+                }
+                let (state, phys) = match iomap {
+                    Some(im) if im.contains(b) => (im.state, im.phys_of(b)),
+                    _ => (m.state, m.phys_of(b)),
+                };
+                let dst = &mut st.data[i * bs..(i + 1) * bs];
+                if state == ExtentState::Written {
+                    self.disk.read(phys, dst);
+                } else {
+                    dst.fill(0);
+                }
+            }
+        });
+        st.set_uptodate(todo, g.all);
+        drop(st);
+        drop(em);
+    }
+
+    /// Returns folio `idx` uptodate, instantiating it if absent (`filemap_get_pages`). Takes the
+    /// invalidate lock shared around instantiation unless `have_invalidate`.
+    pub(crate) fn read_folio(&self, ino: &Inode, idx: u64, have_invalidate: bool) -> Arc<Folio> {
+        loop {
+            if let Some(f) = ino.cache.get(idx) {
+                if f.mem().uptodate {
+                    return f;
+                }
+                // Someone is instantiating it, or it was truncated: lock and look again.
+                let lf = f.lock();
+                if !lf.mem().mapped {
+                    continue;
+                }
+                self.fill_folio(ino, &lf, None);
+                return lf.folio.clone();
+            }
+            let _inv = if have_invalidate { None } else { Some(ino.invalidate.read()) };
+            let (lf, created) = ino.cache.get_or_create_locked(idx);
+            if created || !lf.mem().uptodate {
+                self.fill_folio(ino, &lf, None);
+            }
+            return lf.folio.clone();
+        }
+    }
+
+    /// Copies `[off, off+out.len())`, which must lie within folio `f`, out of it.
+    pub(crate) fn copy_from_folio(&self, f: &Folio, off: u64, out: &mut [u8]) {
+        let st = f.mem();
+        let start = (off - f.index * self.geo.fsz) as usize;
+        out.copy_from_slice(&st.data[start..start + out.len()]);
+    }
+
+    /// `Read`: buffered read, instantiating absent folios.
+    pub(crate) fn read(&self, ino: &Inode, off: u64, len: u64) -> Outcome {
+        let _io = ino.iolock.read();
+        let size = self.size(ino);
+        if off >= size || len == 0 {
+            return Outcome::Data(Vec::new());
+        }
+        let n = len.min(size - off);
+        let end = off + n;
+        let mut out = vec![0u8; n as usize];
+        let mut pos = off;
+        while pos < end {
+            let idx = pos / self.geo.fsz;
+            let chunk_end = ((idx + 1) * self.geo.fsz).min(end);
+            let f = self.read_folio(ino, idx, false);
+            self.copy_from_folio(&f, pos, &mut out[(pos - off) as usize..(chunk_end - off) as usize]);
+            pos = chunk_end;
+        }
+        // COMMIT POINT: the read (it has no side effect but instantiation; the copy is its effect).
+        Outcome::Data(out)
+    }
+}

@@ -1,0 +1,69 @@
+//! The device: physical block number -> block contents, sparse (a block never written reads as
+//! zeros, and discarded on free so memory follows the live data).
+//!
+//! Owns: the bytes on disk. Invariants: every stored block is exactly `bs` bytes.
+//! Locks: one RwLock, a leaf (taken after everything else; only the folio memory lock may be held
+//! while taking it).
+
+use super::sync::RwLock;
+use std::collections::BTreeMap;
+
+/// The block device.
+pub struct Disk {
+    bs: usize,
+    blocks: RwLock<BTreeMap<u64, Box<[u8]>>>,
+}
+
+impl Disk {
+    /// An all-zero device of `bs`-byte blocks.
+    pub fn new(bs: usize) -> Self {
+        Disk { bs, blocks: RwLock::new(BTreeMap::new()) }
+    }
+
+    /// Copies block `phys` into `out` (`bs` bytes).
+    pub fn read(&self, phys: u64, out: &mut [u8]) {
+        match self.blocks.read().get(&phys) {
+            Some(b) => out.copy_from_slice(&b[..out.len()]),
+            None => out.fill(0),
+        }
+    }
+
+    /// Writes `data` (`bs` bytes) to block `phys`.
+    pub fn write(&self, phys: u64, data: &[u8]) {
+        let mut g = self.blocks.write();
+        match g.get_mut(&phys) {
+            Some(b) => b.copy_from_slice(data),
+            None => {
+                g.insert(phys, data.to_vec().into_boxed_slice());
+            }
+        }
+    }
+
+    /// Writes several blocks under one lock hold.
+    pub fn write_many<'a>(&self, blocks: impl IntoIterator<Item = (u64, &'a [u8])>) {
+        let mut g = self.blocks.write();
+        for (phys, data) in blocks {
+            match g.get_mut(&phys) {
+                Some(b) => b.copy_from_slice(data),
+                None => {
+                    g.insert(phys, data.to_vec().into_boxed_slice());
+                }
+            }
+        }
+    }
+
+    /// Discards `[start, start+len)` (freed blocks).
+    pub fn discard(&self, start: u64, len: u64) {
+        let mut g = self.blocks.write();
+        let end = start.saturating_add(len);
+        let keys: Vec<u64> = g.range(start..end).map(|(&k, _)| k).collect();
+        for k in keys {
+            g.remove(&k);
+        }
+    }
+
+    /// Block size in bytes.
+    pub fn block_size(&self) -> usize {
+        self.bs
+    }
+}

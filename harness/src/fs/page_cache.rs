@@ -1,0 +1,277 @@
+//! The page cache of one file: folios keyed by index (the `i_pages` xarray), each with its own
+//! sleeping lock, its memory, per-block uptodate/dirty state and a writeback flag with waiters.
+//!
+//! Owns: cached file data and its per-block cache state.
+//! Invariants:
+//! - a folio in the index is `mapped`; removal clears `mapped` under the folio lock, so whoever
+//!   locks a folio and finds it unmapped must look it up again (it was truncated or reclaimed);
+//! - an unlocked mapped folio is fully uptodate (instantiation fills it before unlocking);
+//! - the per-block state (`Ifs`, the iomap_folio_state analogue) exists while the folio is
+//!   mapped and is freed when it leaves the cache;
+//! - `writeback` is set exactly while `io` is some (one IO per folio at most: writeback waits for
+//!   the previous IO before submitting), and `wb_mask` names the blocks of that IO.
+//! Locks (see the order in `mod.rs`): the folio lock (`LockedFolio`) is a sleeping lock held across
+//! other locks and waits; the folio memory lock (`Folio::state`) is a leaf held only for short
+//! copies and flag changes (the disk lock may nest inside it); the index lock (`PageCache::index`)
+//! is a leaf too, taken under a folio lock for insertion/removal, never held while sleeping.
+
+use super::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use super::writeback::Io;
+use std::collections::BTreeMap;
+
+/// Per-block state of a folio (iomap_folio_state): bitmaps, bit `i` = block `i` of the folio.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Ifs {
+    /// Blocks whose bytes are valid.
+    pub uptodate: u64,
+    /// Blocks modified since last written back (for journaled data: logged in the transaction).
+    pub dirty: u64,
+}
+
+/// A folio's mutable state, behind its memory lock.
+pub struct FolioState {
+    /// The folio's bytes.
+    pub data: Box<[u8]>,
+    /// Per-block state; `None` once the folio left the cache and reclaim freed it.
+    pub ifs: Option<Box<Ifs>>,
+    /// All blocks uptodate (fast path for readers).
+    pub uptodate: bool,
+    /// Still in the page cache index.
+    pub mapped: bool,
+    /// An IO is in flight for this folio.
+    pub writeback: bool,
+    /// Blocks that belong to the in-flight IO.
+    pub wb_mask: u64,
+    /// The in-flight IO (whoever waits on writeback completes it).
+    pub io: Option<Arc<Io>>,
+}
+
+impl FolioState {
+    /// Dirty bitmap (0 when the private state was freed).
+    #[inline]
+    pub fn dirty(&self) -> u64 {
+        self.ifs.as_ref().map(|i| i.dirty).unwrap_or(0)
+    }
+
+    /// Marks blocks dirty (and uptodate).
+    #[inline]
+    pub fn set_dirty(&mut self, mask: u64) {
+        if let Some(i) = self.ifs.as_mut() {
+            i.dirty |= mask;
+            i.uptodate |= mask;
+        }
+    }
+
+    /// Clears dirty bits.
+    #[inline]
+    pub fn clear_dirty(&mut self, mask: u64) {
+        if let Some(i) = self.ifs.as_mut() {
+            i.dirty &= !mask;
+        }
+    }
+
+    /// Marks blocks uptodate; the folio becomes uptodate when all of `all` are.
+    pub fn set_uptodate(&mut self, mask: u64, all: u64) {
+        if let Some(i) = self.ifs.as_mut() {
+            i.uptodate |= mask;
+            self.uptodate = i.uptodate & all == all;
+        }
+    }
+}
+
+/// One folio.
+pub struct Folio {
+    /// Index in the file (in folio-size units).
+    pub index: u64,
+    locked: Mutex<bool>,
+    lock_cv: Condvar,
+    /// The memory lock: data and flags.
+    pub state: Mutex<FolioState>,
+    /// Writeback waiters (with `state`).
+    pub wb_cv: Condvar,
+}
+
+impl Folio {
+    fn new(index: u64, size: usize, locked: bool) -> Folio {
+        Folio {
+            index,
+            locked: Mutex::new(locked),
+            lock_cv: Condvar::new(),
+            state: Mutex::new(FolioState {
+                data: vec![0u8; size].into_boxed_slice(),
+                ifs: Some(Box::default()),
+                uptodate: false,
+                mapped: true,
+                writeback: false,
+                wb_mask: 0,
+                io: None,
+            }),
+            wb_cv: Condvar::new(),
+        }
+    }
+
+    /// The memory lock.
+    #[inline]
+    pub fn mem(&self) -> MutexGuard<'_, FolioState> {
+        self.state.lock()
+    }
+
+    /// Sleeps until the folio lock is ours (`folio_lock`).
+    pub fn lock(self: &Arc<Self>) -> LockedFolio {
+        let mut g = self.locked.lock();
+        while *g {
+            g = self.lock_cv.wait(g);
+        }
+        *g = true;
+        drop(g);
+        LockedFolio { folio: self.clone() }
+    }
+
+    /// Takes the folio lock if it is free (`folio_trylock`).
+    pub fn try_lock(self: &Arc<Self>) -> Option<LockedFolio> {
+        let mut g = self.locked.lock();
+        if *g {
+            return None;
+        }
+        *g = true;
+        drop(g);
+        Some(LockedFolio { folio: self.clone() })
+    }
+
+    fn unlock(&self) {
+        let mut g = self.locked.lock();
+        *g = false;
+        drop(g);
+        self.lock_cv.notify_all();
+    }
+}
+
+/// A held folio lock; dropping it unlocks (`folio_unlock`).
+pub struct LockedFolio {
+    /// The folio.
+    pub folio: Arc<Folio>,
+}
+
+impl std::ops::Deref for LockedFolio {
+    type Target = Folio;
+    fn deref(&self) -> &Folio {
+        &self.folio
+    }
+}
+
+impl Drop for LockedFolio {
+    fn drop(&mut self) {
+        self.folio.unlock();
+    }
+}
+
+/// The page cache index of one file.
+pub struct PageCache {
+    folio_size: usize,
+    index: RwLock<BTreeMap<u64, Arc<Folio>>>,
+}
+
+impl PageCache {
+    /// An empty cache of `folio_size`-byte folios.
+    pub fn new(folio_size: usize) -> Self {
+        PageCache { folio_size, index: RwLock::new(BTreeMap::new()) }
+    }
+
+    /// The folio at `index`, if cached (not locked).
+    #[inline]
+    pub fn get(&self, index: u64) -> Option<Arc<Folio>> {
+        self.index.read().get(&index).cloned()
+    }
+
+    /// The cached folio at `index`, locked and still mapped, or `None`.
+    pub fn get_locked(&self, index: u64) -> Option<LockedFolio> {
+        loop {
+            let f = self.get(index)?;
+            let lf = f.lock();
+            if lf.mem().mapped {
+                return Some(lf);
+            }
+        }
+    }
+
+    /// The folio at `index` locked, creating it (locked, not uptodate, zeroed) if absent
+    /// (`__filemap_get_folio(FGP_LOCK | FGP_CREAT)`). The flag says whether it was created: the
+    /// caller must then make it uptodate before unlocking.
+    pub fn get_or_create_locked(&self, index: u64) -> (LockedFolio, bool) {
+        loop {
+            if let Some(lf) = self.get_locked(index) {
+                return (lf, false);
+            }
+            let f = Arc::new(Folio::new(index, self.folio_size, true));
+            let mut idx = self.index.write();
+            if idx.contains_key(&index) {
+                continue;
+            }
+            idx.insert(index, f.clone());
+            drop(idx);
+            return (LockedFolio { folio: f }, true);
+        }
+    }
+
+    /// Inserts an already uptodate, unlocked folio unless one is present; returns the cached
+    /// folio either way (`filemap_add_folio`, losing the race gracefully).
+    pub fn insert_filled(&self, index: u64, data: Box<[u8]>, all: u64) -> Arc<Folio> {
+        let f = Arc::new(Folio::new(index, 0, false));
+        {
+            let mut st = f.mem();
+            st.data = data;
+            st.set_uptodate(all, all);
+        }
+        let mut idx = self.index.write();
+        idx.entry(index).or_insert(f).clone()
+    }
+
+    /// Removes a locked folio from the cache and frees its private state
+    /// (`filemap_remove_folio` + `folio_release`).
+    pub fn remove(&self, lf: &LockedFolio) {
+        {
+            let mut idx = self.index.write();
+            if idx.get(&lf.index).is_some_and(|f| Arc::ptr_eq(f, &lf.folio)) {
+                idx.remove(&lf.index);
+            }
+        }
+        let mut st = lf.mem();
+        st.mapped = false;
+        st.ifs = None;
+        st.uptodate = false;
+    }
+
+    /// The cached folios with index in `[first, end)`, in order.
+    pub fn range(&self, first: u64, end: u64) -> Vec<Arc<Folio>> {
+        if first >= end {
+            return Vec::new();
+        }
+        self.index.read().range(first..end).map(|(_, f)| f.clone()).collect()
+    }
+
+    /// Calls `f` on every cached folio with index in `[first, end)` without collecting them
+    /// (observation only: holds the index lock).
+    pub fn for_each(&self, first: u64, end: u64, mut f: impl FnMut(&Arc<Folio>)) {
+        if first >= end {
+            return;
+        }
+        for (_, x) in self.index.read().range(first..end) {
+            f(x)
+        }
+    }
+
+    /// One past the highest cached folio index (0 if empty).
+    pub fn end_index(&self) -> u64 {
+        self.index.read().keys().next_back().map(|k| k + 1).unwrap_or(0)
+    }
+
+    /// Number of cached folios.
+    pub fn len(&self) -> usize {
+        self.index.read().len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,155 @@
+//! One file of the reference model: its size, per-block state and cached folios.
+//!
+//! Owns: `size`, a `Vec<Block>` indexed by file block number (grown lazily up to the highest block
+//! ever changed; blocks past its end are untouched holes), the page cache of the file as a map
+//! from folio index to the folio's bytes, and the recorded writeback error.
+//!
+//! Invariants (SPEC.md; checked by `check_invariants`):
+//! - a block is cached exactly when its folio is in `folios`; `dirty` and `writeback` are only
+//!   ever set on cached blocks;
+//! - `phys` is `Some` exactly for `Unwritten` and `Written` blocks;
+//! - a dirty block is never a `Hole`; a `Delalloc` block is always dirty.
+
+use crate::errno::Errno;
+use crate::state::{BlockObs, CacheState, ExtentState};
+use std::collections::BTreeMap;
+
+/// The model's state of one file block (the cache state lives in [`File::folios`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    /// Extent state.
+    pub extent: ExtentState,
+    /// Physical block, for `Unwritten` and `Written`.
+    pub phys: Option<u64>,
+    /// Modified in the cache since last written back (journaled data: logged, not committed).
+    pub dirty: bool,
+    /// Part of an in-flight IO.
+    pub writeback: bool,
+}
+
+impl Block {
+    /// A block nothing ever touched.
+    pub const HOLE: Block = Block {
+        extent: ExtentState::Hole,
+        phys: None,
+        dirty: false,
+        writeback: false,
+    };
+}
+
+impl Default for Block {
+    fn default() -> Self {
+        Block::HOLE
+    }
+}
+
+/// One file.
+#[derive(Clone, Debug)]
+pub(crate) struct File {
+    /// Journaled data (no delalloc; dirty means logged in the running transaction).
+    pub jdata: bool,
+    /// File size in bytes.
+    pub size: u64,
+    /// Per-block state; index = file block number. Blocks past the end are [`Block::HOLE`].
+    blocks: Vec<Block>,
+    /// The page cache: folio index to the folio's bytes (always one folio long).
+    pub folios: BTreeMap<u64, Box<[u8]>>,
+    /// The recorded writeback error, reported and cleared by fsync.
+    pub wb_error: Option<Errno>,
+}
+
+impl File {
+    /// An empty file.
+    pub fn new(jdata: bool) -> File {
+        File {
+            jdata,
+            size: 0,
+            blocks: Vec::new(),
+            folios: BTreeMap::new(),
+            wb_error: None,
+        }
+    }
+
+    /// The state of block `b` (a hole past the vector).
+    pub fn block(&self, b: u64) -> Block {
+        usize::try_from(b)
+            .ok()
+            .and_then(|i| self.blocks.get(i))
+            .copied()
+            .unwrap_or(Block::HOLE)
+    }
+
+    /// Mutable state of block `b`, growing the vector. Callers only pass blocks below the maximum
+    /// file size (every mutating range is clipped to it first), so the growth is bounded.
+    pub fn block_mut(&mut self, b: u64) -> &mut Block {
+        let i = b as usize;
+        if i >= self.blocks.len() {
+            self.blocks.resize(i + 1, Block::HOLE);
+        }
+        &mut self.blocks[i]
+    }
+
+    /// Number of entries in the vector: every block at or past it is an unmapped, clean, idle hole
+    /// (cached or not, as `folios` says).
+    pub fn block_len(&self) -> u64 {
+        self.blocks.len() as u64
+    }
+
+    /// Drops trailing untouched entries so that loops bounded by [`File::block_len`] stay short.
+    pub fn trim(&mut self) {
+        while self.blocks.last() == Some(&Block::HOLE) {
+            self.blocks.pop();
+        }
+    }
+
+    /// Records a writeback error unless one is recorded already (the first error wins).
+    pub fn record_error(&mut self, e: Errno) {
+        if self.wb_error.is_none() {
+            self.wb_error = Some(e);
+        }
+    }
+
+    /// Number of blocks in `[b0, b1)` whose state satisfies `pred`, without touching the vector
+    /// past its end (those blocks are holes, counted in one step).
+    pub fn count(&self, b0: u64, b1: u64, pred: impl Fn(&Block) -> bool) -> u64 {
+        let len = self.block_len();
+        let mut n = (b0.min(len)..b1.min(len))
+            .filter(|&b| pred(&self.blocks[b as usize]))
+            .count() as u64;
+        if b1 > len && pred(&Block::HOLE) {
+            n += b1 - b0.max(len);
+        }
+        n
+    }
+
+    /// Whether folio `f` is in the cache.
+    pub fn is_cached(&self, f: u64) -> bool {
+        self.folios.contains_key(&f)
+    }
+
+    /// Indices of the cached folios in `[first, last]` (inclusive), in order. Cost is the number
+    /// of cached folios returned, whatever the range.
+    pub fn cached_in(&self, first: u64, last: u64) -> Vec<u64> {
+        if first > last {
+            return Vec::new();
+        }
+        self.folios.range(first..=last).map(|(&f, _)| f).collect()
+    }
+
+    /// Observable state of block `b`, given the blocks per folio.
+    pub fn obs(&self, b: u64, bpf: u64) -> BlockObs {
+        let blk = self.block(b);
+        let cache = if !self.is_cached(b / bpf) {
+            CacheState::NotCached
+        } else if blk.dirty {
+            CacheState::Dirty
+        } else {
+            CacheState::Clean
+        };
+        BlockObs {
+            extent: blk.extent,
+            cache,
+            writeback: blk.writeback,
+        }
+    }
+}

@@ -1,0 +1,332 @@
+//! Side-effect-free observation ([`Observe`]), the read steps that only look, the btree
+//! corrupt/repair steps, and the invariant check.
+//!
+//! Nothing here changes file or cache state: observation never instantiates, writes back or
+//! waits. `repair` is here because it is the one op that is an invariant check (SPEC.md: repair
+//! rebuilds the free-space tree from the extent maps and must find it equal).
+
+use super::RefFs;
+use crate::errno::Errno;
+use crate::geometry::Geometry;
+use crate::op::FileId;
+use crate::state::{BlockObs, Counters, ExtentState, Observe, Violation};
+use std::collections::HashMap;
+
+impl RefFs {
+    /// The bytes block `b` of file `fi` holds on disk as a read through the mapping sees them:
+    /// `Written` blocks from their physical block, everything else zeros.
+    fn disk_block(&self, fi: usize, b: u64, buf: &mut [u8]) {
+        let blk = self.files[fi].block(b);
+        match (blk.extent, blk.phys) {
+            (ExtentState::Written, Some(p)) => self.space.read_block(p, buf),
+            _ => buf.fill(0),
+        }
+    }
+
+    /// Step (the copy-out of `Read` and `MmapRead`): the logical contents of `[off, off+len)`
+    /// clipped to EOF, from the cache where cached and through the mapping elsewhere. Changes
+    /// nothing (the ops instantiate first).
+    pub fn read_cached(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
+        let Some(fi) = self.fid(file) else {
+            return Vec::new();
+        };
+        let f = &self.files[fi];
+        if off >= f.size {
+            return Vec::new();
+        }
+        let end = off + len.min(f.size - off);
+        let (bs, fsz) = (self.bs(), self.fsz());
+        let mut out = Vec::with_capacity((end - off) as usize);
+        let mut block = vec![0u8; bs as usize];
+        let mut pos = off;
+        while pos < end {
+            let folio = pos / fsz;
+            match f.folios.get(&folio) {
+                Some(data) => {
+                    let stop = end.min((folio + 1) * fsz);
+                    out.extend_from_slice(
+                        &data[(pos - folio * fsz) as usize..(stop - folio * fsz) as usize],
+                    );
+                    pos = stop;
+                }
+                None => {
+                    let b = pos / bs;
+                    let stop = end.min((b + 1) * bs);
+                    self.disk_block(fi, b, &mut block);
+                    out.extend_from_slice(
+                        &block[(pos - b * bs) as usize..(stop - b * bs) as usize],
+                    );
+                    pos = stop;
+                }
+            }
+        }
+        out
+    }
+
+    /// Step (the copy-out of `DirectRead`): the disk's view of `[off, off+len)` clipped to EOF:
+    /// `Written` blocks from disk, all others zeros, whatever the cache holds.
+    pub fn read_disk(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
+        let Some(fi) = self.fid(file) else {
+            return Vec::new();
+        };
+        let size = self.files[fi].size;
+        if off >= size {
+            return Vec::new();
+        }
+        let end = off + len.min(size - off);
+        let bs = self.bs();
+        let mut out = Vec::with_capacity((end - off) as usize);
+        let mut block = vec![0u8; bs as usize];
+        let mut pos = off;
+        while pos < end {
+            let b = pos / bs;
+            let stop = end.min((b + 1) * bs);
+            self.disk_block(fi, b, &mut block);
+            out.extend_from_slice(&block[(pos - b * bs) as usize..(stop - b * bs) as usize]);
+            pos = stop;
+        }
+        out
+    }
+
+    /// Step (`CorruptAllocBtree`): marks the free-space btree root's CRC bad.
+    pub fn corrupt(&mut self) {
+        self.space.corrupt = true;
+    }
+
+    /// Step (`RepairAllocBtree`): rebuilds the free-space tree from every file's extent map and
+    /// compares it with the allocator's (a leaked or doubly owned block is recorded as a
+    /// violation), then clears the corruption.
+    pub fn repair(&mut self) {
+        let found = self.physical_ownership();
+        self.found.extend(found);
+        self.space.corrupt = false;
+    }
+
+    /// Checks that the physical blocks mapped by the files and the allocator's pool partition the
+    /// device: no block mapped twice or mapped while in the pool, none lost.
+    fn physical_ownership(&self) -> Vec<Violation> {
+        let mut v = Vec::new();
+        let mut owner: HashMap<u64, (usize, u64)> = HashMap::new();
+        for (fi, f) in self.files.iter().enumerate() {
+            for b in 0..f.block_len() {
+                let Some(p) = f.block(b).phys else { continue };
+                if let Some(&(of, ob)) = owner.get(&p) {
+                    v.push(Violation {
+                        name: "double-owned",
+                        detail: format!("physical block {p} mapped by file {of} block {ob} and file {fi} block {b}"),
+                    });
+                } else {
+                    owner.insert(p, (fi, b));
+                }
+                if self.space.is_pool(p) || p >= self.space.capacity {
+                    v.push(Violation {
+                        name: "double-owned",
+                        detail: format!("physical block {p} of file {fi} block {b} is also free (or past the device)"),
+                    });
+                }
+            }
+        }
+        let owned = owner.len() as u64;
+        if owned + self.space.pool_len() != self.space.capacity {
+            v.push(Violation {
+                name: "allocated-equals-mapped",
+                detail: format!(
+                    "{owned} blocks mapped + {} in the free pool != capacity {} (leaked or lost blocks)",
+                    self.space.pool_len(),
+                    self.space.capacity
+                ),
+            });
+        }
+        v
+    }
+}
+
+impl Observe for RefFs {
+    fn geometry(&self) -> Geometry {
+        self.geo
+    }
+
+    fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    fn size(&self, file: FileId) -> u64 {
+        self.fid(file).map_or(0, |fi| self.files[fi].size)
+    }
+
+    fn peek(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
+        self.read_cached(file, off, len)
+    }
+
+    fn block_span(&self, file: FileId) -> u64 {
+        let Some(fi) = self.fid(file) else { return 0 };
+        let f = &self.files[fi];
+        let mut span = f.block_len();
+        while span > 0 && f.block(span - 1) == super::file::Block::HOLE {
+            span -= 1;
+        }
+        // Every block of a cached folio is Clean or Dirty, so not untouched.
+        if let Some((&last, _)) = f.folios.last_key_value() {
+            span = span.max((last + 1) * self.bpf());
+        }
+        span
+    }
+
+    /// Returns `count` entries, except that the count is capped at the block holding the maximum
+    /// file size (or the block span if larger): no block past it can ever be touched, and the
+    /// cap keeps a huge `count` from allocating huge memory.
+    fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs> {
+        let Some(fi) = self.fid(file) else {
+            return Vec::new();
+        };
+        let limit = self
+            .geo
+            .blocks_for(self.max_size())
+            .max(self.block_span(file));
+        let end = first.saturating_add(count).min(limit.max(first));
+        let bpf = self.bpf();
+        (first..end).map(|b| self.files[fi].obs(b, bpf)).collect()
+    }
+
+    fn counters(&self) -> Counters {
+        Counters {
+            free: self.space.free,
+            reserved: self.space.reserved,
+            allocated: self.space.allocated,
+            inflight_ios: self.inflight.len() as u64,
+        }
+    }
+
+    fn wb_error(&self, file: FileId) -> Option<Errno> {
+        self.fid(file).and_then(|fi| self.files[fi].wb_error)
+    }
+
+    fn btree_corrupt(&self) -> bool {
+        self.space.corrupt
+    }
+
+    fn check_invariants(&self) -> Vec<Violation> {
+        let mut v = self.found.clone();
+        let s = &self.space;
+        if s.free + s.reserved + s.allocated != s.capacity {
+            v.push(Violation {
+                name: "counters-sum",
+                detail: format!(
+                    "free {} + reserved {} + allocated {} != capacity {}",
+                    s.free, s.reserved, s.allocated, s.capacity
+                ),
+            });
+        }
+        let (bs, bpf, fsz) = (self.bs(), self.bpf(), self.fsz());
+        let mut delalloc = 0u64;
+        let mut mapped = 0u64;
+        let mut disk = vec![0u8; bs as usize];
+        for (fi, f) in self.files.iter().enumerate() {
+            let span = self.block_span(fi as FileId);
+            for b in 0..span {
+                let blk = f.block(b);
+                let cached = f.is_cached(b / bpf);
+                match blk.extent {
+                    ExtentState::Delalloc => delalloc += 1,
+                    ExtentState::Unwritten | ExtentState::Written => mapped += 1,
+                    ExtentState::Hole => {}
+                }
+                if blk.extent.is_allocated() != blk.phys.is_some() {
+                    v.push(Violation {
+                        name: "allocated-equals-mapped",
+                        detail: format!(
+                            "file {fi} block {b}: {:?} with physical block {:?}",
+                            blk.extent, blk.phys
+                        ),
+                    });
+                }
+                if blk.dirty && blk.extent == ExtentState::Hole {
+                    v.push(Violation {
+                        name: "dirty-over-hole",
+                        detail: format!("file {fi} block {b} is dirty over a hole"),
+                    });
+                }
+                if blk.extent == ExtentState::Delalloc && !(cached && blk.dirty) {
+                    v.push(Violation {
+                        name: "delalloc-not-dirty",
+                        detail: format!("file {fi} block {b} is delalloc but not cached and dirty"),
+                    });
+                }
+                if (blk.dirty || blk.writeback) && !cached {
+                    v.push(Violation {
+                        name: "dirty-not-cached",
+                        detail: format!(
+                            "file {fi} block {b}: dirty {} writeback {} but not cached",
+                            blk.dirty, blk.writeback
+                        ),
+                    });
+                }
+                if f.jdata && (blk.writeback || blk.extent == ExtentState::Delalloc) {
+                    v.push(Violation {
+                        name: "jdata-no-delalloc",
+                        detail: format!(
+                            "file {fi} block {b} of a journaled-data file is {:?} / writeback {}",
+                            blk.extent, blk.writeback
+                        ),
+                    });
+                }
+                if cached && !blk.dirty && !blk.writeback {
+                    if let Some(data) = f.folios.get(&(b / bpf)) {
+                        self.disk_block(fi, b, &mut disk);
+                        if data[self.block_slice(b)] != disk[..] {
+                            v.push(Violation {
+                                name: "clean-cache-matches-disk",
+                                detail: format!(
+                                    "file {fi} block {b}: clean cached bytes differ from disk"
+                                ),
+                            });
+                        }
+                    }
+                }
+            }
+            for (&folio, data) in &f.folios {
+                let start = folio * fsz;
+                let from = f.size.max(start).min(start + fsz);
+                if let Some(i) = data[(from - start) as usize..].iter().position(|&x| x != 0) {
+                    v.push(Violation {
+                        name: "past-eof-zero",
+                        detail: format!(
+                            "file {fi}: non-zero cached byte at {:#x}, past EOF {:#x}",
+                            from + i as u64,
+                            f.size
+                        ),
+                    });
+                }
+            }
+        }
+        if delalloc != s.reserved {
+            v.push(Violation {
+                name: "reserved-equals-delalloc",
+                detail: format!("reserved {} != {delalloc} delalloc blocks", s.reserved),
+            });
+        }
+        if mapped != s.allocated {
+            v.push(Violation {
+                name: "allocated-equals-mapped",
+                detail: format!(
+                    "allocated {} != {mapped} unwritten/written blocks",
+                    s.allocated
+                ),
+            });
+        }
+        v.extend(self.physical_ownership());
+        let in_io: u64 = self.inflight.iter().map(|io| io.blocks.len() as u64).sum();
+        let wb: u64 = self
+            .files
+            .iter()
+            .map(|f| f.count(0, f.block_len(), |b| b.writeback))
+            .sum();
+        if in_io != wb {
+            v.push(Violation {
+                name: "writeback-matches-io",
+                detail: format!("{wb} blocks under writeback but {in_io} blocks in in-flight IOs"),
+            });
+        }
+        v
+    }
+}

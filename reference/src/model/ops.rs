@@ -1,0 +1,755 @@
+//! The operations of SPEC.md "Operations": argument checks (`op_*`, used by [`RefFs::apply`])
+//! and the op-level steps that run under the op's locks (`*_locked`, [`RefFs::reserve_write`],
+//! [`RefFs::write_folio`], ...), plus the zeroing rule and the punch of whole blocks they share.
+//!
+//! Every `op_*` function is the sequential composition listed in the module docs of
+//! [`crate::model`]; each step re-clips its range to the maximum file size so that a replayer
+//! passing odd arguments cannot make the block vector grow without bound.
+
+use super::file::Block;
+use super::RefFs;
+use crate::errno::Errno;
+use crate::op::{FileId, Outcome};
+use crate::pattern::fill_pattern;
+use crate::state::ExtentState;
+
+/// Turns a step's `Result` into an op result with `Done(0)` on success.
+fn done0(r: Result<(), Errno>) -> Outcome {
+    match r {
+        Ok(()) => Outcome::Done(0),
+        Err(e) => Outcome::Err(e),
+    }
+}
+
+impl RefFs {
+    // ===== Write =====
+
+    /// Argument checks of a buffered write: `Ok(n)` with the length cut at the maximum file size
+    /// (`Ok(0)` for `len == 0`, which is `Done(0)` even past the maximum), or `EFBIG`.
+    pub fn write_args(&self, off: u64, len: u64) -> Result<u64, Errno> {
+        if len == 0 {
+            return Ok(0);
+        }
+        if off >= self.max_size() {
+            return Err(Errno::Efbig);
+        }
+        Ok(len.min(self.max_size() - off))
+    }
+
+    /// Step: the up-front space of a buffered write of `[off, off+n)`. Ordinary file: reserve one
+    /// block per `Hole` block overlapping the range (ENOSPC: nothing changes); the holes become
+    /// `Delalloc` later, in [`RefFs::write_folio`]. Journaled data: allocate those holes now as
+    /// `Unwritten` (ENOSPC, then EFSCORRUPTED: nothing changes).
+    pub fn reserve_write(&mut self, file: FileId, off: u64, n: u64) -> Result<(), Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let end = off.saturating_add(n).min(self.max_size());
+        if end <= off {
+            return Ok(());
+        }
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        let holes = self.files[fi].count(b0, b1, |b| b.extent == ExtentState::Hole);
+        if self.files[fi].jdata {
+            self.space.check_alloc(holes, holes > 0)?;
+            self.allocate_holes(fi, b0, b1);
+            Ok(())
+        } else {
+            self.space.reserve(holes)
+        }
+    }
+
+    /// Allocates every `Hole` block of `[b0, b1)` as `Unwritten`. Space was checked.
+    fn allocate_holes(&mut self, fi: usize, b0: u64, b1: u64) {
+        for b in b0..b1 {
+            if self.files[fi].block(b).extent == ExtentState::Hole {
+                let p = self.space.alloc_from_free();
+                let m = self.files[fi].block_mut(b);
+                m.extent = ExtentState::Unwritten;
+                m.phys = Some(p);
+            }
+        }
+    }
+
+    /// Step: one folio's part of a buffered write, after [`RefFs::reserve_write`]: the bytes
+    /// `[off, off+len)` (clipped to the folio holding `off`). Waits for the folio's writeback,
+    /// instantiates it if absent, copies pattern `seq` in, turns its `Hole` blocks in the range
+    /// into `Delalloc` (consuming the reservation; journaled data has none left), and marks the
+    /// blocks overlapping the range dirty. The size is not changed (see [`RefFs::extend_size`]).
+    pub fn write_folio(&mut self, seq: u32, file: FileId, off: u64, len: u64) {
+        let Some(fi) = self.fid(file) else { return };
+        let fsz = self.fsz();
+        let folio = off / fsz;
+        let folio_end = (folio + 1).saturating_mul(fsz);
+        let end = off.saturating_add(len).min(self.max_size()).min(folio_end);
+        if end <= off {
+            return;
+        }
+        self.wait_writeback(file, folio);
+        self.instantiate_folio(file, folio);
+        let start = folio * fsz;
+        if let Some(data) = self.files[fi].folios.get_mut(&folio) {
+            fill_pattern(
+                seq,
+                off,
+                &mut data[(off - start) as usize..(end - start) as usize],
+            );
+        }
+        let jdata = self.files[fi].jdata;
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        for b in b0..b1 {
+            let m = self.files[fi].block_mut(b);
+            if !jdata && m.extent == ExtentState::Hole {
+                m.extent = ExtentState::Delalloc;
+            }
+            m.dirty = true;
+        }
+    }
+
+    /// Step: `size = max(size, end)` (end clipped to the maximum file size).
+    pub fn extend_size(&mut self, file: FileId, end: u64) {
+        let Some(fi) = self.fid(file) else { return };
+        let end = end.min(self.max_size());
+        let f = &mut self.files[fi];
+        f.size = f.size.max(end);
+    }
+
+    /// `Write`.
+    pub(super) fn op_write(
+        &mut self,
+        seq: u32,
+        file: FileId,
+        off: u64,
+        len: u64,
+        sync: bool,
+    ) -> Outcome {
+        let n = match self.write_args(off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Done(0),
+            Ok(n) => n,
+        };
+        let end = off + n;
+        if let Err(e) = self.reserve_write(file, off, n) {
+            return Outcome::Err(e);
+        }
+        let fsz = self.fsz();
+        let (first, last) = self.folios_overlapping(off, end);
+        for f in first..=last {
+            let a = off.max(f * fsz);
+            let b = end.min((f + 1) * fsz);
+            self.write_folio(seq, file, a, b - a);
+        }
+        self.extend_size(file, end);
+        if sync {
+            // O_SYNC is vfs_fsync_range: it reports (and clears) the recorded error, whichever
+            // flush recorded it, so the flush's own result is not what is returned.
+            let _ = self.flush_range(file, off, n);
+            if let Some(e) = self.take_wb_error(file) {
+                return Outcome::Err(e);
+            }
+        }
+        Outcome::Done(n)
+    }
+
+    // ===== Read, MmapRead, DirectRead =====
+
+    /// `Read`.
+    pub(super) fn op_read(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        let size = self.files[fi].size;
+        if len == 0 || off >= size {
+            return Outcome::Data(Vec::new());
+        }
+        let n = len.min(size - off);
+        let (first, last) = self.folios_overlapping(off, off + n);
+        for f in first..=last {
+            self.instantiate_folio(file, f);
+        }
+        Outcome::Data(self.read_cached(file, off, n))
+    }
+
+    /// `MmapRead`.
+    pub(super) fn op_mmap_read(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+        let n = match self.fault_args(file, off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Data(Vec::new()),
+            Ok(n) => n,
+        };
+        self.instantiate_folio(file, off / self.fsz());
+        Outcome::Data(self.read_cached(file, off, n))
+    }
+
+    /// Argument checks of a fault at `off`: EFAULT at or past EOF, else the length clipped to the
+    /// folio holding `off` and to EOF.
+    pub fn fault_args(&self, file: FileId, off: u64, len: u64) -> Result<u64, Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let size = self.files[fi].size;
+        if off >= size {
+            return Err(Errno::Efault);
+        }
+        let folio_end = (off / self.fsz() + 1) * self.fsz();
+        Ok(len.min(folio_end - off).min(size - off))
+    }
+
+    /// Argument check shared by direct IO: offset and length multiples of the block size.
+    fn direct_aligned(&self, off: u64, len: u64) -> bool {
+        off % self.bs() == 0 && len % self.bs() == 0
+    }
+
+    /// `DirectRead`.
+    pub(super) fn op_direct_read(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        if !self.direct_aligned(off, len) {
+            return Outcome::Err(Errno::Einval);
+        }
+        let size = self.files[fi].size;
+        let n = if off >= size { 0 } else { len.min(size - off) };
+        if n == 0 {
+            return Outcome::Data(Vec::new());
+        }
+        if let Err(e) = self.flush_range(file, off, n) {
+            return Outcome::Err(e);
+        }
+        Outcome::Data(self.read_disk(file, off, n))
+    }
+
+    // ===== DirectWrite =====
+
+    /// `DirectWrite`.
+    pub(super) fn op_direct_write(
+        &mut self,
+        seq: u32,
+        file: FileId,
+        off: u64,
+        len: u64,
+    ) -> Outcome {
+        if !self.direct_aligned(off, len) {
+            return Outcome::Err(Errno::Einval);
+        }
+        if len == 0 {
+            return Outcome::Done(0);
+        }
+        if off >= self.max_size() {
+            return Outcome::Err(Errno::Efbig);
+        }
+        let n = len.min(self.max_size() - off);
+        if let Err(e) = self.flush_range(file, off, n) {
+            return Outcome::Err(e);
+        }
+        self.drop_folios(file, off, n);
+        self.direct_write_locked(seq, file, off, n)
+    }
+
+    /// Step: drops every cached folio overlapping `[off, off+len)` (after a successful flush they
+    /// are clean and idle; page-cache invalidation before a direct write).
+    pub fn drop_folios(&mut self, file: FileId, off: u64, len: u64) {
+        let Some(fi) = self.fid(file) else { return };
+        let end = off.saturating_add(len);
+        if end <= off {
+            return;
+        }
+        let (first, last) = self.folios_overlapping(off, end);
+        let bpf = self.bpf();
+        for f in self.files[fi].cached_in(first, last) {
+            let file = &mut self.files[fi];
+            file.folios.remove(&f);
+            for b in f * bpf..(f + 1) * bpf {
+                if file.block(b).dirty {
+                    file.block_mut(b).dirty = false;
+                }
+            }
+        }
+    }
+
+    /// Step: the allocation and disk write of a direct write of `[off, off+n)` (block aligned),
+    /// after the flush and the cache drop. ENOSPC / EFSCORRUPTED if any `Hole` block needs
+    /// allocating and cannot be: nothing changes. Otherwise every block of the range ends
+    /// `Written` with pattern `seq` on disk, the size extends, `Done(n)`.
+    pub fn direct_write_locked(&mut self, seq: u32, file: FileId, off: u64, n: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        let end = off.saturating_add(n).min(self.max_size());
+        if end <= off {
+            return Outcome::Done(0);
+        }
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        let holes = self.files[fi].count(b0, b1, |b| b.extent == ExtentState::Hole);
+        // No Delalloc block survives the flush; if one did it would be allocated from its
+        // reservation, as fallocate does.
+        let delalloc = self.files[fi].count(b0, b1, |b| b.extent == ExtentState::Delalloc);
+        if let Err(e) = self.space.check_alloc(holes, holes + delalloc > 0) {
+            return Outcome::Err(e);
+        }
+        let bs = self.bs();
+        let mut buf = vec![0u8; bs as usize];
+        for b in b0..b1 {
+            let blk = self.files[fi].block(b);
+            let p = match (blk.extent, blk.phys) {
+                (ExtentState::Hole, _) => self.space.alloc_from_free(),
+                (ExtentState::Delalloc, _) => self.space.alloc_from_reserved(),
+                (_, Some(p)) => p,
+                // An allocated block without a physical block is an invariant violation that
+                // check_invariants reports; give it one so the write still lands somewhere.
+                (_, None) => self.space.alloc_from_free(),
+            };
+            fill_pattern(seq, b * bs, &mut buf);
+            self.space.write_block(p, &buf);
+            let m = self.files[fi].block_mut(b);
+            m.extent = ExtentState::Written;
+            m.phys = Some(p);
+        }
+        self.extend_size(file, end);
+        Outcome::Done(end - off)
+    }
+
+    // ===== MmapWrite =====
+
+    /// `MmapWrite`.
+    pub(super) fn op_mmap_write(&mut self, seq: u32, file: FileId, off: u64, len: u64) -> Outcome {
+        let n = match self.fault_args(file, off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Done(0),
+            Ok(n) => n,
+        };
+        let folio = off / self.fsz();
+        // The read fault comes first and stays done even if the write fault fails.
+        self.instantiate_folio(file, folio);
+        self.wait_writeback(file, folio);
+        self.mmap_write_locked(seq, file, off, n)
+    }
+
+    /// Step: page_mkwrite and the store, after the read fault and the writeback wait, with the
+    /// folio locked: every `Hole` block of the folio inside EOF is reserved (`Delalloc`; journaled
+    /// data: allocated `Unwritten`), the pattern is stored at `[off, off+n)` (clipped to the folio
+    /// and EOF), every block of the folio inside EOF is dirtied. No size change.
+    pub fn mmap_write_locked(&mut self, seq: u32, file: FileId, off: u64, n: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        let n = match self.fault_args(file, off, n) {
+            Err(e) => return Outcome::Err(e),
+            Ok(n) => n,
+        };
+        let folio = off / self.fsz();
+        let size = self.files[fi].size;
+        let fb0 = folio * self.bpf();
+        let fb1 = (fb0 + self.bpf()).min(size.div_ceil(self.bs()));
+        let holes = self.files[fi].count(fb0, fb1, |b| b.extent == ExtentState::Hole);
+        if self.files[fi].jdata {
+            if let Err(e) = self.space.check_alloc(holes, holes > 0) {
+                return Outcome::Err(e);
+            }
+            self.allocate_holes(fi, fb0, fb1);
+        } else {
+            if let Err(e) = self.space.reserve(holes) {
+                return Outcome::Err(e);
+            }
+            for b in fb0..fb1 {
+                let m = self.files[fi].block_mut(b);
+                if m.extent == ExtentState::Hole {
+                    m.extent = ExtentState::Delalloc;
+                }
+            }
+        }
+        // Already cached after the read fault; kept so that the step stands on its own.
+        self.instantiate_folio(file, folio);
+        let start = folio * self.fsz();
+        if let Some(data) = self.files[fi].folios.get_mut(&folio) {
+            fill_pattern(
+                seq,
+                off,
+                &mut data[(off - start) as usize..(off + n - start) as usize],
+            );
+        }
+        for b in fb0..fb1 {
+            self.files[fi].block_mut(b).dirty = true;
+        }
+        Outcome::Done(n)
+    }
+
+    // ===== Fsync, Flush, CompleteIo, Reclaim, EvictInode =====
+
+    /// `Fsync`.
+    pub(super) fn op_fsync(&mut self, file: FileId) -> Outcome {
+        self.writeback_file(file);
+        self.wait_file_io(file);
+        self.fsync_finish(file)
+    }
+
+    /// `Flush`: `Done(k)` with `k` IOs submitted (journaled data: blocks committed).
+    pub(super) fn op_flush(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        if len == 0 {
+            return Outcome::Done(0);
+        }
+        if self.files[fi].jdata {
+            return Outcome::Done(self.journal_commit(file));
+        }
+        let end = off.saturating_add(len);
+        if end <= off {
+            return Outcome::Done(0);
+        }
+        let (first, last) = self.folios_overlapping(off, end);
+        let mut submitted = 0;
+        for f in self.files[fi].cached_in(first, last) {
+            if let Ok(true) = self.writeback_folio(file, f) {
+                submitted += 1;
+            }
+        }
+        Outcome::Done(submitted)
+    }
+
+    /// `CompleteIo`.
+    pub(super) fn op_complete_io(&mut self, n: u32) -> Outcome {
+        let mut completed = 0;
+        while completed < u64::from(n) && self.complete_oldest_io().is_some() {
+            completed += 1;
+        }
+        Outcome::Done(completed)
+    }
+
+    /// Step (`Reclaim`): removes folio `folio` if it is cached, clean in every block and not under
+    /// writeback. Returns whether it was removed.
+    pub fn reclaim(&mut self, file: FileId, folio: u64) -> bool {
+        let Some(fi) = self.fid(file) else {
+            return false;
+        };
+        if !self.files[fi].is_cached(folio) {
+            return false;
+        }
+        let first = folio * self.bpf();
+        let last = first + self.bpf();
+        if self.files[fi].count(first, last, |b| b.dirty || b.writeback) > 0 {
+            return false;
+        }
+        self.files[fi].folios.remove(&folio);
+        true
+    }
+
+    /// `EvictInode`.
+    pub(super) fn op_evict(&mut self, file: FileId) -> Outcome {
+        self.writeback_file(file);
+        self.wait_file_io(file);
+        Outcome::Done(self.evict_finish(file))
+    }
+
+    /// Step: the end of eviction, after its writeback and wait: if any block is still dirty,
+    /// nothing (0); otherwise drop every folio of the file (1).
+    pub fn evict_finish(&mut self, file: FileId) -> u64 {
+        let Some(fi) = self.fid(file) else { return 0 };
+        let bpf = self.bpf();
+        let f = &self.files[fi];
+        // Dirty blocks are always cached: looking at the cached folios is enough.
+        let dirty = f
+            .folios
+            .keys()
+            .any(|&fo| f.count(fo * bpf, (fo + 1) * bpf, |b| b.dirty) > 0);
+        if dirty {
+            return 0;
+        }
+        self.files[fi].folios.clear();
+        1
+    }
+
+    // ===== Fallocate, PunchHole, ZeroRange, Truncate =====
+
+    /// Argument checks of the fallocate family: EINVAL for `len == 0`, EFBIG past the maximum
+    /// size; `Ok(end)` otherwise.
+    pub fn fallocate_args(&self, off: u64, len: u64) -> Result<u64, Errno> {
+        if len == 0 {
+            return Err(Errno::Einval);
+        }
+        match off.checked_add(len) {
+            Some(end) if end <= self.max_size() => Ok(end),
+            _ => Err(Errno::Efbig),
+        }
+    }
+
+    /// `Fallocate`.
+    pub(super) fn op_fallocate(
+        &mut self,
+        file: FileId,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Outcome {
+        match self.fallocate_args(off, len) {
+            Err(e) => Outcome::Err(e),
+            Ok(_) => done0(self.fallocate_locked(file, off, len, keep_size)),
+        }
+    }
+
+    /// Step: fallocate of `[off, off+len)` under its locks. `Hole` blocks need a new block each
+    /// (ENOSPC), any `Hole` or `Delalloc` needs the btree (EFSCORRUPTED); nothing changes on
+    /// failure. `Hole` and `Delalloc` become `Unwritten` (dirty data stays dirty); the size
+    /// extends unless `keep_size`.
+    pub fn fallocate_locked(
+        &mut self,
+        file: FileId,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Result<(), Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let end = off.saturating_add(len).min(self.max_size());
+        if end <= off {
+            return Ok(());
+        }
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        let holes = self.files[fi].count(b0, b1, |b| b.extent == ExtentState::Hole);
+        let delalloc = self.files[fi].count(b0, b1, |b| b.extent == ExtentState::Delalloc);
+        self.space.check_alloc(holes, holes + delalloc > 0)?;
+        for b in b0..b1 {
+            let p = match self.files[fi].block(b).extent {
+                ExtentState::Hole => self.space.alloc_from_free(),
+                ExtentState::Delalloc => self.space.alloc_from_reserved(),
+                ExtentState::Unwritten | ExtentState::Written => continue,
+            };
+            let m = self.files[fi].block_mut(b);
+            m.extent = ExtentState::Unwritten;
+            m.phys = Some(p);
+        }
+        if !keep_size {
+            self.extend_size(file, end);
+        }
+        Ok(())
+    }
+
+    /// `PunchHole`.
+    pub(super) fn op_punch(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+        if let Err(e) = self.fallocate_args(off, len) {
+            return Outcome::Err(e);
+        }
+        // An EIO found while waiting is recorded on the file for fsync; punch does not report it.
+        let _ = self.wait_range(file, off, len);
+        done0(self.punch_locked(file, off, len))
+    }
+
+    /// Step: punch of `[off, off+len)` after waiting for writeback on its folios. EFSCORRUPTED if
+    /// the root is corrupt and a whole block in the range is allocated (nothing changes);
+    /// otherwise the partial edge blocks are zeroed and the whole blocks punched, cache included.
+    pub fn punch_locked(&mut self, file: FileId, off: u64, len: u64) -> Result<(), Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let end = off.saturating_add(len).min(self.max_size());
+        if end <= off {
+            return Ok(());
+        }
+        let (w0, w1) = self.whole_blocks(off, end);
+        if self.space.corrupt && self.files[fi].count(w0, w1, |b| b.extent.is_allocated()) > 0 {
+            return Err(Errno::Efscorrupted);
+        }
+        self.zero_edges(fi, off, end);
+        self.punch_blocks(fi, w0, w1);
+        Ok(())
+    }
+
+    /// `ZeroRange`.
+    pub(super) fn op_zero_range(
+        &mut self,
+        file: FileId,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Outcome {
+        if let Err(e) = self.fallocate_args(off, len) {
+            return Outcome::Err(e);
+        }
+        let _ = self.wait_range(file, off, len);
+        done0(self.zero_range_locked(file, off, len, keep_size))
+    }
+
+    /// Step: zero range of `[off, off+len)` after waiting for writeback on its folios. With `W`
+    /// the whole blocks, `A` the allocated and `D` the delalloc ones among them: ENOSPC if
+    /// `free + |A| + |D| < |W|`, EFSCORRUPTED if corrupt and `W` is not empty (nothing changes);
+    /// otherwise zero the edges, punch `W`, allocate all of `W` as `Unwritten`, extend the size
+    /// unless `keep_size`.
+    pub fn zero_range_locked(
+        &mut self,
+        file: FileId,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Result<(), Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let end = off.saturating_add(len).min(self.max_size());
+        if end <= off {
+            return Ok(());
+        }
+        let (w0, w1) = self.whole_blocks(off, end);
+        let whole = w1 - w0;
+        let allocated = self.files[fi].count(w0, w1, |b| b.extent.is_allocated());
+        let delalloc = self.files[fi].count(w0, w1, |b| b.extent == ExtentState::Delalloc);
+        if self
+            .space
+            .free
+            .saturating_add(allocated)
+            .saturating_add(delalloc)
+            < whole
+        {
+            return Err(Errno::Enospc);
+        }
+        if self.space.corrupt && whole > 0 {
+            return Err(Errno::Efscorrupted);
+        }
+        self.zero_edges(fi, off, end);
+        self.punch_blocks(fi, w0, w1);
+        for b in w0..w1 {
+            let p = self.space.alloc_from_free();
+            let m = self.files[fi].block_mut(b);
+            m.extent = ExtentState::Unwritten;
+            m.phys = Some(p);
+        }
+        if !keep_size {
+            self.extend_size(file, end);
+        }
+        Ok(())
+    }
+
+    /// `Truncate`.
+    pub(super) fn op_truncate(&mut self, file: FileId, new: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        if new > self.max_size() {
+            return Outcome::Err(Errno::Efbig);
+        }
+        if new < self.files[fi].size {
+            // Every folio from the one holding byte `new` to the end.
+            let _ = self.wait_range(file, new, u64::MAX - new);
+        }
+        done0(self.truncate_locked(file, new))
+    }
+
+    /// Step: truncate to `new` after waiting for writeback on the folios from the one holding
+    /// byte `new` on. Growing (or equal) only sets the size. Shrinking: EFSCORRUPTED if corrupt
+    /// and any block past the new EOF block is allocated (nothing changes); otherwise zero the
+    /// tail of the new EOF block, punch every block past it (cache included), set the size.
+    pub fn truncate_locked(&mut self, file: FileId, new: u64) -> Result<(), Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let new = new.min(self.max_size());
+        if new >= self.files[fi].size {
+            self.files[fi].size = new;
+            return Ok(());
+        }
+        let keep = new.div_ceil(self.bs());
+        let len = self.files[fi].block_len();
+        if self.space.corrupt && self.files[fi].count(keep, len, |b| b.extent.is_allocated()) > 0 {
+            return Err(Errno::Efscorrupted);
+        }
+        if keep > 0 {
+            // Still clipped to the old EOF, which is what the zeroing rule wants.
+            self.zero_block_range(fi, keep - 1, new, keep * self.bs());
+        }
+        self.punch_blocks(fi, keep, u64::MAX);
+        self.files[fi].size = new;
+        Ok(())
+    }
+
+    // ===== Shared pieces: the zeroing rule and the punch of whole blocks =====
+
+    /// Applies the zeroing rule to the partial (not whole) blocks at the edges of `[off, end)`.
+    fn zero_edges(&mut self, fi: usize, off: u64, end: u64) {
+        let bs = self.bs();
+        let first = off / bs;
+        let last = (end - 1) / bs;
+        let edges = if first == last {
+            vec![first]
+        } else {
+            vec![first, last]
+        };
+        for b in edges {
+            let start = b * bs;
+            let stop = start + bs;
+            if off <= start && stop <= end {
+                continue; // whole: punched, not zeroed
+            }
+            self.zero_block_range(fi, b, off.max(start), end.min(stop));
+        }
+    }
+
+    /// The zeroing rule (SPEC.md) for bytes `[from, to)` inside block `b`, first clipped to EOF.
+    fn zero_block_range(&mut self, fi: usize, b: u64, from: u64, to: u64) {
+        let to = to.min(self.files[fi].size);
+        if from >= to {
+            return;
+        }
+        let blk = self.files[fi].block(b);
+        let folio = b / self.bpf();
+        let zero_cached = match blk.extent {
+            ExtentState::Hole => false,
+            // iomap_zero_iter skips unwritten mappings unless dirty data sits over them.
+            ExtentState::Unwritten => blk.dirty,
+            ExtentState::Delalloc => true,
+            ExtentState::Written => {
+                let file = self.fid_of(fi);
+                self.wait_writeback(file, folio);
+                self.instantiate_folio(file, folio);
+                self.files[fi].block_mut(b).dirty = true;
+                true
+            }
+        };
+        if zero_cached {
+            let start = folio * self.fsz();
+            if let Some(data) = self.files[fi].folios.get_mut(&folio) {
+                data[(from - start) as usize..(to - start) as usize].fill(0);
+            }
+        }
+    }
+
+    /// The [`FileId`] of file index `fi` (always in range: files are at most four).
+    fn fid_of(&self, fi: usize) -> FileId {
+        fi as FileId
+    }
+
+    /// Every block of `[w0, w1)` becomes an idle, clean `Hole`: a `Delalloc` block releases its
+    /// reservation, an allocated one is freed. Cache: a folio entirely inside is removed; in a
+    /// folio partly inside, those blocks become clean zeros. The caller has checked corruption
+    /// and waited for writeback.
+    fn punch_blocks(&mut self, fi: usize, w0: u64, w1: u64) {
+        if w0 >= w1 {
+            return;
+        }
+        let len = self.files[fi].block_len();
+        for b in w0..w1.min(len) {
+            let blk = self.files[fi].block(b);
+            match (blk.extent, blk.phys) {
+                (ExtentState::Delalloc, _) => self.space.release(1),
+                (ExtentState::Unwritten | ExtentState::Written, Some(p)) => self.space.free_phys(p),
+                _ => {}
+            }
+            *self.files[fi].block_mut(b) = Block::HOLE;
+        }
+        let bpf = self.bpf();
+        let bs = self.bs() as usize;
+        for f in self.files[fi].cached_in(w0 / bpf, (w1 - 1) / bpf) {
+            let fb0 = f * bpf;
+            let fb1 = fb0 + bpf;
+            let file = &mut self.files[fi];
+            if w0 <= fb0 && fb1 <= w1 {
+                file.folios.remove(&f);
+            } else if let Some(data) = file.folios.get_mut(&f) {
+                let z0 = (w0.max(fb0) - fb0) as usize * bs;
+                let z1 = (w1.min(fb1) - fb0) as usize * bs;
+                data[z0..z1].fill(0);
+            }
+        }
+        self.files[fi].trim();
+    }
+}

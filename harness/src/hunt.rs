@@ -14,6 +14,7 @@ use crate::input::script;
 use crate::minimize::{self, Signature};
 use crate::report;
 use reference::{Input, OpKind};
+use rayon::prelude::*;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -218,29 +219,32 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
     } else {
         None
     };
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs + 1).build();
-    let body = |s: &rayon::Scope<'_>| {
-        for w in 0..jobs as u64 {
-            let shared = &shared;
-            s.spawn(move |_| worker(cfg, shared, w, start));
-        }
+    let done = AtomicBool::new(false);
+    std::thread::scope(|ts| {
         // The progress display runs beside the workers until they all stop.
-        let deadline = start + cfg.time;
-        while Instant::now() < deadline && !shared.stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(200));
-            if let Some(b) = &bar {
-                let e = shared.execs.load(Ordering::Relaxed);
-                let nf = shared.findings.lock().map(|f| f.len()).unwrap_or(0);
-                let secs = start.elapsed().as_secs_f64().max(1e-9);
-                b.set_message(format!("{e} inputs, {:.0} execs/s, {nf} findings, {jobs} jobs, bugs: {}", e as f64 / secs, cfg.bugs));
-                b.tick();
+        ts.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(200));
+                if let Some(b) = &bar {
+                    let e = shared.execs.load(Ordering::Relaxed);
+                    let nf = shared.findings.lock().map(|f| f.len()).unwrap_or(0);
+                    let secs = start.elapsed().as_secs_f64().max(1e-9);
+                    b.set_message(format!(
+                        "{e} inputs, {:.0} execs/s, {nf} findings, {jobs} jobs, bugs: {}",
+                        e as f64 / secs,
+                        cfg.bugs
+                    ));
+                    b.tick();
+                }
             }
+        });
+        let work = || (0..jobs as u64).into_par_iter().for_each(|w| worker(cfg, &shared, w, start));
+        match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
+            Ok(pool) => pool.install(work),
+            Err(_) => work(),
         }
-    };
-    match pool {
-        Ok(p) => p.scope(body),
-        Err(_) => rayon::scope(body),
-    }
+        done.store(true, Ordering::Relaxed);
+    });
     if let Some(b) = bar {
         b.finish_and_clear();
     }

@@ -13,7 +13,10 @@ fn direct_write_argument_errors() {
     assert_eq!(run(&mut fs, 2, dwrite(0, 100)), err(Errno::Einval));
     // EINVAL is checked before len == 0, and before EFBIG.
     assert_eq!(run(&mut fs, 3, dwrite(1, 0)), err(Errno::Einval));
-    assert_eq!(run(&mut fs, 4, dwrite(u64::MAX, u64::MAX)), err(Errno::Einval));
+    assert_eq!(
+        run(&mut fs, 4, dwrite(u64::MAX, u64::MAX)),
+        err(Errno::Einval)
+    );
     assert_eq!(run(&mut fs, 5, dwrite(1024, 0)), done(0));
     assert_eq!(run(&mut fs, 6, dwrite(max, 1024)), err(Errno::Efbig));
     assert_eq!(run(&mut fs, 7, dwrite(max + 1024, 0)), done(0));
@@ -31,7 +34,10 @@ fn direct_write_allocates_and_writes_the_disk() {
     assert_eq!(caches(&fs, 0, 4), vec![NotCached; 4]);
     let c = fs.counters();
     assert_eq!((c.free, c.reserved, c.allocated), (254, 0, 2));
-    assert_eq!(run(&mut fs, 2, read(0, 4096)), data(cat(&[&zeros(1024), &pattern(1, 1024, 2048)])));
+    assert_eq!(
+        run(&mut fs, 2, read(0, 4096)),
+        data(cat(&[&zeros(1024), &pattern(1, 1024, 2048)]))
+    );
 }
 
 #[test]
@@ -44,8 +50,15 @@ fn direct_write_flushes_and_drops_the_cached_range() {
     assert_eq!(extents(&fs, 0, 4), vec![Written; 4]);
     assert_eq!(caches(&fs, 0, 4), vec![NotCached; 4]);
     let c = fs.counters();
-    assert_eq!((c.free, c.reserved, c.allocated, c.inflight_ios), (252, 0, 4, 0));
-    let expect = cat(&[&pattern(1, 0, 1024), &pattern(2, 1024, 1024), &pattern(1, 2048, 2048)]);
+    assert_eq!(
+        (c.free, c.reserved, c.allocated, c.inflight_ios),
+        (252, 0, 4, 0)
+    );
+    let expect = cat(&[
+        &pattern(1, 0, 1024),
+        &pattern(2, 1024, 1024),
+        &pattern(1, 2048, 2048),
+    ]);
     assert_eq!(contents(&fs), expect);
 }
 
@@ -91,7 +104,10 @@ fn direct_write_enospc_and_efscorrupted_after_the_drop() {
     assert_eq!(caches(&fs, 0, 1), vec![NotCached]);
     run(&mut fs, 4, corrupt());
     // A hole needs allocating while corrupt.
-    assert_eq!(run(&mut fs, 5, dwrite(1024, 1024)), err(Errno::Efscorrupted));
+    assert_eq!(
+        run(&mut fs, 5, dwrite(1024, 1024)),
+        err(Errno::Efscorrupted)
+    );
     // Over an allocated block nothing is allocated: fine while corrupt.
     assert_eq!(run(&mut fs, 6, dwrite(0, 1024)), done(1024));
     assert_eq!(contents(&fs), pattern(6, 0, 1024));
@@ -156,7 +172,10 @@ fn flush_returns_the_number_of_ios() {
     assert_eq!(run(&mut fs, 2, flush(0, 0)), done(0));
     // Only folio 1 overlaps [5000, 5001).
     assert_eq!(run(&mut fs, 3, flush(5000, 1)), done(1));
-    assert_eq!(writebacks(&fs, 0, 12), [vec![false; 4], vec![true; 4], vec![false; 4]].concat());
+    assert_eq!(
+        writebacks(&fs, 0, 12),
+        [vec![false; 4], vec![true; 4], vec![false; 4]].concat()
+    );
     assert_eq!(run(&mut fs, 4, flush_all()), done(2));
     assert_eq!(fs.counters().inflight_ios, 3);
     // Nothing dirty left: nothing submitted, and clean folios under writeback are skipped.
@@ -179,11 +198,23 @@ fn complete_io_is_fifo_and_counts() {
     assert_eq!(run(&mut fs, 7, complete(1)), done(1));
     assert_eq!(obs(&fs, 8).extent, Written);
     assert!(!obs(&fs, 8).writeback);
-    assert_eq!((obs(&fs, 0).extent, obs(&fs, 0).writeback), (Unwritten, true));
-    assert_eq!((obs(&fs, 4).extent, obs(&fs, 4).writeback), (Unwritten, true));
+    assert_eq!(
+        (obs(&fs, 0).extent, obs(&fs, 0).writeback),
+        (Unwritten, true)
+    );
+    assert_eq!(
+        (obs(&fs, 4).extent, obs(&fs, 4).writeback),
+        (Unwritten, true)
+    );
     assert_eq!(run(&mut fs, 8, complete(1)), done(1));
-    assert_eq!((obs(&fs, 0).extent, obs(&fs, 0).writeback), (Written, false));
-    assert_eq!((obs(&fs, 4).extent, obs(&fs, 4).writeback), (Unwritten, true));
+    assert_eq!(
+        (obs(&fs, 0).extent, obs(&fs, 0).writeback),
+        (Written, false)
+    );
+    assert_eq!(
+        (obs(&fs, 4).extent, obs(&fs, 4).writeback),
+        (Unwritten, true)
+    );
     assert_eq!(run(&mut fs, 9, complete(10)), done(1));
     assert_eq!(run(&mut fs, 10, complete(u32::MAX)), done(0));
     assert_eq!(run(&mut fs, 11, complete(0)), done(0));
@@ -193,8 +224,25 @@ fn complete_io_is_fifo_and_counts() {
 #[test]
 fn complete_io_is_global_across_files() {
     let mut fs = fs_with(1024, 1, 256, Policy::KeepDirty, &[false, false]);
-    run(&mut fs, 1, reference::Op::Write { file: 1, off: 0, len: 10, sync: false });
-    run(&mut fs, 2, reference::Op::Flush { file: 1, off: 0, len: 10 });
+    run(
+        &mut fs,
+        1,
+        reference::Op::Write {
+            file: 1,
+            off: 0,
+            len: 10,
+            sync: false,
+        },
+    );
+    run(
+        &mut fs,
+        2,
+        reference::Op::Flush {
+            file: 1,
+            off: 0,
+            len: 10,
+        },
+    );
     run(&mut fs, 3, write(0, 10));
     run(&mut fs, 4, flush_all());
     assert_eq!(run(&mut fs, 5, complete(1)), done(1));
@@ -236,13 +284,19 @@ fn evict_is_a_no_op_while_dirty_remains_and_succeeds_after_repair() {
     run(&mut fs, 2, write(8192, 100));
     run(&mut fs, 3, corrupt());
     assert_eq!(run(&mut fs, 4, evict()), done(0));
-    assert_eq!(extents(&fs, 0, 9), vec![Delalloc, Hole, Hole, Hole, Hole, Hole, Hole, Hole, Delalloc]);
+    assert_eq!(
+        extents(&fs, 0, 9),
+        vec![Delalloc, Hole, Hole, Hole, Hole, Hole, Hole, Hole, Delalloc]
+    );
     assert_eq!(obs(&fs, 0).cache, Dirty);
     // Eviction does not report or clear the error.
     assert_eq!(fs.wb_error(0), Some(Errno::Efscorrupted));
     run(&mut fs, 5, repair());
     assert_eq!(run(&mut fs, 6, evict()), done(1));
-    assert_eq!(extents(&fs, 0, 9), vec![Written, Hole, Hole, Hole, Hole, Hole, Hole, Hole, Written]);
+    assert_eq!(
+        extents(&fs, 0, 9),
+        vec![Written, Hole, Hole, Hole, Hole, Hole, Hole, Hole, Written]
+    );
     assert_eq!(caches(&fs, 0, 12), vec![NotCached; 12]);
     assert_eq!(fs.counters().inflight_ios, 0);
     assert_eq!(fs.wb_error(0), Some(Errno::Efscorrupted));
@@ -330,7 +384,10 @@ fn keep_dirty_keeps_every_failing_folio() {
     run(&mut fs, 5, write(8192, 1024));
     run(&mut fs, 6, write(12288, 1024));
     assert_eq!(run(&mut fs, 7, flush_all()), done(1));
-    assert_eq!(extents(&fs, 8, 5), vec![Delalloc, Hole, Hole, Hole, Delalloc]);
+    assert_eq!(
+        extents(&fs, 8, 5),
+        vec![Delalloc, Hole, Hole, Hole, Delalloc]
+    );
     assert_eq!(caches(&fs, 8, 5), vec![Dirty, Clean, Clean, Clean, Dirty]);
     assert_eq!(fs.counters().reserved, 2);
     let expect = cat(&[

@@ -315,7 +315,7 @@ impl FreeSpaceTree {
         if let Some(sib) = self.root.insert(rec) {
             let old = std::mem::replace(&mut self.root, Box::new(Node::leaf(Vec::new())));
             let left_key = old.first().map(|e| e.start).unwrap_or(0).min(sib.key);
-            self.root = Box::new(Node::internal(vec![Child { key: left_key, node: old }, sib]));
+            *self.root = Node::internal(vec![Child { key: left_key, node: old }, sib]);
         }
     }
 
@@ -326,7 +326,7 @@ impl FreeSpaceTree {
             let only = match &mut self.root.kind {
                 Kind::Internal(c) if c.len() == 1 => c.pop(),
                 Kind::Internal(c) if c.is_empty() => {
-                    self.root = Box::new(Node::leaf(Vec::new()));
+                    *self.root = Node::leaf(Vec::new());
                     None
                 }
                 _ => None,

@@ -10,6 +10,7 @@
 //!   mapped and is freed when it leaves the cache;
 //! - `writeback` is set exactly while `io` is some (one IO per folio at most: writeback waits for
 //!   the previous IO before submitting), and `wb_mask` names the blocks of that IO.
+//!
 //! Locks (see the order in `mod.rs`): the folio lock (`LockedFolio`) is a sleeping lock held across
 //! other locks and waits; the folio memory lock (`Folio::state`) is a leaf held only for short
 //! copies and flag changes (the disk lock may nest inside it); the index lock (`PageCache::index`)

@@ -86,24 +86,21 @@ impl Space {
         }
     }
 
-    /// ZeroRange's combined transfer, all or nothing: frees `a` allocated blocks, releases `d`
-    /// reservations and allocates `w` blocks, failing if `free + a + d < w`.
-    pub fn swap_for_zero(&self, a: u64, d: u64, w: u64) -> Result<(), NoSpace> {
+    /// ZeroRange's settlement, after its space check reserved `held` blocks: frees `a` allocated
+    /// blocks, releases `d` reservations and the hold, and allocates `w` blocks. Infallible when
+    /// the check held `w - a - d` (or more); clamps rather than wrap if a caller got it wrong.
+    pub fn settle_zero(&self, a: u64, d: u64, w: u64, held: u64) {
         let mut cur = self.free.load(Ordering::SeqCst);
         loop {
-            let avail = cur + a + d;
-            if avail < w {
-                return Err(NoSpace);
-            }
-            match self.free.compare_exchange(cur, avail - w, Ordering::SeqCst, Ordering::SeqCst) {
+            let new = (cur + held + a + d).saturating_sub(w);
+            match self.free.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }
         }
-        self.reserved.fetch_sub(d, Ordering::SeqCst);
+        self.reserved.fetch_sub(held + d, Ordering::SeqCst);
         self.allocated.fetch_add(w, Ordering::SeqCst);
         self.allocated.fetch_sub(a, Ordering::SeqCst);
-        Ok(())
     }
 
     /// `(free, reserved, allocated)`.

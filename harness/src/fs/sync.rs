@@ -40,7 +40,6 @@ pub fn yield_point() {
 }
 
 /// A mutual-exclusion lock whose `lock` ignores poisoning.
-
 pub struct Mutex<T>(imp::Mutex<T>);
 
 impl<T> Mutex<T> {
@@ -57,7 +56,6 @@ impl<T> Mutex<T> {
 }
 
 /// A reader-writer lock whose guards ignore poisoning.
-
 pub struct RwLock<T>(imp::RwLock<T>);
 
 impl<T> RwLock<T> {
@@ -80,7 +78,6 @@ impl<T> RwLock<T> {
 }
 
 /// A condition variable paired with [`Mutex`].
-
 pub struct Condvar(imp::Condvar);
 
 impl Condvar {

@@ -205,8 +205,13 @@ impl Fs {
     /// A waited-for IO that failed is reported through `err`.
     pub(crate) fn writeback_folio(&self, ino: &Inode, folio: &Arc<Folio>, err: &mut Option<Errno>) -> WbOutcome {
         let lf = folio.lock();
-        if !lf.mem().mapped {
-            return WbOutcome::Skipped;
+        {
+            // Only dirty folios are visited (the DIRTY tag): a clean folio under writeback is
+            // neither waited for nor written.
+            let st = lf.mem();
+            if !st.mapped || st.dirty() == 0 {
+                return WbOutcome::Skipped;
+            }
         }
         if let Some(e) = self.wait_writeback(&lf) {
             err.get_or_insert(e);
@@ -280,10 +285,10 @@ impl Fs {
         let mut blocks = Vec::with_capacity(dirty.count_ones() as usize);
         {
             let st = lf.mem();
-            for i in 0..g.bpf as usize {
+            for (i, &p) in phys.iter().enumerate().take(g.bpf as usize) {
                 if dirty & (1 << i) != 0 {
                     let crc = crc32c::crc32c(&st.data[i * bs..(i + 1) * bs]);
-                    blocks.push(IoBlock { slot: i as u32, phys: phys[i], crc });
+                    blocks.push(IoBlock { slot: i as u32, phys: p, crc });
                 }
             }
         }

@@ -112,6 +112,9 @@ impl File {
     /// Number of blocks in `[b0, b1)` whose state satisfies `pred`, without touching the vector
     /// past its end (those blocks are holes, counted in one step).
     pub fn count(&self, b0: u64, b1: u64, pred: impl Fn(&Block) -> bool) -> u64 {
+        if b0 >= b1 {
+            return 0;
+        }
         let len = self.block_len();
         let mut n = (b0.min(len)..b1.min(len))
             .filter(|&b| pred(&self.blocks[b as usize]))

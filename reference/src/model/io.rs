@@ -35,10 +35,13 @@ pub enum Completion {
 
 impl RefFs {
     /// Step: instantiates folio `folio` of `file` if it is not cached, reading every block from
-    /// the mapping (`Written` from disk, every other state as zeros). Never dirties, never fails.
+    /// the mapping (`Written` from disk, every other state as zeros). Never dirties, never fails;
+    /// a folio past the maximum file size is left alone.
     pub fn instantiate_folio(&mut self, file: FileId, folio: u64) {
         let Some(fi) = self.fid(file) else { return };
-        if self.files[fi].is_cached(folio) {
+        // A folio wholly past the maximum file size can hold no byte of the file; refusing it
+        // keeps every cached folio index (and arithmetic on it) small.
+        if self.files[fi].is_cached(folio) || folio >= self.max_size() / self.fsz() {
             return;
         }
         let mut data = vec![0u8; self.fsz() as usize].into_boxed_slice();

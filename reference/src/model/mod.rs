@@ -1,10 +1,14 @@
 //! The sequential reference model: SPEC.md as code, one obviously correct step at a time.
 //!
-//! [`RefFs`] owns every file ([`file`]), the filesystem-wide space and disk ([`space`]), and the
-//! global FIFO of in-flight IOs. State is kept per block in plain vectors and maps so that each
-//! rule of SPEC.md reads as a loop over the blocks or folios it talks about; per-op cost is
-//! proportional to the range the op touches (or to the cached folios inside it), never to the
-//! whole file or device.
+//! [`RefFs`] owns every file (module `file`), the filesystem-wide space and disk (module
+//! `space`), and the global FIFO of in-flight IOs (module `io`). State is kept per block in plain
+//! vectors and maps so that each rule of SPEC.md reads as a loop over the blocks or folios it
+//! talks about; per-op cost is proportional to the range the op touches (or to the cached
+//! folios inside it), never to the whole file or device.
+//!
+//! Where SPEC.md is silent or contradicts itself, the choice made is documented on the step that
+//! makes it (e.g. [`RefFs::writeback_folio`] skipping clean folios under writeback, the on-disk
+//! tail zeroing of `Truncate`).
 //!
 //! # Step API
 //!
@@ -84,8 +88,8 @@ impl RefFs {
     /// panic) and [`crate::state::Observe::geometry`] reports the clamped one. Files past
     /// [`MAX_FILES`] are ignored.
     pub fn new(config: &Config) -> RefFs {
+        // No debug_assert on validity: a bad config must not panic even in debug builds.
         let mut geo = config.geometry;
-        debug_assert!(geo.validate().is_ok(), "invalid geometry {geo:?}");
         if !BLOCK_SIZES.contains(&geo.block_size) {
             geo.block_size = 1024;
         }

@@ -172,9 +172,10 @@ impl Observe for RefFs {
         span
     }
 
-    /// Returns `count` entries, except that the count is capped at the block holding the maximum
-    /// file size (or the block span if larger): no block past it can ever be touched, and the
-    /// cap keeps a huge `count` from allocating huge memory.
+    /// Returns exactly `count` entries, unless `count` reaches more than 2^20 blocks past the
+    /// last block that can ever be touched (the one holding the maximum file size): such a request
+    /// is cut there, so that an absurd `count` cannot allocate absurd memory. Blocks past that
+    /// point are always [`BlockObs::UNTOUCHED`].
     fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs> {
         let Some(fi) = self.fid(file) else {
             return Vec::new();
@@ -182,8 +183,11 @@ impl Observe for RefFs {
         let limit = self
             .geo
             .blocks_for(self.max_size())
-            .max(self.block_span(file));
-        let end = first.saturating_add(count).min(limit.max(first));
+            .max(self.block_span(file))
+            .max(first);
+        let end = first
+            .saturating_add(count)
+            .min(limit.saturating_add(1 << 20));
         let bpf = self.bpf();
         (first..end).map(|b| self.files[fi].obs(b, bpf)).collect()
     }

@@ -3,11 +3,12 @@
 //!
 //! Expected values in the tests are derived by hand from SPEC.md; these helpers only shorten the
 //! spelling of ops and observations.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use reference::model::RefFs;
 use reference::{
-    BlockObs, CacheState, Config, Errno, ExtentState, FileSpec, Geometry, Observe, Op, Outcome, Policy,
+    BlockObs, CacheState, Config, Errno, ExtentState, FileSpec, Geometry, Observe, Op, Outcome,
+    Policy,
 };
 
 pub use reference::pattern::pattern;
@@ -26,10 +27,26 @@ pub fn fs_with(bs: u32, folio_pages: u32, capacity: u64, policy: Policy, jdata: 
 }
 
 /// As [`fs_with`] with an explicit maximum file size.
-pub fn fs_max(bs: u32, folio_pages: u32, capacity: u64, max: u64, policy: Policy, jdata: &[bool]) -> RefFs {
-    let geometry = Geometry { block_size: bs, folio_pages, capacity_blocks: capacity, max_file_size: max };
+pub fn fs_max(
+    bs: u32,
+    folio_pages: u32,
+    capacity: u64,
+    max: u64,
+    policy: Policy,
+    jdata: &[bool],
+) -> RefFs {
+    let geometry = Geometry {
+        block_size: bs,
+        folio_pages,
+        capacity_blocks: capacity,
+        max_file_size: max,
+    };
     geometry.validate().expect("test geometry must be valid");
-    let config = Config { geometry, policy, files: jdata.iter().map(|&j| FileSpec { jdata: j }).collect() };
+    let config = Config {
+        geometry,
+        policy,
+        files: jdata.iter().map(|&j| FileSpec { jdata: j }).collect(),
+    };
     RefFs::new(&config)
 }
 
@@ -43,7 +60,10 @@ pub fn run(fs: &mut RefFs, seq: u32, op: Op) -> Outcome {
 
 /// Extent states of blocks `[first, first+count)` of file 0.
 pub fn extents(fs: &RefFs, first: u64, count: u64) -> Vec<ExtentState> {
-    fs.blocks(0, first, count).iter().map(|b| b.extent).collect()
+    fs.blocks(0, first, count)
+        .iter()
+        .map(|b| b.extent)
+        .collect()
 }
 
 /// Cache states of blocks `[first, first+count)` of file 0.
@@ -53,7 +73,10 @@ pub fn caches(fs: &RefFs, first: u64, count: u64) -> Vec<CacheState> {
 
 /// Writeback flags of blocks `[first, first+count)` of file 0.
 pub fn writebacks(fs: &RefFs, first: u64, count: u64) -> Vec<bool> {
-    fs.blocks(0, first, count).iter().map(|b| b.writeback).collect()
+    fs.blocks(0, first, count)
+        .iter()
+        .map(|b| b.writeback)
+        .collect()
 }
 
 /// One block observation.
@@ -79,10 +102,20 @@ pub fn cat(parts: &[&[u8]]) -> Vec<u8> {
 // Op constructors for file 0.
 
 pub fn write(off: u64, len: u64) -> Op {
-    Op::Write { file: 0, off, len, sync: false }
+    Op::Write {
+        file: 0,
+        off,
+        len,
+        sync: false,
+    }
 }
 pub fn write_sync(off: u64, len: u64) -> Op {
-    Op::Write { file: 0, off, len, sync: true }
+    Op::Write {
+        file: 0,
+        off,
+        len,
+        sync: true,
+    }
 }
 pub fn read(off: u64, len: u64) -> Op {
     Op::Read { file: 0, off, len }
@@ -103,13 +136,23 @@ pub fn fsync() -> Op {
     Op::Fsync { file: 0 }
 }
 pub fn falloc(off: u64, len: u64, keep_size: bool) -> Op {
-    Op::Fallocate { file: 0, off, len, keep_size }
+    Op::Fallocate {
+        file: 0,
+        off,
+        len,
+        keep_size,
+    }
 }
 pub fn punch(off: u64, len: u64) -> Op {
     Op::PunchHole { file: 0, off, len }
 }
 pub fn zero(off: u64, len: u64, keep_size: bool) -> Op {
-    Op::ZeroRange { file: 0, off, len, keep_size }
+    Op::ZeroRange {
+        file: 0,
+        off,
+        len,
+        keep_size,
+    }
 }
 pub fn truncate(size: u64) -> Op {
     Op::Truncate { file: 0, size }
@@ -118,7 +161,11 @@ pub fn flush(off: u64, len: u64) -> Op {
     Op::Flush { file: 0, off, len }
 }
 pub fn flush_all() -> Op {
-    Op::Flush { file: 0, off: 0, len: u64::MAX }
+    Op::Flush {
+        file: 0,
+        off: 0,
+        len: u64::MAX,
+    }
 }
 pub fn complete(n: u32) -> Op {
     Op::CompleteIo { n }

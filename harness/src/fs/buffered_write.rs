@@ -1,0 +1,220 @@
+//! The buffered write path in iomap style (`iomap_file_buffered_write`,
+//! `xfs_buffered_write_iomap_begin`, `iomap_write_begin/end`).
+//!
+//! Owns: the `Write` op and the [`Iomap`] it caches across folios.
+//! Invariants: a write maps a range once (one extent's worth: offset, length, state, physical
+//! block, and the extent map's sequence number as validity cookie) and reuses that mapping for
+//! every folio in it. After locking each folio (and waiting for its writeback) the cookie is
+//! compared with the extent map's current sequence number; if they differ the mapping may be
+//! stale, so the folio is unlocked and the range is mapped again from that folio on. A new folio
+//! is filled from the mapping before the copy: blocks the write does not cover keep what the
+//! mapping says is there (zeros for hole / delalloc / unwritten, disk data for written).
+//! Space is reserved (ordinary files: delalloc; journaled data: allocated) for every hole of the
+//! whole write up front, so ENOSPC fails the write before anything changes.
+//! Locks: IOLOCK exclusive for the write; ILOCK (+ allocator) for the reservation and each
+//! mapping; per folio: the folio lock, then ILOCK briefly for the cookie check and the fill, then
+//! the folio memory lock for the copy, then the journal lock (journaled data). The `sync` flush
+//! runs after IOLOCK is dropped, as `generic_write_sync` does.
+
+use super::page_cache::LockedFolio;
+use super::sync::yield_point;
+use super::{Fs, Inode};
+use crate::bugs::Bug;
+use reference::{fill_pattern, Errno, ExtentState, Outcome};
+
+/// A cached mapping of a block range (`struct iomap`), valid while `cookie` equals the extent
+/// map's sequence number.
+#[derive(Clone, Copy, Debug)]
+pub struct Iomap {
+    /// First file block.
+    pub start: u64,
+    /// Length in blocks.
+    pub len: u64,
+    /// The state of every block in it.
+    pub state: ExtentState,
+    /// Physical block of `start` (allocated states).
+    pub phys: u64,
+    /// The extent map's sequence number when this was mapped.
+    pub cookie: u64,
+}
+
+impl Iomap {
+    /// Whether file block `b` is inside.
+    #[inline]
+    pub fn contains(&self, b: u64) -> bool {
+        b >= self.start && b - self.start < self.len
+    }
+
+    /// Physical block of `b`.
+    #[inline]
+    pub fn phys_of(&self, b: u64) -> u64 {
+        self.phys + (b - self.start)
+    }
+}
+
+impl Fs {
+    /// Reserves (delalloc) or allocates (journaled data) every hole of blocks `[b0, b1)`, all or
+    /// nothing. Caller holds IOLOCK; takes ILOCK.
+    fn write_reserve(&self, ino: &Inode, b0: u64, b1: u64) -> Result<(), Errno> {
+        let mut em = ino.ilock.lock();
+        let holes: Vec<(u64, u64)> = em
+            .mappings(b0, b1)
+            .into_iter()
+            .filter(|m| m.state == ExtentState::Hole)
+            .map(|m| (m.start, m.len))
+            .collect();
+        let n: u64 = holes.iter().map(|h| h.1).sum();
+        if n == 0 {
+            return Ok(());
+        }
+        if ino.jdata {
+            let pieces = self.alloc_blocks(n)?;
+            super::assign_phys(&holes, &pieces, |b, len, p| em.set(b, len, ExtentState::Unwritten, p));
+        } else {
+            self.space.reserve(n).map_err(|_| Errno::Enospc)?;
+            for (b, len) in holes {
+                em.set(b, len, ExtentState::Delalloc, 0);
+            }
+        }
+        Ok(())
+    }
+
+    /// `iomap_begin`: maps the block holding `pos`, clipped to the write's end. A hole found
+    /// here (the up-front reservation was punched by a failed writeback meanwhile) is reserved
+    /// again, as `xfs_buffered_write_iomap_begin` would.
+    fn iomap_begin(&self, ino: &Inode, pos: u64, end: u64) -> Result<Iomap, Errno> {
+        let bs = self.geo.bs;
+        let b = pos / bs;
+        let bend = end.div_ceil(bs);
+        let mut em = ino.ilock.lock();
+        let mut m = em.lookup(b, bend);
+        if m.state == ExtentState::Hole {
+            if ino.jdata {
+                let pieces = self.alloc_blocks(m.len)?;
+                super::assign_phys(&[(m.start, m.len)], &pieces, |s, l, p| {
+                    em.set(s, l, ExtentState::Unwritten, p)
+                });
+            } else {
+                self.space.reserve(m.len).map_err(|_| Errno::Enospc)?;
+                em.set(m.start, m.len, ExtentState::Delalloc, 0);
+            }
+            m = em.lookup(b, bend);
+        }
+        Ok(Iomap { start: m.start, len: m.len, state: m.state, phys: m.phys, cookie: em.seq() })
+    }
+
+    /// `Write`.
+    pub(crate) fn write(&self, ino: &Inode, seq: u32, off: u64, len: u64, sync: bool) -> Result<Outcome, Errno> {
+        if len == 0 {
+            return Ok(Outcome::Done(0));
+        }
+        let max = self.geo.max;
+        if off >= max {
+            return Err(Errno::Efbig);
+        }
+        let n = len.min(max - off);
+        let end = off + n;
+        let written = {
+            let _io = ino.iolock.write();
+            let bs = self.geo.bs;
+            self.write_reserve(ino, off / bs, end.div_ceil(bs))?;
+            let mut pos = off;
+            while pos < end {
+                let iomap = match self.iomap_begin(ino, pos, end) {
+                    Ok(m) => m,
+                    Err(e) if pos == off => return Err(e),
+                    Err(_) => break, // a short write
+                };
+                yield_point();
+                pos = self.write_iter(ino, seq, &iomap, pos, end);
+            }
+            pos - off
+        };
+        if sync {
+            let (f0, f1) = self.folio_span(off, written);
+            self.writeback_range(ino, f0, f1, true);
+            if let Some(e) = ino.wb_err.lock().take() {
+                return Err(e);
+            }
+        }
+        Ok(Outcome::Done(written))
+    }
+
+    /// Copies the write into the folios of one mapping; returns where it stopped (the mapping's
+    /// end, or the folio where the mapping turned out stale).
+    fn write_iter(&self, ino: &Inode, seq: u32, iomap: &Iomap, mut pos: u64, end: u64) -> u64 {
+        let g = self.geo;
+        let map_end = end.min((iomap.start + iomap.len).saturating_mul(g.bs));
+        while pos < map_end {
+            let idx = pos / g.fsz;
+            let chunk_end = ((idx + 1) * g.fsz).min(map_end);
+            let (lf, created) = ino.cache.get_or_create_locked(idx);
+            if !self.has(Bug::UnstablePages) {
+                // Stable pages: the device may be reading this folio right now.
+                self.wait_writeback(&lf);
+            }
+            // BUG(stale-mapping): without this check a new folio is filled from a mapping that
+            // writeback + IO completion + reclaim may have made stale.
+            if !self.has(Bug::StaleMapping) && ino.ilock.lock().seq() != iomap.cookie {
+                if created {
+                    self.fill_folio(ino, &lf, None);
+                }
+                return pos;
+            }
+            if created {
+                self.fill_folio(ino, &lf, Some(iomap));
+            }
+            self.copy_into_folio(ino, &lf, seq, pos, chunk_end);
+            drop(lf);
+            if ino.jdata && self.has(Bug::PutFolioAfterUnlock) {
+                // BUG(put-folio-after-unlock): the blocks join the transaction after the folio
+                // lock is dropped; reclaim may have evicted the folio (and the data) meanwhile.
+                yield_point();
+                if let Some(lf) = ino.cache.get_locked(idx) {
+                    self.log_blocks(ino, &lf, g.overlap_mask(idx, pos, chunk_end));
+                }
+            }
+            yield_point();
+            pos = chunk_end;
+        }
+        pos
+    }
+
+    /// `iomap_write_end` for one folio: copies the pattern into `[pos, end)`, marks the blocks
+    /// dirty (journaled data: logs them while the folio is locked), extends i_size.
+    fn copy_into_folio(&self, ino: &Inode, lf: &LockedFolio, seq: u32, pos: u64, end: u64) {
+        let g = self.geo;
+        let mask = g.overlap_mask(lf.index, pos, end);
+        let fstart = lf.index * g.fsz;
+        let late_log = ino.jdata && self.has(Bug::PutFolioAfterUnlock);
+        {
+            let mut st = lf.mem();
+            let s = (pos - fstart) as usize;
+            let e = (end - fstart) as usize;
+            fill_pattern(seq, pos, &mut st.data[s..e]);
+            if late_log {
+                st.set_uptodate(mask, g.all);
+            } else {
+                st.set_dirty(mask);
+            }
+        }
+        if ino.jdata && !late_log {
+            ino.journal.lock().extend(mask_blocks(mask, lf.index * g.bpf));
+        }
+        ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+        // COMMIT POINT: one folio of a buffered write (data copied, blocks dirty, i_size).
+    }
+
+    /// Marks blocks of a locked folio dirty and, for journaled data, logs them.
+    pub(crate) fn log_blocks(&self, ino: &Inode, lf: &LockedFolio, mask: u64) {
+        lf.mem().set_dirty(mask);
+        if ino.jdata {
+            ino.journal.lock().extend(mask_blocks(mask, lf.index * self.geo.bpf));
+        }
+    }
+}
+
+/// The file blocks named by a folio mask.
+pub(crate) fn mask_blocks(mask: u64, fb0: u64) -> impl Iterator<Item = u64> {
+    (0..64u64).filter(move |i| mask & (1 << i) != 0).map(move |i| fb0 + i)
+}

@@ -1,0 +1,108 @@
+//! Direct IO (`iomap_dio_rw` with XFS's `xfs_direct_write_iomap_begin`).
+//!
+//! Owns: `DirectWrite` and `DirectRead`.
+//! Invariants: before touching the disk, the range's dirty cache is written back and waited for
+//! (`filemap_write_and_wait_range`); a write then drops the range's folios
+//! (`invalidate_inode_pages2_range`) under the invalidate lock, so no fault can re-instantiate a
+//! folio from the old mapping until the new blocks are written; allocation is all or nothing.
+//! Locks: a write takes IOLOCK and the invalidate lock exclusive; a read IOLOCK shared. Then folio
+//! locks one at a time (flush, drop), then ILOCK + allocator + disk for the allocation and the
+//! device write, which happen in one ILOCK critical section.
+
+use super::{Fs, Inode};
+use reference::{fill_pattern, Errno, ExtentState, Outcome};
+
+impl Fs {
+    /// `DirectWrite`.
+    pub(crate) fn direct_write(&self, ino: &Inode, seq: u32, off: u64, len: u64) -> Result<Outcome, Errno> {
+        let g = self.geo;
+        if !off.is_multiple_of(g.bs) || !len.is_multiple_of(g.bs) {
+            return Err(Errno::Einval);
+        }
+        if len == 0 {
+            return Ok(Outcome::Done(0));
+        }
+        if off >= g.max {
+            return Err(Errno::Efbig);
+        }
+        let n = len.min(g.max - off);
+        let end = off + n;
+        let _io = ino.iolock.write();
+        let _inv = ino.invalidate.write();
+        let (f0, f1) = self.folio_span(off, n);
+        if let Some(e) = self.writeback_range(ino, f0, f1, true).err {
+            return Err(e);
+        }
+        for f in ino.cache.range(f0, f1) {
+            let lf = f.lock();
+            if lf.mem().mapped {
+                self.wait_writeback(&lf);
+                ino.cache.remove(&lf);
+            }
+        }
+        let (b0, b1) = (off / g.bs, end / g.bs);
+        let mut em = ino.ilock.lock();
+        let maps = em.mappings(b0, b1);
+        let holes: Vec<(u64, u64)> =
+            maps.iter().filter(|m| m.state == ExtentState::Hole).map(|m| (m.start, m.len)).collect();
+        // No delalloc can remain after the flush; convert any leftover reservation anyway so the
+        // accounting stays whole.
+        let dl: Vec<(u64, u64)> =
+            maps.iter().filter(|m| m.state == ExtentState::Delalloc).map(|m| (m.start, m.len)).collect();
+        let nh: u64 = holes.iter().map(|h| h.1).sum();
+        let nd: u64 = dl.iter().map(|h| h.1).sum();
+        let pieces = self.alloc_blocks(nh)?;
+        super::assign_phys(&holes, &pieces, |b, l, p| em.set(b, l, ExtentState::Written, p));
+        if nd > 0 {
+            let dpieces = self.alloc.lock().alloc(nd).map_err(super::alloc_errno)?;
+            self.space.convert_reserved(nd);
+            super::assign_phys(&dl, &dpieces, |b, l, p| em.set(b, l, ExtentState::Written, p));
+        }
+        em.convert(b0, b1, ExtentState::Unwritten, ExtentState::Written);
+        let bs = g.bs as usize;
+        let mut buf = vec![0u8; bs];
+        for m in em.mappings(b0, b1) {
+            for b in m.start..m.end() {
+                fill_pattern(seq, b * g.bs, &mut buf);
+                self.disk.write(m.phys_of(b), &buf);
+            }
+        }
+        ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+        // COMMIT POINT: the direct write (blocks allocated, disk written, i_size extended).
+        drop(em);
+        Ok(Outcome::Done(n))
+    }
+
+    /// `DirectRead`.
+    pub(crate) fn direct_read(&self, ino: &Inode, off: u64, len: u64) -> Result<Outcome, Errno> {
+        let g = self.geo;
+        if !off.is_multiple_of(g.bs) || !len.is_multiple_of(g.bs) {
+            return Err(Errno::Einval);
+        }
+        let _io = ino.iolock.read();
+        let size = self.size(ino);
+        let n = if off >= size { 0 } else { len.min(size - off) };
+        if n == 0 {
+            return Ok(Outcome::Data(Vec::new()));
+        }
+        let (f0, f1) = self.folio_span(off, n);
+        if let Some(e) = self.writeback_range(ino, f0, f1, true).err {
+            return Err(e);
+        }
+        let bs = g.bs as usize;
+        let mut out = vec![0u8; n.div_ceil(g.bs) as usize * bs];
+        let em = ino.ilock.lock();
+        em.for_each(off / g.bs, (off + n).div_ceil(g.bs), |m| {
+            if m.state == ExtentState::Written {
+                for b in m.start..m.end() {
+                    let i = (b - off / g.bs) as usize;
+                    self.disk.read(m.phys_of(b), &mut out[i * bs..(i + 1) * bs]);
+                }
+            }
+        });
+        // COMMIT POINT: the direct read (the disk's view under ILOCK).
+        drop(em);
+        out.truncate(n as usize);
+        Ok(Outcome::Data(out))
+    }
+}

@@ -1,0 +1,229 @@
+//! Deterministic-scheduler tests (run with `--features shuttle`): the three concurrency-only bug
+//! switches produce their corruption under some schedule, and never without the switch; no
+//! schedule deadlocks.
+#![cfg(feature = "shuttle")]
+
+use reference::{pattern, Config, FileSpec, Geometry, Observe, Op, Policy};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use wbfuzz::bugs::{Bug, Bugs};
+use wbfuzz::fs::sync::{thread, Arc};
+use wbfuzz::fs::Fs;
+
+fn config(jdata: bool) -> Config {
+    Config {
+        geometry: Geometry { block_size: 1024, folio_pages: 1, capacity_blocks: 64, max_file_size: 64 << 10 },
+        policy: Policy::KeepDirty,
+        files: vec![FileSpec { jdata }],
+    }
+}
+
+/// Runs `scenario` under many random schedules; returns in how many the final state was wrong.
+/// Each test passes its own counter (tests run in parallel).
+fn bad_runs(
+    bad: &'static AtomicUsize,
+    bugs: Bugs,
+    jdata: bool,
+    scenario: fn(Arc<Fs>) -> Vec<u8>,
+    want: fn() -> Vec<u8>,
+) -> usize {
+    bad.store(0, Ordering::SeqCst);
+    shuttle::check_random(
+        move || {
+            let fs = Arc::new(Fs::new(&config(jdata), bugs));
+            let got = scenario(fs.clone());
+            if got != want() || !fs.check_invariants().is_empty() {
+                if std::env::var("FS_DEBUG").is_ok() {
+                    let pos = got.iter().zip(want()).position(|(a, b)| *a != b);
+                    eprintln!("bad: len {} first diff {pos:?} inv {:?}", got.len(), fs.check_invariants());
+                }
+                bad.fetch_add(1, Ordering::SeqCst);
+            }
+        },
+        300,
+    );
+    bad.load(Ordering::SeqCst)
+}
+
+fn stale_mapping(fs: Arc<Fs>) -> Vec<u8> {
+    fs.apply(1, &Op::Write { file: 0, off: 0, len: 4096, sync: false });
+    fs.apply(2, &Op::Flush { file: 0, off: 0, len: 4096 });
+    let a = {
+        let fs = fs.clone();
+        thread::spawn(move || {
+            fs.apply(3, &Op::Write { file: 0, off: 100, len: 10, sync: false });
+        })
+    };
+    let b = {
+        let fs = fs.clone();
+        thread::spawn(move || {
+            fs.apply(4, &Op::CompleteIo { n: 1 });
+            fs.apply(5, &Op::Reclaim { file: 0, folio: 0 });
+        })
+    };
+    a.join().ok();
+    b.join().ok();
+    fs.apply(6, &Op::Fsync { file: 0 });
+    fs.apply(7, &Op::EvictInode { file: 0 });
+    fs.peek(0, 0, 4096)
+}
+
+fn stale_mapping_want() -> Vec<u8> {
+    let mut v = pattern(1, 0, 4096);
+    v[100..110].copy_from_slice(&pattern(3, 100, 10));
+    v
+}
+
+fn fault_hole(fs: Arc<Fs>) -> Vec<u8> {
+    fs.apply(1, &Op::Truncate { file: 0, size: 4096 });
+    let a = {
+        let fs = fs.clone();
+        thread::spawn(move || {
+            fs.apply(2, &Op::MmapRead { file: 0, off: 0, len: 4096 });
+        })
+    };
+    let b = {
+        let fs = fs.clone();
+        thread::spawn(move || {
+            fs.apply(3, &Op::DirectWrite { file: 0, off: 0, len: 4096 });
+        })
+    };
+    a.join().ok();
+    b.join().ok();
+    fs.peek(0, 0, 4096)
+}
+
+fn fault_hole_want() -> Vec<u8> {
+    pattern(3, 0, 4096)
+}
+
+fn put_after_unlock(fs: Arc<Fs>) -> Vec<u8> {
+    let a = {
+        let fs = fs.clone();
+        thread::spawn(move || {
+            fs.apply(1, &Op::Write { file: 0, off: 0, len: 4096, sync: false });
+        })
+    };
+    let b = {
+        let fs = fs.clone();
+        thread::spawn(move || {
+            // Memory pressure: reclaim keeps trying while the write runs.
+            for _ in 0..16 {
+                fs.apply(2, &Op::Reclaim { file: 0, folio: 0 });
+            }
+        })
+    };
+    a.join().ok();
+    b.join().ok();
+    fs.apply(3, &Op::Fsync { file: 0 });
+    fs.apply(4, &Op::EvictInode { file: 0 });
+    fs.peek(0, 0, 4096)
+}
+
+fn put_after_unlock_want() -> Vec<u8> {
+    pattern(1, 0, 4096)
+}
+
+#[test]
+fn stale_mapping_found_only_with_switch() {
+    static BAD: AtomicUsize = AtomicUsize::new(0);
+    assert_eq!(bad_runs(&BAD, Bugs::NONE, false, stale_mapping, stale_mapping_want), 0);
+    assert!(bad_runs(&BAD, Bugs::only(Bug::StaleMapping), false, stale_mapping, stale_mapping_want) > 0);
+}
+
+#[test]
+fn fault_hole_race_found_only_with_switch() {
+    static BAD: AtomicUsize = AtomicUsize::new(0);
+    assert_eq!(bad_runs(&BAD, Bugs::NONE, false, fault_hole, fault_hole_want), 0);
+    assert!(bad_runs(&BAD, Bugs::only(Bug::FaultHoleRace), false, fault_hole, fault_hole_want) > 0);
+}
+
+#[test]
+fn put_folio_after_unlock_found_only_with_switch() {
+    static BAD: AtomicUsize = AtomicUsize::new(0);
+    assert_eq!(bad_runs(&BAD, Bugs::NONE, true, put_after_unlock, put_after_unlock_want), 0);
+    assert!(bad_runs(&BAD, Bugs::only(Bug::PutFolioAfterUnlock), true, put_after_unlock, put_after_unlock_want) > 0);
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n.max(1)
+    }
+}
+
+fn random_op(r: &mut Rng) -> Op {
+    let file = r.below(2) as u8;
+    let off = r.below(12) * 512 + if r.below(3) == 0 { r.below(512) } else { 0 };
+    let len = r.below(8) * 512 + if r.below(3) == 0 { r.below(512) } else { 0 };
+    match r.below(18) {
+        0..=2 => Op::Write { file, off, len, sync: r.below(6) == 0 },
+        3 => Op::Read { file, off, len },
+        4 => Op::DirectWrite { file, off, len },
+        5 => Op::DirectRead { file, off, len },
+        6 => Op::MmapWrite { file, off, len },
+        7 => Op::MmapRead { file, off, len },
+        8 => Op::Fsync { file },
+        9 => Op::Fallocate { file, off, len, keep_size: r.below(2) == 0 },
+        10 => Op::PunchHole { file, off, len },
+        11 => Op::ZeroRange { file, off, len, keep_size: false },
+        12 => Op::Truncate { file, size: r.below(8192) },
+        13 => Op::Flush { file, off, len },
+        14 => Op::CompleteIo { n: 1 + r.below(2) as u32 },
+        15 => Op::Reclaim { file, folio: r.below(4) },
+        16 => Op::EvictInode { file },
+        _ => [Op::CorruptAllocBtree, Op::RepairAllocBtree, Op::JournalCommit { file }][r.below(3) as usize].clone(),
+    }
+}
+
+#[test]
+fn random_concurrent_ops_never_deadlock_and_settle_clean() {
+    // FS_SHUTTLE_SEEDS / FS_SHUTTLE_ITERS scale this up for a longer soak.
+    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (seeds, iters) = (env("FS_SHUTTLE_SEEDS", 6), env("FS_SHUTTLE_ITERS", 100) as usize);
+    for seed in 1..=seeds {
+        for policy in [Policy::KeepDirty, Policy::Invalidate] {
+            shuttle::check_random(
+                move || {
+                    let cfg = Config {
+                        geometry: Geometry {
+                            block_size: 512,
+                            folio_pages: 1 + (seed % 2) as u32,
+                            capacity_blocks: 48,
+                            max_file_size: 64 << 10,
+                        },
+                        policy,
+                        files: vec![FileSpec { jdata: false }, FileSpec { jdata: seed % 3 == 0 }],
+                    };
+                    let fs = Arc::new(Fs::new(&cfg, Bugs::NONE));
+                    let hs: Vec<_> = (0..3u64)
+                        .map(|t| {
+                            let fs = fs.clone();
+                            thread::spawn(move || {
+                                let mut r = Rng((seed * 31 + t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                                for i in 0..12 {
+                                    fs.apply(t as u32 * 100 + i + 1, &random_op(&mut r));
+                                }
+                            })
+                        })
+                        .collect();
+                    for h in hs {
+                        h.join().expect("no panic");
+                    }
+                    fs.apply(1000, &Op::RepairAllocBtree);
+                    for f in 0..2 {
+                        fs.apply(1000, &Op::Fsync { file: f });
+                        fs.apply(1000, &Op::EvictInode { file: f });
+                    }
+                    fs.apply(1000, &Op::CompleteIo { n: u32::MAX });
+                    let v = fs.check_invariants();
+                    assert!(v.is_empty(), "{v:?}");
+                },
+                iters,
+            );
+        }
+    }
+}

@@ -39,6 +39,8 @@ pub struct HuntConfig {
     pub stop_on_first: bool,
     /// Show a live progress line on stderr.
     pub progress: bool,
+    /// Swarm testing on (each epoch draws its op kinds); off: every kind always enabled.
+    pub swarm: bool,
 }
 
 /// One minimized finding.
@@ -166,7 +168,8 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
     let deadline = start + cfg.time;
     let mut n_found = 0u32;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        let swarm = Swarm::draw(&mut rng);
+        let drawn = Swarm::draw(&mut rng);
+        let swarm = if cfg.swarm { drawn } else { Swarm::ALL };
         let target = cfg.targets[(rng.next_u64() % cfg.targets.len() as u64) as usize];
         for _ in 0..EPOCH {
             if shared.stop.load(Ordering::Relaxed) {

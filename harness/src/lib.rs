@@ -14,3 +14,4 @@ pub mod oracle;
 pub mod report;
 pub mod hunt;
 pub mod minimize;
+pub mod bench;

@@ -11,7 +11,12 @@ use wbfuzz::fs::Fs;
 
 fn config(jdata: bool) -> Config {
     Config {
-        geometry: Geometry { block_size: 1024, folio_pages: 1, capacity_blocks: 64, max_file_size: 64 << 10 },
+        geometry: Geometry {
+            block_size: 1024,
+            folio_pages: 1,
+            capacity_blocks: 64,
+            max_file_size: 64 << 10,
+        },
         policy: Policy::KeepDirty,
         files: vec![FileSpec { jdata }],
     }
@@ -34,7 +39,11 @@ fn bad_runs(
             if got != want() || !fs.check_invariants().is_empty() {
                 if std::env::var("FS_DEBUG").is_ok() {
                     let pos = got.iter().zip(want()).position(|(a, b)| *a != b);
-                    eprintln!("bad: len {} first diff {pos:?} inv {:?}", got.len(), fs.check_invariants());
+                    eprintln!(
+                        "bad: len {} first diff {pos:?} inv {:?}",
+                        got.len(),
+                        fs.check_invariants()
+                    );
                 }
                 bad.fetch_add(1, Ordering::SeqCst);
             }
@@ -45,12 +54,35 @@ fn bad_runs(
 }
 
 fn stale_mapping(fs: Arc<Fs>) -> Vec<u8> {
-    fs.apply(1, &Op::Write { file: 0, off: 0, len: 4096, sync: false });
-    fs.apply(2, &Op::Flush { file: 0, off: 0, len: 4096 });
+    fs.apply(
+        1,
+        &Op::Write {
+            file: 0,
+            off: 0,
+            len: 4096,
+            sync: false,
+        },
+    );
+    fs.apply(
+        2,
+        &Op::Flush {
+            file: 0,
+            off: 0,
+            len: 4096,
+        },
+    );
     let a = {
         let fs = fs.clone();
         thread::spawn(move || {
-            fs.apply(3, &Op::Write { file: 0, off: 100, len: 10, sync: false });
+            fs.apply(
+                3,
+                &Op::Write {
+                    file: 0,
+                    off: 100,
+                    len: 10,
+                    sync: false,
+                },
+            );
         })
     };
     let b = {
@@ -74,17 +106,37 @@ fn stale_mapping_want() -> Vec<u8> {
 }
 
 fn fault_hole(fs: Arc<Fs>) -> Vec<u8> {
-    fs.apply(1, &Op::Truncate { file: 0, size: 4096 });
+    fs.apply(
+        1,
+        &Op::Truncate {
+            file: 0,
+            size: 4096,
+        },
+    );
     let a = {
         let fs = fs.clone();
         thread::spawn(move || {
-            fs.apply(2, &Op::MmapRead { file: 0, off: 0, len: 4096 });
+            fs.apply(
+                2,
+                &Op::MmapRead {
+                    file: 0,
+                    off: 0,
+                    len: 4096,
+                },
+            );
         })
     };
     let b = {
         let fs = fs.clone();
         thread::spawn(move || {
-            fs.apply(3, &Op::DirectWrite { file: 0, off: 0, len: 4096 });
+            fs.apply(
+                3,
+                &Op::DirectWrite {
+                    file: 0,
+                    off: 0,
+                    len: 4096,
+                },
+            );
         })
     };
     a.join().ok();
@@ -100,7 +152,15 @@ fn put_after_unlock(fs: Arc<Fs>) -> Vec<u8> {
     let a = {
         let fs = fs.clone();
         thread::spawn(move || {
-            fs.apply(1, &Op::Write { file: 0, off: 0, len: 4096, sync: false });
+            fs.apply(
+                1,
+                &Op::Write {
+                    file: 0,
+                    off: 0,
+                    len: 4096,
+                    sync: false,
+                },
+            );
         })
     };
     let b = {
@@ -126,22 +186,61 @@ fn put_after_unlock_want() -> Vec<u8> {
 #[test]
 fn stale_mapping_found_only_with_switch() {
     static BAD: AtomicUsize = AtomicUsize::new(0);
-    assert_eq!(bad_runs(&BAD, Bugs::NONE, false, stale_mapping, stale_mapping_want), 0);
-    assert!(bad_runs(&BAD, Bugs::only(Bug::StaleMapping), false, stale_mapping, stale_mapping_want) > 0);
+    assert_eq!(
+        bad_runs(&BAD, Bugs::NONE, false, stale_mapping, stale_mapping_want),
+        0
+    );
+    assert!(
+        bad_runs(
+            &BAD,
+            Bugs::only(Bug::StaleMapping),
+            false,
+            stale_mapping,
+            stale_mapping_want
+        ) > 0
+    );
 }
 
 #[test]
 fn fault_hole_race_found_only_with_switch() {
     static BAD: AtomicUsize = AtomicUsize::new(0);
-    assert_eq!(bad_runs(&BAD, Bugs::NONE, false, fault_hole, fault_hole_want), 0);
-    assert!(bad_runs(&BAD, Bugs::only(Bug::FaultHoleRace), false, fault_hole, fault_hole_want) > 0);
+    assert_eq!(
+        bad_runs(&BAD, Bugs::NONE, false, fault_hole, fault_hole_want),
+        0
+    );
+    assert!(
+        bad_runs(
+            &BAD,
+            Bugs::only(Bug::FaultHoleRace),
+            false,
+            fault_hole,
+            fault_hole_want
+        ) > 0
+    );
 }
 
 #[test]
 fn put_folio_after_unlock_found_only_with_switch() {
     static BAD: AtomicUsize = AtomicUsize::new(0);
-    assert_eq!(bad_runs(&BAD, Bugs::NONE, true, put_after_unlock, put_after_unlock_want), 0);
-    assert!(bad_runs(&BAD, Bugs::only(Bug::PutFolioAfterUnlock), true, put_after_unlock, put_after_unlock_want) > 0);
+    assert_eq!(
+        bad_runs(
+            &BAD,
+            Bugs::NONE,
+            true,
+            put_after_unlock,
+            put_after_unlock_want
+        ),
+        0
+    );
+    assert!(
+        bad_runs(
+            &BAD,
+            Bugs::only(Bug::PutFolioAfterUnlock),
+            true,
+            put_after_unlock,
+            put_after_unlock_want
+        ) > 0
+    );
 }
 
 struct Rng(u64);
@@ -160,30 +259,66 @@ fn random_op(r: &mut Rng) -> Op {
     let off = r.below(12) * 512 + if r.below(3) == 0 { r.below(512) } else { 0 };
     let len = r.below(8) * 512 + if r.below(3) == 0 { r.below(512) } else { 0 };
     match r.below(18) {
-        0..=2 => Op::Write { file, off, len, sync: r.below(6) == 0 },
+        0..=2 => Op::Write {
+            file,
+            off,
+            len,
+            sync: r.below(6) == 0,
+        },
         3 => Op::Read { file, off, len },
         4 => Op::DirectWrite { file, off, len },
         5 => Op::DirectRead { file, off, len },
         6 => Op::MmapWrite { file, off, len },
         7 => Op::MmapRead { file, off, len },
         8 => Op::Fsync { file },
-        9 => Op::Fallocate { file, off, len, keep_size: r.below(2) == 0 },
+        9 => Op::Fallocate {
+            file,
+            off,
+            len,
+            keep_size: r.below(2) == 0,
+        },
         10 => Op::PunchHole { file, off, len },
-        11 => Op::ZeroRange { file, off, len, keep_size: false },
-        12 => Op::Truncate { file, size: r.below(8192) },
+        11 => Op::ZeroRange {
+            file,
+            off,
+            len,
+            keep_size: false,
+        },
+        12 => Op::Truncate {
+            file,
+            size: r.below(8192),
+        },
         13 => Op::Flush { file, off, len },
-        14 => Op::CompleteIo { n: 1 + r.below(2) as u32 },
-        15 => Op::Reclaim { file, folio: r.below(4) },
+        14 => Op::CompleteIo {
+            n: 1 + r.below(2) as u32,
+        },
+        15 => Op::Reclaim {
+            file,
+            folio: r.below(4),
+        },
         16 => Op::EvictInode { file },
-        _ => [Op::CorruptAllocBtree, Op::RepairAllocBtree, Op::JournalCommit { file }][r.below(3) as usize].clone(),
+        _ => [
+            Op::CorruptAllocBtree,
+            Op::RepairAllocBtree,
+            Op::JournalCommit { file },
+        ][r.below(3) as usize]
+            .clone(),
     }
 }
 
 #[test]
 fn random_concurrent_ops_never_deadlock_and_settle_clean() {
     // FS_SHUTTLE_SEEDS / FS_SHUTTLE_ITERS scale this up for a longer soak.
-    let env = |k: &str, d: u64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let (seeds, iters) = (env("FS_SHUTTLE_SEEDS", 6), env("FS_SHUTTLE_ITERS", 100) as usize);
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let (seeds, iters) = (
+        env("FS_SHUTTLE_SEEDS", 6),
+        env("FS_SHUTTLE_ITERS", 100) as usize,
+    );
     for seed in 1..=seeds {
         for policy in [Policy::KeepDirty, Policy::Invalidate] {
             shuttle::check_random(
@@ -196,14 +331,21 @@ fn random_concurrent_ops_never_deadlock_and_settle_clean() {
                             max_file_size: 64 << 10,
                         },
                         policy,
-                        files: vec![FileSpec { jdata: false }, FileSpec { jdata: seed % 3 == 0 }],
+                        files: vec![
+                            FileSpec { jdata: false },
+                            FileSpec {
+                                jdata: seed % 3 == 0,
+                            },
+                        ],
                     };
                     let fs = Arc::new(Fs::new(&cfg, Bugs::NONE));
                     let hs: Vec<_> = (0..3u64)
                         .map(|t| {
                             let fs = fs.clone();
                             thread::spawn(move || {
-                                let mut r = Rng((seed * 31 + t + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+                                let mut r = Rng((seed * 31 + t + 1)
+                                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                                    | 1);
                                 for i in 0..12 {
                                     fs.apply(t as u32 * 100 + i + 1, &random_op(&mut r));
                                 }

@@ -24,23 +24,54 @@ impl Rng {
 
 fn random_op(r: &mut Rng, files: u8, bs: u64) -> Op {
     let file = r.below(files as u64) as u8;
-    let off = if r.below(2) == 0 { r.below(40_000) } else { r.below(40) * bs };
-    let len = if r.below(2) == 0 { r.below(12_000) } else { r.below(12) * bs };
+    let off = if r.below(2) == 0 {
+        r.below(40_000)
+    } else {
+        r.below(40) * bs
+    };
+    let len = if r.below(2) == 0 {
+        r.below(12_000)
+    } else {
+        r.below(12) * bs
+    };
     match r.below(19) {
-        0..=2 => Op::Write { file, off, len, sync: r.below(8) == 0 },
+        0..=2 => Op::Write {
+            file,
+            off,
+            len,
+            sync: r.below(8) == 0,
+        },
         3 => Op::Read { file, off, len },
         4 => Op::DirectWrite { file, off, len },
         5 => Op::DirectRead { file, off, len },
         6 => Op::MmapWrite { file, off, len },
         7 => Op::MmapRead { file, off, len },
         8 => Op::Fsync { file },
-        9 => Op::Fallocate { file, off, len, keep_size: r.below(2) == 0 },
+        9 => Op::Fallocate {
+            file,
+            off,
+            len,
+            keep_size: r.below(2) == 0,
+        },
         10 => Op::PunchHole { file, off, len },
-        11 => Op::ZeroRange { file, off, len, keep_size: r.below(2) == 0 },
-        12 => Op::Truncate { file, size: r.below(40_000) },
+        11 => Op::ZeroRange {
+            file,
+            off,
+            len,
+            keep_size: r.below(2) == 0,
+        },
+        12 => Op::Truncate {
+            file,
+            size: r.below(40_000),
+        },
         13 => Op::Flush { file, off, len },
-        14 => Op::CompleteIo { n: r.below(4) as u32 },
-        15 => Op::Reclaim { file, folio: r.below(12) },
+        14 => Op::CompleteIo {
+            n: r.below(4) as u32,
+        },
+        15 => Op::Reclaim {
+            file,
+            folio: r.below(12),
+        },
         16 => Op::EvictInode { file },
         17 => {
             if r.below(4) == 0 {
@@ -57,9 +88,22 @@ fn config(r: &mut Rng) -> Config {
     let bs = [512, 1024, 4096][r.below(3) as usize];
     let folio_pages = [1, 2, 4][r.below(3) as usize];
     Config {
-        geometry: Geometry { block_size: bs, folio_pages, capacity_blocks: 16 + r.below(200), max_file_size: 64 << 10 },
-        policy: if r.below(2) == 0 { Policy::KeepDirty } else { Policy::Invalidate },
-        files: (0..1 + r.below(3)).map(|_| FileSpec { jdata: r.below(3) == 0 }).collect(),
+        geometry: Geometry {
+            block_size: bs,
+            folio_pages,
+            capacity_blocks: 16 + r.below(200),
+            max_file_size: 64 << 10,
+        },
+        policy: if r.below(2) == 0 {
+            Policy::KeepDirty
+        } else {
+            Policy::Invalidate
+        },
+        files: (0..1 + r.below(3))
+            .map(|_| FileSpec {
+                jdata: r.below(3) == 0,
+            })
+            .collect(),
     }
 }
 
@@ -92,8 +136,18 @@ fn sequential_random_runs_keep_invariants() {
         for f in 0..files as u8 {
             // Fully written back and evicted: nothing cached, nothing delalloc.
             let blocks = fs.blocks(f, 0, fs.block_span(f));
-            assert!(blocks.iter().all(|b| b.cache == reference::CacheState::NotCached), "seed {seed}");
-            assert!(blocks.iter().all(|b| b.extent != reference::ExtentState::Delalloc), "seed {seed}");
+            assert!(
+                blocks
+                    .iter()
+                    .all(|b| b.cache == reference::CacheState::NotCached),
+                "seed {seed}"
+            );
+            assert!(
+                blocks
+                    .iter()
+                    .all(|b| b.extent != reference::ExtentState::Delalloc),
+                "seed {seed}"
+            );
         }
         assert_eq!(fs.counters().inflight_ios, 0);
     }
@@ -104,7 +158,11 @@ fn threads_smoke_no_deadlock() {
     for seed in 1..=12u64 {
         let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
         let mut cfg = config(&mut r);
-        cfg.files = vec![FileSpec { jdata: false }, FileSpec { jdata: true }, FileSpec { jdata: false }];
+        cfg.files = vec![
+            FileSpec { jdata: false },
+            FileSpec { jdata: true },
+            FileSpec { jdata: false },
+        ];
         let fs = Arc::new(Fs::new(&cfg, Bugs::NONE));
         let (tx, rx) = mpsc::channel();
         let handles: Vec<_> = (0..4u64)
@@ -128,7 +186,8 @@ fn threads_smoke_no_deadlock() {
             .collect();
         drop(tx);
         for _ in 0..4 {
-            rx.recv_timeout(Duration::from_secs(120)).expect("deadlock: a thread did not finish");
+            rx.recv_timeout(Duration::from_secs(120))
+                .expect("deadlock: a thread did not finish");
         }
         for h in handles {
             h.join().expect("no panic");
@@ -141,7 +200,12 @@ fn threads_smoke_no_deadlock() {
 
 fn retarget(op: Op, f: u8) -> Op {
     match op {
-        Op::Write { off, len, sync, .. } => Op::Write { file: f, off, len, sync },
+        Op::Write { off, len, sync, .. } => Op::Write {
+            file: f,
+            off,
+            len,
+            sync,
+        },
         Op::Read { off, len, .. } => Op::Read { file: f, off, len },
         Op::DirectWrite { off, len, .. } => Op::DirectWrite { file: f, off, len },
         Op::MmapWrite { off, len, .. } => Op::MmapWrite { file: f, off, len },

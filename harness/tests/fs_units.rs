@@ -40,7 +40,9 @@ fn btree_many_nodes_stay_ordered_and_checksummed() {
     let mut x: u64 = 12345;
     let mut order: Vec<u64> = (0..5000).map(|i| i * 2).collect();
     for i in (1..order.len()).rev() {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         order.swap(i, (x >> 33) as usize % (i + 1));
     }
     for &b in &order {
@@ -74,7 +76,10 @@ fn btree_corruption_and_rebuild() {
     assert!(t.is_corrupt());
     assert_eq!(t.alloc(1), Err(AllocError::Corrupt));
     assert_eq!(t.free(0, 1), Err(AllocError::Corrupt));
-    assert!(t.check().is_empty(), "the injected root CRC is not reported");
+    assert!(
+        t.check().is_empty(),
+        "the injected root CRC is not reported"
+    );
     let rebuilt = FreeSpaceTree::from_extents(&[fe(8, 56)]);
     assert_eq!(rebuilt.records(), t.records());
     assert!(!rebuilt.is_corrupt());
@@ -91,14 +96,24 @@ fn extent_map_merges_and_bumps_cookie() {
     assert_eq!(m.extents().count(), 1, "delalloc neighbours merge");
     m.set(2, 2, ExtentState::Unwritten, 100);
     m.set(4, 2, ExtentState::Unwritten, 102);
-    assert_eq!(m.extents().count(), 3, "delalloc [0,2) unwritten [2,6) delalloc [6,8)");
+    assert_eq!(
+        m.extents().count(),
+        3,
+        "delalloc [0,2) unwritten [2,6) delalloc [6,8)"
+    );
     let l = m.lookup(3, 100);
-    assert_eq!((l.start, l.len, l.state, l.phys), (3, 3, ExtentState::Unwritten, 101));
+    assert_eq!(
+        (l.start, l.len, l.state, l.phys),
+        (3, 3, ExtentState::Unwritten, 101)
+    );
     // Not physically contiguous: no merge.
     m.set(6, 1, ExtentState::Unwritten, 200);
     assert_eq!(m.extents().count(), 4);
     let before = m.seq();
-    assert_eq!(m.convert(0, 10, ExtentState::Unwritten, ExtentState::Written), 5);
+    assert_eq!(
+        m.convert(0, 10, ExtentState::Unwritten, ExtentState::Written),
+        5
+    );
     assert_ne!(m.seq(), before);
     assert_eq!(m.state_of(5), ExtentState::Written);
     m.set(0, 8, ExtentState::Hole, 0);

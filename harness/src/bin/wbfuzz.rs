@@ -4,6 +4,7 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use wbfuzz::bench;
 use wbfuzz::bugs::Bugs;
 use std::time::Duration;
 use wbfuzz::exec::{self, Target};
@@ -61,6 +62,39 @@ enum Command {
         /// Most candidate runs to try.
         #[arg(long, default_value_t = minimize::DEFAULT_BUDGET)]
         budget: usize,
+    },
+    /// Benchmarks: throughput, overhead, growth and time to find each bug; writes markdown + JSON.
+    Bench {
+        /// Benchmark corpus (with `sequential/` and `concurrent/` inside).
+        #[arg(long, default_value = "corpus/bench")]
+        corpus: PathBuf,
+        /// Timed samples per measurement (medians are reported).
+        #[arg(long, default_value_t = 5)]
+        samples: usize,
+        /// Milliseconds per sample.
+        #[arg(long, default_value_t = 400)]
+        sample_ms: u64,
+        /// Runs per bug for time to find (0 skips it).
+        #[arg(long, default_value_t = 5)]
+        find_runs: usize,
+        /// Seconds before a time-to-find run gives up.
+        #[arg(long, default_value_t = 60)]
+        find_limit: u64,
+        /// Worker threads of the time-to-find hunts (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Only these bugs for time to find (default: all).
+        #[arg(long = "bug", value_name = "NAME")]
+        bugs: Vec<String>,
+        /// Where to write the markdown table.
+        #[arg(long, default_value = "bench.md")]
+        markdown: PathBuf,
+        /// Where to write the JSON.
+        #[arg(long, default_value = "bench.json")]
+        json: PathBuf,
+        /// Regenerate the benchmark corpus with this many inputs per target, then exit.
+        #[arg(long, hide = true)]
+        write_corpus: Option<usize>,
     },
     /// Parallel random search for divergences (swarm testing, all cores); exit 1 on a finding.
     Hunt {
@@ -242,6 +276,36 @@ fn main() -> ExitCode {
             };
             cmd_minimize(&file, bugs, target, output, budget)
         }
+        Command::Bench { corpus, samples, sample_ms, find_runs, find_limit, jobs, bugs, markdown, json, write_corpus } => {
+            if let Some(n) = write_corpus {
+                return match bench::write_corpus(&corpus, n) {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => usage_error(format!("{}: {e}", corpus.display())),
+                };
+            }
+            let bugs = match parse_bugs(&bugs) {
+                Ok(b) => b.iter().collect(),
+                Err(e) => return usage_error(e),
+            };
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let cfg = bench::BenchConfig {
+                corpus,
+                samples,
+                sample_time: Duration::from_millis(sample_ms),
+                find_runs,
+                find_limit: Duration::from_secs(find_limit),
+                jobs,
+                bugs,
+            };
+            let report = bench::run(&cfg, |m| eprintln!("bench: {m}"));
+            let md = report.markdown();
+            print!("{md}");
+            if let Err(e) = std::fs::write(&markdown, &md).and_then(|()| std::fs::write(&json, report.json())) {
+                return usage_error(e);
+            }
+            eprintln!("bench: wrote {} and {}", markdown.display(), json.display());
+            ExitCode::SUCCESS
+        }
         Command::Hunt { time, jobs, bugs, seed, target, out, keep_going } => {
             let bugs = match parse_bugs(&bugs) {
                 Ok(b) => b,
@@ -262,6 +326,7 @@ fn main() -> ExitCode {
                 out_dir: out,
                 stop_on_first: !keep_going,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                swarm: true,
             })
         }
     }

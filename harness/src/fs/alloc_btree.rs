@@ -61,13 +61,19 @@ struct Node {
 
 impl Node {
     fn leaf(recs: Vec<FreeExtent>) -> Node {
-        let mut n = Node { kind: Kind::Leaf(recs), crc: 0 };
+        let mut n = Node {
+            kind: Kind::Leaf(recs),
+            crc: 0,
+        };
         n.crc = n.compute_crc();
         n
     }
 
     fn internal(children: Vec<Child>) -> Node {
-        let mut n = Node { kind: Kind::Internal(children), crc: 0 };
+        let mut n = Node {
+            kind: Kind::Internal(children),
+            crc: 0,
+        };
         n.crc = n.compute_crc();
         n
     }
@@ -140,7 +146,9 @@ impl Node {
                     return None;
                 }
                 let i = Node::child_index(c, x);
-                c[i].node.pred(x).or_else(|| c[..i].iter().rev().find_map(|c| c.node.last()))
+                c[i].node
+                    .pred(x)
+                    .or_else(|| c[..i].iter().rev().find_map(|c| c.node.last()))
             }
         }
     }
@@ -154,7 +162,9 @@ impl Node {
                     return None;
                 }
                 let i = Node::child_index(c, x);
-                c[i].node.succ(x).or_else(|| c[i + 1..].iter().find_map(|c| c.node.first()))
+                c[i].node
+                    .succ(x)
+                    .or_else(|| c[i + 1..].iter().find_map(|c| c.node.first()))
             }
         }
     }
@@ -167,7 +177,10 @@ impl Node {
                 r.insert(i, rec);
                 if r.len() > FANOUT {
                     let right = r.split_off(r.len() / 2);
-                    Some(Child { key: right[0].start, node: Box::new(Node::leaf(right)) })
+                    Some(Child {
+                        key: right[0].start,
+                        node: Box::new(Node::leaf(right)),
+                    })
                 } else {
                     None
                 }
@@ -182,7 +195,10 @@ impl Node {
                 }
                 if c.len() > FANOUT {
                     let right = c.split_off(c.len() / 2);
-                    Some(Child { key: right[0].key, node: Box::new(Node::internal(right)) })
+                    Some(Child {
+                        key: right[0].key,
+                        node: Box::new(Node::internal(right)),
+                    })
                 } else {
                     None
                 }
@@ -223,20 +239,39 @@ impl Node {
     }
 
     /// Checks key order and bounds below this node; returns problems as text.
-    fn check(&self, lo: u64, hi: u64, is_root: bool, corrupt: bool, errs: &mut Vec<(&'static str, String)>) {
+    fn check(
+        &self,
+        lo: u64,
+        hi: u64,
+        is_root: bool,
+        corrupt: bool,
+        errs: &mut Vec<(&'static str, String)>,
+    ) {
         if !(is_root && corrupt) && self.crc != self.compute_crc() {
-            errs.push(("btree-crc", format!("node with {} entries has a bad CRC", self.len())));
+            errs.push((
+                "btree-crc",
+                format!("node with {} entries has a bad CRC", self.len()),
+            ));
         }
         match &self.kind {
             Kind::Leaf(r) => {
                 for w in r.windows(2) {
                     if w[0].end() > w[1].start {
-                        errs.push(("btree-order", format!("records {:?} and {:?} overlap or are out of order", w[0], w[1])));
+                        errs.push((
+                            "btree-order",
+                            format!(
+                                "records {:?} and {:?} overlap or are out of order",
+                                w[0], w[1]
+                            ),
+                        ));
                     }
                 }
                 for e in r {
                     if e.start < lo || e.start >= hi || e.len == 0 {
-                        errs.push(("btree-order", format!("record {e:?} outside its node's key range [{lo}, {hi})")));
+                        errs.push((
+                            "btree-order",
+                            format!("record {e:?} outside its node's key range [{lo}, {hi})"),
+                        ));
                     }
                 }
             }
@@ -244,7 +279,10 @@ impl Node {
                 for (i, ch) in c.iter().enumerate() {
                     let next = c.get(i + 1).map(|n| n.key).unwrap_or(hi);
                     if ch.key >= next || (i > 0 && ch.key < lo) {
-                        errs.push(("btree-order", format!("internal keys out of order at {}", ch.key)));
+                        errs.push((
+                            "btree-order",
+                            format!("internal keys out of order at {}", ch.key),
+                        ));
                     }
                     let child_lo = if i == 0 { lo } else { ch.key };
                     ch.node.check(child_lo, next, false, corrupt, errs);
@@ -271,13 +309,26 @@ pub struct FreeSpaceTree {
 impl FreeSpaceTree {
     /// A tree whose only record is `[0, capacity)`.
     pub fn new(capacity: u64) -> Self {
-        let recs = if capacity > 0 { vec![FreeExtent { start: 0, len: capacity }] } else { vec![] };
-        FreeSpaceTree { root: Box::new(Node::leaf(recs)), corrupt: false }
+        let recs = if capacity > 0 {
+            vec![FreeExtent {
+                start: 0,
+                len: capacity,
+            }]
+        } else {
+            vec![]
+        };
+        FreeSpaceTree {
+            root: Box::new(Node::leaf(recs)),
+            corrupt: false,
+        }
     }
 
     /// Builds a tree from ordered, disjoint free extents.
     pub fn from_extents(exts: &[FreeExtent]) -> Self {
-        let mut t = FreeSpaceTree { root: Box::new(Node::leaf(Vec::new())), corrupt: false };
+        let mut t = FreeSpaceTree {
+            root: Box::new(Node::leaf(Vec::new())),
+            corrupt: false,
+        };
         for &e in exts {
             t.insert_raw(e);
         }
@@ -315,7 +366,13 @@ impl FreeSpaceTree {
         if let Some(sib) = self.root.insert(rec) {
             let old = std::mem::replace(&mut self.root, Box::new(Node::leaf(Vec::new())));
             let left_key = old.first().map(|e| e.start).unwrap_or(0).min(sib.key);
-            *self.root = Node::internal(vec![Child { key: left_key, node: old }, sib]);
+            *self.root = Node::internal(vec![
+                Child {
+                    key: left_key,
+                    node: old,
+                },
+                sib,
+            ]);
         }
     }
 
@@ -362,15 +419,23 @@ impl FreeSpaceTree {
         let mut out = Vec::new();
         let mut need = n;
         while need > 0 {
-            let Some(e) = self.root.first() else { return Err(AllocError::NoSpace) };
+            let Some(e) = self.root.first() else {
+                return Err(AllocError::NoSpace);
+            };
             self.remove_raw(e.start);
             let take = e.len.min(need);
             if e.len > take {
-                self.insert_raw(FreeExtent { start: e.start + take, len: e.len - take });
+                self.insert_raw(FreeExtent {
+                    start: e.start + take,
+                    len: e.len - take,
+                });
             }
             match out.last_mut() {
                 Some(FreeExtent { start, len }) if *start + *len == e.start => *len += take,
-                _ => out.push(FreeExtent { start: e.start, len: take }),
+                _ => out.push(FreeExtent {
+                    start: e.start,
+                    len: take,
+                }),
             }
             need -= take;
         }
@@ -389,10 +454,16 @@ impl FreeSpaceTree {
         if pred.is_some_and(|p| p.end() > start) || succ.is_some_and(|s| s.start < end) {
             return Err(AllocError::DoubleFree);
         }
-        let mut rec = FreeExtent { start, len: end - start };
+        let mut rec = FreeExtent {
+            start,
+            len: end - start,
+        };
         if let Some(p) = pred.filter(|p| p.end() == start) {
             self.remove_raw(p.start);
-            rec = FreeExtent { start: p.start, len: p.len + rec.len };
+            rec = FreeExtent {
+                start: p.start,
+                len: p.len + rec.len,
+            };
         }
         if let Some(s) = succ.filter(|s| s.start == end) {
             self.remove_raw(s.start);

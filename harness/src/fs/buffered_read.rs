@@ -70,7 +70,11 @@ impl Fs {
                 self.fill_folio(ino, &lf, None);
                 return lf.folio.clone();
             }
-            let _inv = if have_invalidate { None } else { Some(ino.invalidate.read()) };
+            let _inv = if have_invalidate {
+                None
+            } else {
+                Some(ino.invalidate.read())
+            };
             let (lf, created) = ino.cache.get_or_create_locked(idx);
             if created || !lf.mem().uptodate {
                 self.fill_folio(ino, &lf, None);
@@ -101,7 +105,11 @@ impl Fs {
             let idx = pos / self.geo.fsz;
             let chunk_end = ((idx + 1) * self.geo.fsz).min(end);
             let f = self.read_folio(ino, idx, false);
-            self.copy_from_folio(&f, pos, &mut out[(pos - off) as usize..(chunk_end - off) as usize]);
+            self.copy_from_folio(
+                &f,
+                pos,
+                &mut out[(pos - off) as usize..(chunk_end - off) as usize],
+            );
             pos = chunk_end;
         }
         // COMMIT POINT: the read (it has no side effect but instantiation; the copy is its effect).

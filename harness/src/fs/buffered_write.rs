@@ -69,7 +69,9 @@ impl Fs {
         }
         if ino.jdata {
             let pieces = self.alloc_blocks(n)?;
-            super::assign_phys(&holes, &pieces, |b, len, p| em.set(b, len, ExtentState::Unwritten, p));
+            super::assign_phys(&holes, &pieces, |b, len, p| {
+                em.set(b, len, ExtentState::Unwritten, p)
+            });
         } else {
             self.space.reserve(n).map_err(|_| Errno::Enospc)?;
             for (b, len) in holes {
@@ -100,11 +102,24 @@ impl Fs {
             }
             m = em.lookup(b, bend);
         }
-        Ok(Iomap { start: m.start, len: m.len, state: m.state, phys: m.phys, cookie: em.seq() })
+        Ok(Iomap {
+            start: m.start,
+            len: m.len,
+            state: m.state,
+            phys: m.phys,
+            cookie: em.seq(),
+        })
     }
 
     /// `Write`.
-    pub(crate) fn write(&self, ino: &Inode, seq: u32, off: u64, len: u64, sync: bool) -> Result<Outcome, Errno> {
+    pub(crate) fn write(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        off: u64,
+        len: u64,
+        sync: bool,
+    ) -> Result<Outcome, Errno> {
         if len == 0 {
             return Ok(Outcome::Done(0));
         }
@@ -199,7 +214,9 @@ impl Fs {
             }
         }
         if ino.jdata && !late_log {
-            ino.journal.lock().extend(mask_blocks(mask, lf.index * g.bpf));
+            ino.journal
+                .lock()
+                .extend(mask_blocks(mask, lf.index * g.bpf));
         }
         ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
         // COMMIT POINT: one folio of a buffered write (data copied, blocks dirty, i_size).
@@ -209,12 +226,16 @@ impl Fs {
     pub(crate) fn log_blocks(&self, ino: &Inode, lf: &LockedFolio, mask: u64) {
         lf.mem().set_dirty(mask);
         if ino.jdata {
-            ino.journal.lock().extend(mask_blocks(mask, lf.index * self.geo.bpf));
+            ino.journal
+                .lock()
+                .extend(mask_blocks(mask, lf.index * self.geo.bpf));
         }
     }
 }
 
 /// The file blocks named by a folio mask.
 pub(crate) fn mask_blocks(mask: u64, fb0: u64) -> impl Iterator<Item = u64> {
-    (0..64u64).filter(move |i| mask & (1 << i) != 0).map(move |i| fb0 + i)
+    (0..64u64)
+        .filter(move |i| mask & (1 << i) != 0)
+        .map(move |i| fb0 + i)
 }

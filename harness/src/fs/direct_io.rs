@@ -14,7 +14,13 @@ use reference::{fill_pattern, Errno, ExtentState, Outcome};
 
 impl Fs {
     /// `DirectWrite`.
-    pub(crate) fn direct_write(&self, ino: &Inode, seq: u32, off: u64, len: u64) -> Result<Outcome, Errno> {
+    pub(crate) fn direct_write(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        off: u64,
+        len: u64,
+    ) -> Result<Outcome, Errno> {
         let g = self.geo;
         if !off.is_multiple_of(g.bs) || !len.is_multiple_of(g.bs) {
             return Err(Errno::Einval);
@@ -43,20 +49,30 @@ impl Fs {
         let (b0, b1) = (off / g.bs, end / g.bs);
         let mut em = ino.ilock.lock();
         let maps = em.mappings(b0, b1);
-        let holes: Vec<(u64, u64)> =
-            maps.iter().filter(|m| m.state == ExtentState::Hole).map(|m| (m.start, m.len)).collect();
+        let holes: Vec<(u64, u64)> = maps
+            .iter()
+            .filter(|m| m.state == ExtentState::Hole)
+            .map(|m| (m.start, m.len))
+            .collect();
         // No delalloc can remain after the flush; convert any leftover reservation anyway so the
         // accounting stays whole.
-        let dl: Vec<(u64, u64)> =
-            maps.iter().filter(|m| m.state == ExtentState::Delalloc).map(|m| (m.start, m.len)).collect();
+        let dl: Vec<(u64, u64)> = maps
+            .iter()
+            .filter(|m| m.state == ExtentState::Delalloc)
+            .map(|m| (m.start, m.len))
+            .collect();
         let nh: u64 = holes.iter().map(|h| h.1).sum();
         let nd: u64 = dl.iter().map(|h| h.1).sum();
         let pieces = self.alloc_blocks(nh)?;
-        super::assign_phys(&holes, &pieces, |b, l, p| em.set(b, l, ExtentState::Written, p));
+        super::assign_phys(&holes, &pieces, |b, l, p| {
+            em.set(b, l, ExtentState::Written, p)
+        });
         if nd > 0 {
             let dpieces = self.alloc.lock().alloc(nd).map_err(super::alloc_errno)?;
             self.space.convert_reserved(nd);
-            super::assign_phys(&dl, &dpieces, |b, l, p| em.set(b, l, ExtentState::Written, p));
+            super::assign_phys(&dl, &dpieces, |b, l, p| {
+                em.set(b, l, ExtentState::Written, p)
+            });
         }
         em.convert(b0, b1, ExtentState::Unwritten, ExtentState::Written);
         let bs = g.bs as usize;

@@ -17,7 +17,10 @@ pub struct Disk {
 impl Disk {
     /// An all-zero device of `bs`-byte blocks.
     pub fn new(bs: usize) -> Self {
-        Disk { bs, blocks: RwLock::new(BTreeMap::new()) }
+        Disk {
+            bs,
+            blocks: RwLock::new(BTreeMap::new()),
+        }
     }
 
     /// Copies block `phys` into `out` (`bs` bytes).

@@ -79,13 +79,32 @@ impl ExtentMap {
     pub fn lookup(&self, b: u64, limit: u64) -> Mapping {
         if let Some((&s, e)) = self.map.range(..=b).next_back() {
             if b < s + e.len {
-                let phys = if e.state == ExtentState::Delalloc { 0 } else { e.phys + (b - s) };
+                let phys = if e.state == ExtentState::Delalloc {
+                    0
+                } else {
+                    e.phys + (b - s)
+                };
                 let end = (s + e.len).min(limit);
-                return Mapping { start: b, len: end - b, state: e.state, phys };
+                return Mapping {
+                    start: b,
+                    len: end - b,
+                    state: e.state,
+                    phys,
+                };
             }
         }
-        let next = self.map.range(b..).next().map(|(&s, _)| s).unwrap_or(u64::MAX);
-        Mapping { start: b, len: next.min(limit) - b, state: ExtentState::Hole, phys: 0 }
+        let next = self
+            .map
+            .range(b..)
+            .next()
+            .map(|(&s, _)| s)
+            .unwrap_or(u64::MAX);
+        Mapping {
+            start: b,
+            len: next.min(limit) - b,
+            state: ExtentState::Hole,
+            phys: 0,
+        }
     }
 
     /// The state of one block.
@@ -139,7 +158,11 @@ impl ExtentMap {
 
     /// One past the last mapped block (0 when the file is all hole).
     pub fn end_block(&self) -> u64 {
-        self.map.iter().next_back().map(|(&s, e)| s + e.len).unwrap_or(0)
+        self.map
+            .iter()
+            .next_back()
+            .map(|(&s, e)| s + e.len)
+            .unwrap_or(0)
     }
 
     /// Every stored extent, in order.
@@ -149,14 +172,20 @@ impl ExtentMap {
 
     /// Splits the extent containing `b` (if any, and if it starts before `b`) at `b`.
     fn split_at(&mut self, b: u64) {
-        let Some((&s, &e)) = self.map.range(..b).next_back() else { return };
+        let Some((&s, &e)) = self.map.range(..b).next_back() else {
+            return;
+        };
         if s + e.len <= b {
             return;
         }
         let head = b - s;
         let tail = Extent {
             len: e.len - head,
-            phys: if e.state == ExtentState::Delalloc { 0 } else { e.phys + head },
+            phys: if e.state == ExtentState::Delalloc {
+                0
+            } else {
+                e.phys + head
+            },
             state: e.state,
         };
         if let Some(x) = self.map.get_mut(&s) {
@@ -173,7 +202,10 @@ impl ExtentMap {
         if let Some((&ps, &p)) = self.map.range(..s).next_back() {
             if mergeable(ps, &p, s, &cur) {
                 self.map.remove(&s);
-                cur = Extent { len: p.len + cur.len, ..p };
+                cur = Extent {
+                    len: p.len + cur.len,
+                    ..p
+                };
                 s = ps;
                 self.map.insert(s, cur);
             }
@@ -206,8 +238,19 @@ impl ExtentMap {
         if state == ExtentState::Hole {
             return;
         }
-        let phys = if state == ExtentState::Delalloc { 0 } else { phys };
-        self.map.insert(start, Extent { len: end - start, phys, state });
+        let phys = if state == ExtentState::Delalloc {
+            0
+        } else {
+            phys
+        };
+        self.map.insert(
+            start,
+            Extent {
+                len: end - start,
+                phys,
+                state,
+            },
+        );
         self.merge_around(start);
     }
 

@@ -45,7 +45,8 @@ impl Fs {
             if m.state == ExtentState::Written {
                 for b in m.start..m.end() {
                     let i = (b - fb0) as usize;
-                    self.disk.read(m.phys_of(b), &mut data[i * bs..(i + 1) * bs]);
+                    self.disk
+                        .read(m.phys_of(b), &mut data[i * bs..(i + 1) * bs]);
                 }
             }
         }
@@ -77,7 +78,13 @@ impl Fs {
     }
 
     /// `MmapWrite`: read fault, then page_mkwrite, then the store.
-    pub(crate) fn mmap_write(&self, ino: &Inode, seq: u32, off: u64, len: u64) -> Result<Outcome, Errno> {
+    pub(crate) fn mmap_write(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        off: u64,
+        len: u64,
+    ) -> Result<Outcome, Errno> {
         let g = self.geo;
         let (idx, n) = self.fault_range(ino, off, len)?;
         if n == 0 {
@@ -113,7 +120,9 @@ impl Fs {
                 if k > 0 {
                     if ino.jdata {
                         let pieces = self.alloc_blocks(k)?;
-                        super::assign_phys(&holes, &pieces, |b, l, p| em.set(b, l, ExtentState::Unwritten, p));
+                        super::assign_phys(&holes, &pieces, |b, l, p| {
+                            em.set(b, l, ExtentState::Unwritten, p)
+                        });
                     } else {
                         self.space.reserve(k).map_err(|_| Errno::Enospc)?;
                         for (b, l) in holes {
@@ -122,7 +131,11 @@ impl Fs {
                     }
                 }
             }
-            let mask = if fb_end > fb0 { super::Geo::mask(0, fb_end - fb0) } else { 0 };
+            let mask = if fb_end > fb0 {
+                super::Geo::mask(0, fb_end - fb0)
+            } else {
+                0
+            };
             {
                 let mut st = lf.mem();
                 let s = (off - idx * g.fsz) as usize;

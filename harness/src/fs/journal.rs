@@ -30,7 +30,9 @@ impl Fs {
                 mask |= 1 << (nb - fb0);
                 it.next();
             }
-            let Some(lf) = ino.cache.get_locked(idx) else { continue };
+            let Some(lf) = ino.cache.get_locked(idx) else {
+                continue;
+            };
             let mut em = ino.ilock.lock();
             let bs = g.bs as usize;
             let mut done = 0u64;

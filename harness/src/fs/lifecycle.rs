@@ -19,7 +19,9 @@ use reference::Outcome;
 impl Fs {
     /// `Reclaim{folio}`: 1 if evicted.
     pub(crate) fn reclaim(&self, ino: &Inode, idx: u64) -> u64 {
-        let Some(f) = ino.cache.get(idx) else { return 0 };
+        let Some(f) = ino.cache.get(idx) else {
+            return 0;
+        };
         let Some(lf) = f.try_lock() else { return 0 };
         {
             let st = lf.mem();
@@ -68,7 +70,11 @@ impl Fs {
         let maps: Vec<_> = self.inodes.iter().map(|i| i.ilock.lock()).collect();
         let mut used: Vec<(u64, u64)> = maps
             .iter()
-            .flat_map(|em| em.extents().filter(|(_, e)| e.state.is_allocated()).map(|(_, e)| (e.phys, e.len)))
+            .flat_map(|em| {
+                em.extents()
+                    .filter(|(_, e)| e.state.is_allocated())
+                    .map(|(_, e)| (e.phys, e.len))
+            })
             .collect();
         used.sort_unstable();
         let cap = self.geometry.capacity_blocks;
@@ -76,12 +82,18 @@ impl Fs {
         let mut cursor = 0u64;
         for &(p, l) in &used {
             if p > cursor {
-                free.push(FreeExtent { start: cursor, len: p - cursor });
+                free.push(FreeExtent {
+                    start: cursor,
+                    len: p - cursor,
+                });
             }
             cursor = cursor.max(p.saturating_add(l));
         }
         if cursor < cap {
-            free.push(FreeExtent { start: cursor, len: cap - cursor });
+            free.push(FreeExtent {
+                start: cursor,
+                len: cap - cursor,
+            });
         }
         let mut tree = self.alloc.lock();
         let old = tree.records();

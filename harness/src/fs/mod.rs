@@ -145,7 +145,13 @@ impl Fs {
         let bs = g.bs().max(1);
         let fsz = g.folio_size().max(bs);
         let bpf = (fsz / bs).clamp(1, 64);
-        let geo = Geo { bs, fsz, bpf, all: Geo::mask(0, bpf), max: g.max_file_size };
+        let geo = Geo {
+            bs,
+            fsz,
+            bpf,
+            all: Geo::mask(0, bpf),
+            max: g.max_file_size,
+        };
         let inodes = config
             .files
             .iter()
@@ -202,16 +208,28 @@ impl Fs {
             Op::MmapWrite { off, len, .. } => self.mmap_write(ino, seq, off, len),
             Op::MmapRead { off, len, .. } => self.mmap_read(ino, off, len),
             Op::Fsync { .. } => self.fsync(ino),
-            Op::Fallocate { off, len, keep_size, .. } => self.fallocate(ino, off, len, keep_size),
+            Op::Fallocate {
+                off,
+                len,
+                keep_size,
+                ..
+            } => self.fallocate(ino, off, len, keep_size),
             Op::PunchHole { off, len, .. } => self.punch_hole(ino, off, len),
-            Op::ZeroRange { off, len, keep_size, .. } => self.zero_range(ino, off, len, keep_size),
+            Op::ZeroRange {
+                off,
+                len,
+                keep_size,
+                ..
+            } => self.zero_range(ino, off, len, keep_size),
             Op::Truncate { size, .. } => self.truncate(ino, size),
             Op::Flush { off, len, .. } => Ok(self.flush(ino, off, len)),
             Op::Reclaim { folio, .. } => Ok(Outcome::Done(self.reclaim(ino, folio))),
             Op::EvictInode { .. } => Ok(Outcome::Done(self.evict_inode(ino))),
-            Op::JournalCommit { .. } => {
-                Ok(Outcome::Done(if ino.jdata { self.journal_commit(ino) } else { 0 }))
-            }
+            Op::JournalCommit { .. } => Ok(Outcome::Done(if ino.jdata {
+                self.journal_commit(ino)
+            } else {
+                0
+            })),
             Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => {
                 Err(Errno::Einval)
             }
@@ -259,7 +277,12 @@ impl Fs {
     /// Frees every allocated block and releases every reservation of `[start, end)` in `em`,
     /// making it a hole. Caller holds ILOCK and has checked that the btree is readable when
     /// anything allocated is in the range (so the frees cannot fail).
-    pub(crate) fn punch_blocks(&self, em: &mut ExtentMap, start: u64, end: u64) -> Result<(), Errno> {
+    pub(crate) fn punch_blocks(
+        &self,
+        em: &mut ExtentMap,
+        start: u64,
+        end: u64,
+    ) -> Result<(), Errno> {
         if start >= end {
             return Ok(());
         }
@@ -279,7 +302,11 @@ impl Fs {
                 self.disk.discard(m.phys, m.len);
             }
         }
-        let delalloc: u64 = maps.iter().filter(|m| m.state == ExtentState::Delalloc).map(|m| m.len).sum();
+        let delalloc: u64 = maps
+            .iter()
+            .filter(|m| m.state == ExtentState::Delalloc)
+            .map(|m| m.len)
+            .sum();
         self.space.unreserve(delalloc);
         em.set(start, end - start, ExtentState::Hole, 0);
         Ok(())
@@ -297,7 +324,11 @@ pub(crate) fn alloc_errno(e: AllocError) -> Errno {
 
 /// Calls `f(file_block, len, phys)` pairing file ranges `runs` with physical extents `pieces`
 /// in order (both cover the same number of blocks).
-pub(crate) fn assign_phys(runs: &[(u64, u64)], pieces: &[FreeExtent], mut f: impl FnMut(u64, u64, u64)) {
+pub(crate) fn assign_phys(
+    runs: &[(u64, u64)],
+    pieces: &[FreeExtent],
+    mut f: impl FnMut(u64, u64, u64),
+) {
     let mut pi = 0;
     let mut poff = 0;
     for &(start, len) in runs {

@@ -9,7 +9,9 @@
 
 use super::page_cache::Folio;
 use super::{Fs, Inode};
-use reference::{BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation};
+use reference::{
+    BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
+};
 use std::collections::HashMap;
 
 impl Fs {
@@ -42,7 +44,9 @@ impl Observe for Fs {
     }
 
     fn peek(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
-        let Some(ino) = self.inode(file) else { return Vec::new() };
+        let Some(ino) = self.inode(file) else {
+            return Vec::new();
+        };
         let size = Fs::size(self, ino);
         if off >= size {
             return Vec::new();
@@ -59,7 +63,10 @@ impl Observe for Fs {
             let slot = (b - idx * g.bpf) as usize;
             let from_cache = ino.cache.get(idx).and_then(|f| {
                 let st = f.mem();
-                let up = st.ifs.as_ref().is_some_and(|i| i.uptodate & (1 << slot) != 0);
+                let up = st
+                    .ifs
+                    .as_ref()
+                    .is_some_and(|i| i.uptodate & (1 << slot) != 0);
                 up.then(|| blk.copy_from_slice(&st.data[slot * bs..(slot + 1) * bs]))
             });
             if from_cache.is_none() {
@@ -75,14 +82,18 @@ impl Observe for Fs {
     }
 
     fn block_span(&self, file: FileId) -> u64 {
-        let Some(ino) = self.inode(file) else { return 0 };
+        let Some(ino) = self.inode(file) else {
+            return 0;
+        };
         let ext = ino.ilock.lock().end_block();
         ext.max(ino.cache.end_index() * self.geo.bpf)
     }
 
     fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs> {
         let mut out = vec![BlockObs::UNTOUCHED; count as usize];
-        let Some(ino) = self.inode(file) else { return out };
+        let Some(ino) = self.inode(file) else {
+            return out;
+        };
         let g = self.geo;
         let end = first.saturating_add(count);
         ino.ilock.lock().for_each(first, end, |m| {
@@ -101,7 +112,11 @@ impl Observe for Fs {
                     continue;
                 }
                 let o = &mut out[(b - first) as usize];
-                o.cache = if dirty & (1 << i) != 0 { CacheState::Dirty } else { CacheState::Clean };
+                o.cache = if dirty & (1 << i) != 0 {
+                    CacheState::Dirty
+                } else {
+                    CacheState::Clean
+                };
                 o.writeback = st.writeback && st.wb_mask & (1 << i) != 0;
             }
         });
@@ -110,7 +125,12 @@ impl Observe for Fs {
 
     fn counters(&self) -> Counters {
         let (free, reserved, allocated) = self.space.get();
-        Counters { free, reserved, allocated, inflight_ios: self.ioq.inflight() }
+        Counters {
+            free,
+            reserved,
+            allocated,
+            inflight_ios: self.ioq.inflight(),
+        }
     }
 
     fn wb_error(&self, file: FileId) -> Option<Errno> {
@@ -130,7 +150,10 @@ impl Observe for Fs {
         if free + reserved + allocated != self.geometry.capacity_blocks {
             push(
                 "counters-sum",
-                format!("free {free} + reserved {reserved} + allocated {allocated} != capacity {}", self.geometry.capacity_blocks),
+                format!(
+                    "free {free} + reserved {reserved} + allocated {allocated} != capacity {}",
+                    self.geometry.capacity_blocks
+                ),
             );
         }
         let mut delalloc_total = 0;
@@ -140,7 +163,8 @@ impl Observe for Fs {
         for ino in &self.inodes {
             let size = Fs::size(self, ino);
             // Extent-side facts, and which blocks are cached dirty.
-            let exts: Vec<(u64, super::extent_map::Extent)> = ino.ilock.lock().extents().map(|(s, e)| (s, *e)).collect();
+            let exts: Vec<(u64, super::extent_map::Extent)> =
+                ino.ilock.lock().extents().map(|(s, e)| (s, *e)).collect();
             let mut dirty_blocks: HashMap<u64, bool> = HashMap::new();
             for f in ino.cache.range(0, u64::MAX) {
                 let fb0 = f.index * g.bpf;
@@ -154,7 +178,13 @@ impl Observe for Fs {
                 if fstart + g.fsz > size {
                     let from = size.saturating_sub(fstart) as usize;
                     if st.data[from..].iter().any(|&x| x != 0) {
-                        push("past-eof-zero", format!("file {} folio {} has non-zero bytes past EOF {size}", ino.idx, f.index));
+                        push(
+                            "past-eof-zero",
+                            format!(
+                                "file {} folio {} has non-zero bytes past EOF {size}",
+                                ino.idx, f.index
+                            ),
+                        );
                     }
                 }
                 drop(st);
@@ -166,7 +196,13 @@ impl Observe for Fs {
                         delalloc_total += e.len;
                         for b in *s..s + e.len {
                             if dirty_blocks.get(&b) != Some(&true) {
-                                push("delalloc-not-dirty", format!("file {} block {b} is delalloc but not cached dirty", ino.idx));
+                                push(
+                                    "delalloc-not-dirty",
+                                    format!(
+                                        "file {} block {b} is delalloc but not cached dirty",
+                                        ino.idx
+                                    ),
+                                );
                                 break;
                             }
                         }
@@ -180,22 +216,34 @@ impl Observe for Fs {
             let ilock = ino.ilock.lock();
             for (&b, &d) in &dirty_blocks {
                 if d && ilock.state_of(b) == ExtentState::Hole {
-                    push("dirty-over-hole", format!("file {} block {b} is dirty over a hole", ino.idx));
+                    push(
+                        "dirty-over-hole",
+                        format!("file {} block {b} is dirty over a hole", ino.idx),
+                    );
                 }
             }
         }
         if reserved != delalloc_total {
-            push("reserved-equals-delalloc", format!("reserved {reserved} != delalloc blocks {delalloc_total}"));
+            push(
+                "reserved-equals-delalloc",
+                format!("reserved {reserved} != delalloc blocks {delalloc_total}"),
+            );
         }
         if allocated != mapped_total {
-            push("allocated-equals-mapped", format!("allocated {allocated} != mapped blocks {mapped_total}"));
+            push(
+                "allocated-equals-mapped",
+                format!("allocated {allocated} != mapped blocks {mapped_total}"),
+            );
         }
         owners.sort_unstable();
         for w in owners.windows(2) {
             if w[0].0 + w[0].1 > w[1].0 {
                 push(
                     "double-owned",
-                    format!("physical block {} is mapped by file {} block {} and file {} block {}", w[1].0, w[0].2, w[0].3, w[1].2, w[1].3),
+                    format!(
+                        "physical block {} is mapped by file {} block {} and file {} block {}",
+                        w[1].0, w[0].2, w[0].3, w[1].2, w[1].3
+                    ),
                 );
             }
         }
@@ -209,7 +257,10 @@ impl Observe for Fs {
         for &(p, l, f, b) in &owners {
             let i = recs.partition_point(|e| e.start + e.len <= p);
             if recs.get(i).is_some_and(|e| e.start < p + l) {
-                push("double-owned", format!("file {f} block {b} (physical {p}) is also in the free-space tree"));
+                push(
+                    "double-owned",
+                    format!("file {f} block {b} (physical {p}) is also in the free-space tree"),
+                );
             }
         }
         v
@@ -218,7 +269,13 @@ impl Observe for Fs {
 
 impl Fs {
     /// `clean-cache-matches-disk` for one folio.
-    fn check_clean_blocks(&self, ino: &Inode, f: &Folio, blk: &mut [u8], push: &mut impl FnMut(&'static str, String)) {
+    fn check_clean_blocks(
+        &self,
+        ino: &Inode,
+        f: &Folio,
+        blk: &mut [u8],
+        push: &mut impl FnMut(&'static str, String),
+    ) {
         let g = self.geo;
         let bs = g.bs as usize;
         let fb0 = f.index * g.bpf;
@@ -226,14 +283,21 @@ impl Fs {
         let Some(ifs) = st.ifs.as_ref() else { return };
         for i in 0..g.bpf as usize {
             let bit = 1u64 << i;
-            if ifs.dirty & bit != 0 || ifs.uptodate & bit == 0 || (st.writeback && st.wb_mask & bit != 0) {
+            if ifs.dirty & bit != 0
+                || ifs.uptodate & bit == 0
+                || (st.writeback && st.wb_mask & bit != 0)
+            {
                 continue;
             }
             self.mapped_block(ino, fb0 + i as u64, blk);
             if st.data[i * bs..(i + 1) * bs] != *blk {
                 push(
                     "clean-cache-matches-disk",
-                    format!("file {} block {}: clean cached data differs from disk", ino.idx, fb0 + i as u64),
+                    format!(
+                        "file {} block {}: clean cached data differs from disk",
+                        ino.idx,
+                        fb0 + i as u64
+                    ),
                 );
             }
         }

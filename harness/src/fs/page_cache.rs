@@ -125,7 +125,9 @@ impl Folio {
         }
         *g = true;
         drop(g);
-        LockedFolio { folio: self.clone() }
+        LockedFolio {
+            folio: self.clone(),
+        }
     }
 
     /// Takes the folio lock if it is free (`folio_trylock`).
@@ -136,7 +138,9 @@ impl Folio {
         }
         *g = true;
         drop(g);
-        Some(LockedFolio { folio: self.clone() })
+        Some(LockedFolio {
+            folio: self.clone(),
+        })
     }
 
     fn unlock(&self) {
@@ -175,7 +179,10 @@ pub struct PageCache {
 impl PageCache {
     /// An empty cache of `folio_size`-byte folios.
     pub fn new(folio_size: usize) -> Self {
-        PageCache { folio_size, index: RwLock::new(BTreeMap::new()) }
+        PageCache {
+            folio_size,
+            index: RwLock::new(BTreeMap::new()),
+        }
     }
 
     /// The folio at `index`, if cached (not locked).
@@ -232,7 +239,10 @@ impl PageCache {
     pub fn remove(&self, lf: &LockedFolio) {
         {
             let mut idx = self.index.write();
-            if idx.get(&lf.index).is_some_and(|f| Arc::ptr_eq(f, &lf.folio)) {
+            if idx
+                .get(&lf.index)
+                .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))
+            {
                 idx.remove(&lf.index);
             }
         }
@@ -247,7 +257,11 @@ impl PageCache {
         if first >= end {
             return Vec::new();
         }
-        self.index.read().range(first..end).map(|(_, f)| f.clone()).collect()
+        self.index
+            .read()
+            .range(first..end)
+            .map(|(_, f)| f.clone())
+            .collect()
     }
 
     /// Calls `f` on every cached folio with index in `[first, end)` without collecting them
@@ -263,7 +277,12 @@ impl PageCache {
 
     /// One past the highest cached folio index (0 if empty).
     pub fn end_index(&self) -> u64 {
-        self.index.read().keys().next_back().map(|k| k + 1).unwrap_or(0)
+        self.index
+            .read()
+            .keys()
+            .next_back()
+            .map(|k| k + 1)
+            .unwrap_or(0)
     }
 
     /// Number of cached folios.

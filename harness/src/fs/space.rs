@@ -23,7 +23,11 @@ pub struct NoSpace;
 impl Space {
     /// All `capacity` blocks free.
     pub fn new(capacity: u64) -> Self {
-        Space { free: AtomicU64::new(capacity), reserved: AtomicU64::new(0), allocated: AtomicU64::new(0) }
+        Space {
+            free: AtomicU64::new(capacity),
+            reserved: AtomicU64::new(0),
+            allocated: AtomicU64::new(0),
+        }
     }
 
     /// Takes `n` from `free` if at least `n` are free.
@@ -36,7 +40,10 @@ impl Space {
             if cur < n {
                 return Err(NoSpace);
             }
-            match self.free.compare_exchange(cur, cur - n, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .free
+                .compare_exchange(cur, cur - n, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return Ok(()),
                 Err(now) => cur = now,
             }
@@ -93,7 +100,10 @@ impl Space {
         let mut cur = self.free.load(Ordering::SeqCst);
         loop {
             let new = (cur + held + a + d).saturating_sub(w);
-            match self.free.compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .free
+                .compare_exchange(cur, new, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => break,
                 Err(now) => cur = now,
             }
@@ -105,6 +115,10 @@ impl Space {
 
     /// `(free, reserved, allocated)`.
     pub fn get(&self) -> (u64, u64, u64) {
-        (self.free.load(Ordering::SeqCst), self.reserved.load(Ordering::SeqCst), self.allocated.load(Ordering::SeqCst))
+        (
+            self.free.load(Ordering::SeqCst),
+            self.reserved.load(Ordering::SeqCst),
+            self.allocated.load(Ordering::SeqCst),
+        )
     }
 }

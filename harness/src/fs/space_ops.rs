@@ -127,7 +127,10 @@ impl Fs {
         }
         let em = ino.ilock.lock();
         if em.any_allocated(b0, b1) {
-            self.alloc.lock().check_readable().map_err(super::alloc_errno)?;
+            self.alloc
+                .lock()
+                .check_readable()
+                .map_err(super::alloc_errno)?;
         }
         Ok(())
     }
@@ -144,7 +147,13 @@ impl Fs {
     }
 
     /// `Fallocate`.
-    pub(crate) fn fallocate(&self, ino: &Inode, off: u64, len: u64, keep_size: bool) -> Result<Outcome, Errno> {
+    pub(crate) fn fallocate(
+        &self,
+        ino: &Inode,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Result<Outcome, Errno> {
         let end = self.range_end(off, len)?;
         let g = self.geo;
         let _io = ino.iolock.write();
@@ -153,7 +162,10 @@ impl Fs {
             let mut em = ino.ilock.lock();
             let maps = em.mappings(b0, b1);
             let pick = |st: ExtentState| -> Vec<(u64, u64)> {
-                maps.iter().filter(|m| m.state == st).map(|m| (m.start, m.len)).collect()
+                maps.iter()
+                    .filter(|m| m.state == st)
+                    .map(|m| (m.start, m.len))
+                    .collect()
             };
             let (holes, dl) = (pick(ExtentState::Hole), pick(ExtentState::Delalloc));
             let nh: u64 = holes.iter().map(|h| h.1).sum();
@@ -171,7 +183,9 @@ impl Fs {
                 self.space.convert_reserved(nd);
                 let mut runs: Vec<(u64, u64)> = holes.into_iter().chain(dl).collect();
                 runs.sort_unstable();
-                super::assign_phys(&runs, &pieces, |b, l, p| em.set(b, l, ExtentState::Unwritten, p));
+                super::assign_phys(&runs, &pieces, |b, l, p| {
+                    em.set(b, l, ExtentState::Unwritten, p)
+                });
             }
             if !keep_size {
                 ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
@@ -200,7 +214,13 @@ impl Fs {
     }
 
     /// `ZeroRange`.
-    pub(crate) fn zero_range(&self, ino: &Inode, off: u64, len: u64, keep_size: bool) -> Result<Outcome, Errno> {
+    pub(crate) fn zero_range(
+        &self,
+        ino: &Inode,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    ) -> Result<Outcome, Errno> {
         let end = self.range_end(off, len)?;
         let _io = ino.iolock.write();
         let _inv = ino.invalidate.write();
@@ -238,7 +258,10 @@ impl Fs {
                     s if s.is_allocated() => {
                         a += m.len;
                         if let Err(e) = tree.free(m.phys, m.len) {
-                            self.record_violation("double-owned", format!("zero-range free {}+{}: {e:?}", m.phys, m.len));
+                            self.record_violation(
+                                "double-owned",
+                                format!("zero-range free {}+{}: {e:?}", m.phys, m.len),
+                            );
                         }
                         self.disk.discard(m.phys, m.len);
                     }
@@ -258,7 +281,9 @@ impl Fs {
             drop(tree);
             self.space.settle_zero(a, d, w, held);
             em.set(wb0, w, ExtentState::Hole, 0);
-            super::assign_phys(&[(wb0, w)], &pieces, |b, l, p| em.set(b, l, ExtentState::Unwritten, p));
+            super::assign_phys(&[(wb0, w)], &pieces, |b, l, p| {
+                em.set(b, l, ExtentState::Unwritten, p)
+            });
         }
         if !keep_size {
             ino.size.fetch_max(end, super::sync::Ordering::SeqCst);

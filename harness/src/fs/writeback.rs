@@ -59,7 +59,10 @@ impl Default for IoQueue {
 impl IoQueue {
     /// Empty.
     pub fn new() -> Self {
-        IoQueue { q: Mutex::new((0, BTreeMap::new())), inflight: AtomicU64::new(0) }
+        IoQueue {
+            q: Mutex::new((0, BTreeMap::new())),
+            inflight: AtomicU64::new(0),
+        }
     }
 
     /// Removes and returns the oldest IO: the caller now owns its completion.
@@ -163,7 +166,10 @@ impl Fs {
         } else {
             let mut em = ino.ilock.lock();
             self.disk.write_many(
-                io.blocks.iter().enumerate().map(|(i, b)| (b.phys, &buf[i * bs..(i + 1) * bs])),
+                io.blocks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, b)| (b.phys, &buf[i * bs..(i + 1) * bs])),
             );
             let mut i = 0;
             while i < io.blocks.len() {
@@ -172,7 +178,12 @@ impl Fs {
                     j += 1;
                 }
                 let s = fb0 + io.blocks[i].slot as u64;
-                em.convert(s, s + (j - i) as u64, ExtentState::Unwritten, ExtentState::Written);
+                em.convert(
+                    s,
+                    s + (j - i) as u64,
+                    ExtentState::Unwritten,
+                    ExtentState::Written,
+                );
                 i = j;
             }
             // COMMIT POINT: one IO completed (disk written, unwritten extents converted).
@@ -194,7 +205,9 @@ impl Fs {
     pub(crate) fn complete_n(&self, n: u64) -> u64 {
         let mut k = 0;
         while k < n {
-            let Some(io) = self.ioq.pop_oldest() else { break };
+            let Some(io) = self.ioq.pop_oldest() else {
+                break;
+            };
             self.complete_io(&io);
             k += 1;
         }
@@ -203,7 +216,12 @@ impl Fs {
 
     /// Writes back one folio: locks it, waits for its previous IO, then [`Fs::writeback_locked`].
     /// A waited-for IO that failed is reported through `err`.
-    pub(crate) fn writeback_folio(&self, ino: &Inode, folio: &Arc<Folio>, err: &mut Option<Errno>) -> WbOutcome {
+    pub(crate) fn writeback_folio(
+        &self,
+        ino: &Inode,
+        folio: &Arc<Folio>,
+        err: &mut Option<Errno>,
+    ) -> WbOutcome {
         let lf = folio.lock();
         {
             // Only dirty folios are visited (the DIRTY tag): a clean folio under writeback is
@@ -234,7 +252,9 @@ impl Fs {
         let mut state = [ExtentState::Hole; 64];
         let mut phys = [0u64; 64];
         let mut em = ino.ilock.lock();
-        let collect = |em: &super::extent_map::ExtentMap, state: &mut [ExtentState; 64], phys: &mut [u64; 64]| {
+        let collect = |em: &super::extent_map::ExtentMap,
+                       state: &mut [ExtentState; 64],
+                       phys: &mut [u64; 64]| {
             em.for_each(fb0, fb0 + g.bpf, |m| {
                 for b in m.start..m.end() {
                     state[(b - fb0) as usize] = m.state;
@@ -244,7 +264,9 @@ impl Fs {
         };
         collect(&em, &mut state, &mut phys);
         let mask_of = |st: ExtentState, state: &[ExtentState; 64]| {
-            (0..g.bpf).filter(|&i| state[i as usize] == st).fold(0u64, |m, i| m | 1 << i)
+            (0..g.bpf)
+                .filter(|&i| state[i as usize] == st)
+                .fold(0u64, |m, i| m | 1 << i)
         };
         let holes = mask_of(ExtentState::Hole, &state);
         if dirty & holes != 0 {
@@ -253,7 +275,12 @@ impl Fs {
             self.record_wb_error(ino, Errno::Efscorrupted);
             self.record_violation(
                 "writeback-over-hole",
-                format!("file {} folio {}: dirty blocks {:#x} have no extent", ino.idx, lf.index, dirty & holes),
+                format!(
+                    "file {} folio {}: dirty blocks {:#x} have no extent",
+                    ino.idx,
+                    lf.index,
+                    dirty & holes
+                ),
             );
             return WbOutcome::Failed(Errno::Efscorrupted);
         }
@@ -288,14 +315,23 @@ impl Fs {
             for (i, &p) in phys.iter().enumerate().take(g.bpf as usize) {
                 if dirty & (1 << i) != 0 {
                     let crc = crc32c::crc32c(&st.data[i * bs..(i + 1) * bs]);
-                    blocks.push(IoBlock { slot: i as u32, phys: p, crc });
+                    blocks.push(IoBlock {
+                        slot: i as u32,
+                        phys: p,
+                        crc,
+                    });
                 }
             }
         }
         let mut q = self.ioq.q.lock();
         let id = q.0;
         q.0 += 1;
-        let io = Arc::new(Io { id, file: ino.idx, folio: lf.folio.clone(), blocks });
+        let io = Arc::new(Io {
+            id,
+            file: ino.idx,
+            folio: lf.folio.clone(),
+            blocks,
+        });
         {
             let mut st = lf.mem();
             st.clear_dirty(dirty);
@@ -330,7 +366,9 @@ impl Fs {
                 // BUG(discard-wide-punch): punch the whole delalloc extent around the folio's
                 // blocks, not just the folio's part of it.
                 match em.containing(start) {
-                    Some((s, x)) if x.state == ExtentState::Delalloc => (s.min(start), (s + x.len).max(start + len)),
+                    Some((s, x)) if x.state == ExtentState::Delalloc => {
+                        (s.min(start), (s + x.len).max(start + len))
+                    }
                     _ => (start, start + len),
                 }
             } else {

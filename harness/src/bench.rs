@@ -1,0 +1,362 @@
+//! `wbfuzz bench`: throughput, overhead, growth and time-to-find, measured criterion-style
+//! (warm-up, then several timed samples; medians reported) and written as a markdown table and
+//! JSON (DESIGN.md section 11).
+//!
+//! The benchmark corpus is `corpus/bench/<target>/`, checked in, so numbers from different
+//! commits measure the same inputs.
+
+use crate::bugs::{Bug, Bugs};
+use crate::exec::{self, Target};
+use crate::fs::Fs;
+use crate::hunt::{self, HuntConfig, SplitMix};
+use crate::oracle;
+use reference::model::RefFs;
+use reference::{Config, FileSpec, Geometry, Input, Op, Policy};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What to measure and for how long.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Directory holding `sequential/` and `concurrent/` benchmark inputs.
+    pub corpus: PathBuf,
+    /// Timed samples per measurement (the median is reported).
+    pub samples: usize,
+    /// Minimum time per sample.
+    pub sample_time: Duration,
+    /// Runs per bug for time-to-find (the median is reported); 0 skips time-to-find.
+    pub find_runs: usize,
+    /// Time limit of one time-to-find run.
+    pub find_limit: Duration,
+    /// Worker threads of the time-to-find hunts.
+    pub jobs: usize,
+    /// Only these bugs for time-to-find (empty: all).
+    pub bugs: Vec<Bug>,
+}
+
+/// Median of a list of measurements.
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `f` over all inputs repeatedly: warm-up, then `samples` samples of at least
+/// `sample_time` each; returns the median seconds per input.
+fn per_input<F: FnMut(&Input)>(cfg: &BenchConfig, inputs: &[Input], mut f: F) -> f64 {
+    if inputs.is_empty() {
+        return f64::NAN;
+    }
+    for i in inputs {
+        f(i);
+    }
+    let mut samples = Vec::with_capacity(cfg.samples);
+    for _ in 0..cfg.samples.max(1) {
+        let start = Instant::now();
+        let mut n = 0u64;
+        while start.elapsed() < cfg.sample_time {
+            for i in inputs {
+                f(i);
+            }
+            n += inputs.len() as u64;
+        }
+        samples.push(start.elapsed().as_secs_f64() / n as f64);
+    }
+    median(samples)
+}
+
+/// Loads every input of one target's benchmark corpus, in file-name order.
+pub fn load_corpus(dir: &Path, target: Target) -> Vec<Input> {
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join(target.name()))
+        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .unwrap_or_default();
+    paths.sort();
+    paths.iter().filter_map(|p| exec::load(p, Some(target)).ok()).collect()
+}
+
+/// Writes a fresh benchmark corpus: `count` inputs per target from a fixed seed, as the hunt
+/// generates them (swarm off, so every op kind appears).
+pub fn write_corpus(dir: &Path, count: usize) -> std::io::Result<()> {
+    for t in Target::ALL {
+        let d = dir.join(t.name());
+        std::fs::create_dir_all(&d)?;
+        let mut rng = SplitMix::new(0xBE4C, t as u64);
+        for k in 0..count {
+            let len = 16 + (rng.next_u64() % 300) as usize;
+            let mut buf = vec![0u8; len];
+            rng.fill(&mut buf);
+            std::fs::write(d.join(format!("bench-{k:04}")), &buf)?;
+        }
+    }
+    Ok(())
+}
+
+fn run_impl_only(input: &Input) {
+    let fs = Fs::new(&input.config, Bugs::NONE);
+    for (_, seq, op) in input.numbered_ops() {
+        std::hint::black_box(fs.apply(seq, op));
+    }
+}
+
+fn run_ref_only(input: &Input) {
+    let mut r = RefFs::new(&input.config);
+    for (_, seq, op) in input.numbered_ops() {
+        std::hint::black_box(r.apply(seq, op));
+    }
+}
+
+/// One throughput row.
+#[derive(Clone, Debug)]
+pub struct Throughput {
+    /// Target name.
+    pub target: &'static str,
+    /// Inputs in its corpus.
+    pub inputs: usize,
+    /// Differential execs per second on one core.
+    pub execs_per_sec: f64,
+    /// Implementation-alone execs per second.
+    pub impl_per_sec: f64,
+    /// Reference-alone execs per second.
+    pub ref_per_sec: f64,
+}
+
+/// One growth row: a synthetic input of `ops` ops on a file of `file_size` bytes.
+#[derive(Clone, Debug)]
+pub struct Growth {
+    /// Ops per input.
+    pub ops: usize,
+    /// Maximum file size (the ops spread over all of it).
+    pub file_size: u64,
+    /// Microseconds per differential exec.
+    pub us_per_exec: f64,
+}
+
+/// One time-to-find row.
+#[derive(Clone, Debug)]
+pub struct TimeToFind {
+    /// The bug.
+    pub bug: Bug,
+    /// Median seconds for `wbfuzz hunt` (swarm), `None` if not found in every run.
+    pub hunt: Vec<Option<f64>>,
+    /// Median seconds for the baseline: uniform random ops, no swarm.
+    pub baseline: Vec<Option<f64>>,
+}
+
+/// Everything one `wbfuzz bench` measured.
+#[derive(Clone, Debug)]
+pub struct BenchReport {
+    /// Machine description.
+    pub machine: String,
+    /// Throughput per target.
+    pub throughput: Vec<Throughput>,
+    /// Growth table.
+    pub growth: Vec<Growth>,
+    /// Time to find each bug.
+    pub find: Vec<TimeToFind>,
+}
+
+/// The synthetic growth input: writes, reads, flushes and completions of 4 KiB spread evenly
+/// over the file, so each op does the same work whatever the file size.
+pub fn growth_input(ops: usize, file_size: u64) -> Input {
+    let geometry = Geometry { block_size: 4096, folio_pages: 1, capacity_blocks: (file_size / 4096) * 2 + 64, max_file_size: file_size };
+    let mut rng = SplitMix::new(0x6E0, ops as u64 ^ file_size);
+    let folios = file_size / 4096;
+    let list = (0..ops)
+        .map(|k| {
+            let off = (rng.next_u64() % folios) * 4096;
+            match k % 4 {
+                0 | 1 => Op::Write { file: 0, off, len: 4096, sync: false },
+                2 => Op::Flush { file: 0, off, len: 4096 },
+                _ => Op::Read { file: 0, off, len: 4096 },
+            }
+        })
+        .chain(std::iter::once(Op::CompleteIo { n: u32::MAX }))
+        .collect();
+    Input {
+        config: Config { geometry, policy: Policy::KeepDirty, files: vec![FileSpec::default()] },
+        threads: vec![list],
+        schedule: vec![],
+    }
+}
+
+fn median_opt(v: &[Option<f64>]) -> Option<f64> {
+    if v.iter().any(Option::is_none) || v.is_empty() {
+        return None;
+    }
+    Some(median(v.iter().flatten().copied().collect()))
+}
+
+fn time_to_find(cfg: &BenchConfig, bug: Bug, swarm: bool, seed: u64) -> Option<f64> {
+    let targets = if bug.needs_concurrency() { vec![Target::Concurrent] } else { vec![Target::Sequential] };
+    let out = std::env::temp_dir().join(format!("wbfuzz-bench-{}", std::process::id()));
+    let h = HuntConfig {
+        time: cfg.find_limit,
+        jobs: cfg.jobs,
+        bugs: Bugs::only(bug),
+        seed,
+        targets,
+        out_dir: out.clone(),
+        stop_on_first: true,
+        progress: false,
+        swarm,
+    };
+    let summary = hunt::hunt(&h);
+    let _ = std::fs::remove_dir_all(&out);
+    summary.findings.first().map(|f| f.found_after.as_secs_f64())
+}
+
+/// Runs every measurement.
+pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
+    let mut throughput = Vec::new();
+    for t in Target::ALL {
+        let inputs = load_corpus(&cfg.corpus, t);
+        progress(&format!("throughput: {} ({} inputs)", t.name(), inputs.len()));
+        let diff = per_input(cfg, &inputs, |i| {
+            std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
+        });
+        let imp = per_input(cfg, &inputs, run_impl_only);
+        let rf = per_input(cfg, &inputs, run_ref_only);
+        throughput.push(Throughput {
+            target: t.name(),
+            inputs: inputs.len(),
+            execs_per_sec: 1.0 / diff,
+            impl_per_sec: 1.0 / imp,
+            ref_per_sec: 1.0 / rf,
+        });
+    }
+    let mut growth = Vec::new();
+    for &size in &[64u64 << 10, 1 << 20, 8 << 20] {
+        for &ops in &[8usize, 32, 128] {
+            progress(&format!("growth: {ops} ops, {} KiB", size >> 10));
+            let input = [growth_input(ops, size)];
+            let s = per_input(cfg, &input, |i| {
+                std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
+            });
+            growth.push(Growth { ops, file_size: size, us_per_exec: s * 1e6 });
+        }
+    }
+    let mut find = Vec::new();
+    if cfg.find_runs > 0 {
+        let bugs: Vec<Bug> = if cfg.bugs.is_empty() { Bug::ALL.to_vec() } else { cfg.bugs.clone() };
+        for bug in bugs {
+            let mut row = TimeToFind { bug, hunt: vec![], baseline: vec![] };
+            for r in 0..cfg.find_runs {
+                progress(&format!("time to find {bug}: run {}/{}", r + 1, cfg.find_runs));
+                row.hunt.push(time_to_find(cfg, bug, true, 1000 + r as u64));
+                row.baseline.push(time_to_find(cfg, bug, false, 1000 + r as u64));
+            }
+            find.push(row);
+        }
+    }
+    BenchReport { machine: machine(), throughput, growth, find }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    format!("{cpu}, {cores} cores, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+}
+
+fn fmt_secs(v: Option<f64>) -> String {
+    v.map_or("not found".to_string(), |s| format!("{s:.2} s"))
+}
+
+impl BenchReport {
+    /// The report as markdown tables.
+    pub fn markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "Machine: {}\n", self.machine);
+        let _ = writeln!(s, "| target | inputs | differential execs/s/core | implementation alone | reference alone | overhead vs implementation |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
+        for t in &self.throughput {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2}x |",
+                t.target,
+                t.inputs,
+                t.execs_per_sec,
+                t.impl_per_sec,
+                t.ref_per_sec,
+                t.impl_per_sec / t.execs_per_sec
+            );
+        }
+        let _ = writeln!(s, "\n| ops \\ file size | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for &ops in &[8usize, 32, 128] {
+            let row: Vec<&Growth> = self.growth.iter().filter(|g| g.ops == ops).collect();
+            let cells: Vec<String> = row.iter().map(|g| format!("{:.1} µs", g.us_per_exec)).collect();
+            let per_op = row.last().map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
+            let _ = writeln!(s, "| {ops} | {} | {per_op:.2} |", cells.join(" | "));
+        }
+        if !self.find.is_empty() {
+            let _ = writeln!(s, "\n| bug | hunt (swarm), median | runs | baseline (uniform ops), median | runs |");
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for f in &self.find {
+                let runs = |v: &[Option<f64>]| v.iter().map(|x| fmt_secs(*x)).collect::<Vec<_>>().join(", ");
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} |",
+                    f.bug,
+                    fmt_secs(median_opt(&f.hunt)),
+                    runs(&f.hunt),
+                    fmt_secs(median_opt(&f.baseline)),
+                    runs(&f.baseline)
+                );
+            }
+        }
+        s
+    }
+
+    /// The report as JSON.
+    pub fn json(&self) -> String {
+        let num = |x: f64| if x.is_finite() { format!("{x:.3}") } else { "null".into() };
+        let opt = |x: Option<f64>| x.map_or("null".to_string(), num);
+        let mut s = String::from("{\n");
+        let _ = writeln!(s, "  \"machine\": {:?},", self.machine);
+        let tp: Vec<String> = self
+            .throughput
+            .iter()
+            .map(|t| {
+                format!(
+                    "    {{\"target\": {:?}, \"inputs\": {}, \"execs_per_sec\": {}, \"impl_per_sec\": {}, \"ref_per_sec\": {}}}",
+                    t.target,
+                    t.inputs,
+                    num(t.execs_per_sec),
+                    num(t.impl_per_sec),
+                    num(t.ref_per_sec)
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "  \"throughput\": [\n{}\n  ],", tp.join(",\n"));
+        let gr: Vec<String> = self
+            .growth
+            .iter()
+            .map(|g| format!("    {{\"ops\": {}, \"file_size\": {}, \"us_per_exec\": {}}}", g.ops, g.file_size, num(g.us_per_exec)))
+            .collect();
+        let _ = writeln!(s, "  \"growth\": [\n{}\n  ],", gr.join(",\n"));
+        let fd: Vec<String> = self
+            .find
+            .iter()
+            .map(|f| {
+                let list = |v: &[Option<f64>]| v.iter().map(|x| opt(*x)).collect::<Vec<_>>().join(", ");
+                format!(
+                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt\": [{}], \"baseline_median\": {}, \"baseline\": [{}]}}",
+                    f.bug.name(),
+                    opt(median_opt(&f.hunt)),
+                    list(&f.hunt),
+                    opt(median_opt(&f.baseline)),
+                    list(&f.baseline)
+                )
+            })
+            .collect();
+        let _ = writeln!(s, "  \"time_to_find\": [\n{}\n  ]", fd.join(",\n"));
+        s.push_str("}\n");
+        s
+    }
+}

@@ -16,10 +16,12 @@ pub mod model;
 pub mod op;
 pub mod pattern;
 pub mod state;
+pub mod step;
 
 pub use config::{Config, FileSpec, Input, Policy};
 pub use errno::Errno;
 pub use geometry::{Geometry, GeometryError, PAGE_SIZE};
 pub use op::{FileId, Op, OpKind, Outcome};
 pub use pattern::{fill_pattern, pattern, pattern_byte};
+pub use step::Step;
 pub use state::{BlockObs, CacheState, Counters, ExtentState, Observe, Violation};

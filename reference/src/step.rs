@@ -1,0 +1,89 @@
+//! Commit points of concurrent runs (DESIGN.md sections 6 and 7).
+//!
+//! In a concurrent run the implementation records one [`Step`] at every commit point, inside the
+//! lock that makes that step atomic, so the log's order is an order in which the steps really
+//! took effect. The runner adds [`Step::Begin`] and [`Step::End`] around every op. The reference
+//! then replays the steps in log order with its own step API and must reach the same outcomes
+//! and the same end state; every step tagged with an op must lie between that op's `Begin` and
+//! `End`.
+//!
+//! Which steps each op records (always ending with exactly one [`Step::Op`]):
+//!
+//! | op | steps |
+//! |---|---|
+//! | `Write` | `WriteBegin`, then per folio `Complete` (its writeback wait, if it waited) and `WriteFolio`; `sync`: the `Writeback`s and `Complete`s of its flush; `Op` |
+//! | `Read` | per folio `ReadFolio`; `Op` |
+//! | `MmapWrite` / `MmapRead` | `Instantiate` (if it instantiated), `Complete` (wait), `Op` |
+//! | `DirectWrite` / `DirectRead` / `Fsync` / `EvictInode` | the `Writeback`s / `Commit` and `Complete`s of the flush; `Op` |
+//! | `Flush` | `Writeback`s or `Commit`; `Op` |
+//! | `CompleteIo` | `Complete`s; `Op` |
+//! | `PunchHole` / `ZeroRange` / `Truncate` | `Complete`s (waits); `Op` |
+//! | all others | `Op` |
+//!
+//! Any op may also record `Complete` for a writeback wait the table does not name; the replayer
+//! applies it wherever it stands.
+
+use crate::op::FileId;
+use std::fmt;
+
+/// One recorded commit point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Step {
+    /// Op `seq` was called (recorded by the runner).
+    Begin { seq: u32 },
+    /// Op `seq` returned (recorded by the runner).
+    End { seq: u32 },
+    /// Buffered write `seq` checked its arguments and reserved (ordinary file) or allocated
+    /// (journaled data) its `Hole` blocks. On failure the op records `Op` next.
+    WriteBegin { seq: u32 },
+    /// Buffered write `seq` copied its bytes into `folio` (instantiating it if absent), dirtied
+    /// them, and extended the size to the end of what it has copied so far.
+    WriteFolio { seq: u32, folio: u64 },
+    /// Buffered read `seq` copied its bytes out of `folio` (instantiating it if absent).
+    ReadFolio { seq: u32, folio: u64 },
+    /// Fault `seq` instantiated `folio` of `file`.
+    Instantiate { seq: u32, file: FileId, folio: u64 },
+    /// Op `seq` wrote back `folio` of `file`: submitted its IO, or failed and applied the policy.
+    Writeback { seq: u32, file: FileId, folio: u64 },
+    /// Op `seq` completed the in-flight IO of `folio` of `file` (CompleteIo, or a wait).
+    Complete { seq: u32, file: FileId, folio: u64 },
+    /// Op `seq` committed the journal transaction of `file`.
+    Commit { seq: u32, file: FileId },
+    /// The rest of op `seq` took effect here, atomically; its outcome is decided here.
+    Op { seq: u32 },
+}
+
+impl Step {
+    /// The op this step belongs to.
+    pub fn seq(&self) -> u32 {
+        match *self {
+            Step::Begin { seq }
+            | Step::End { seq }
+            | Step::WriteBegin { seq }
+            | Step::WriteFolio { seq, .. }
+            | Step::ReadFolio { seq, .. }
+            | Step::Instantiate { seq, .. }
+            | Step::Writeback { seq, .. }
+            | Step::Complete { seq, .. }
+            | Step::Commit { seq, .. }
+            | Step::Op { seq } => seq,
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Step::Begin { seq } => write!(f, "#{seq} begin"),
+            Step::End { seq } => write!(f, "#{seq} end"),
+            Step::WriteBegin { seq } => write!(f, "#{seq} write-begin"),
+            Step::WriteFolio { seq, folio } => write!(f, "#{seq} write-folio {folio}"),
+            Step::ReadFolio { seq, folio } => write!(f, "#{seq} read-folio {folio}"),
+            Step::Instantiate { seq, file, folio } => write!(f, "#{seq} instantiate f{file} folio {folio}"),
+            Step::Writeback { seq, file, folio } => write!(f, "#{seq} writeback f{file} folio {folio}"),
+            Step::Complete { seq, file, folio } => write!(f, "#{seq} complete-io f{file} folio {folio}"),
+            Step::Commit { seq, file } => write!(f, "#{seq} journal-commit f{file}"),
+            Step::Op { seq } => write!(f, "#{seq} commit"),
+        }
+    }
+}

@@ -57,7 +57,8 @@ impl Target {
     }
 }
 
-/// Runs an input on both models with the oracle appropriate for its thread count.
+/// Runs an input on both models with the oracle appropriate for its thread count: one thread
+/// is a sequential run compared after every op; more is a concurrent run under the schedule.
 pub fn run_input(input: &Input, bugs: Bugs) -> Run {
     oracle::run_sequential(input, bugs)
 }

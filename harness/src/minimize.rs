@@ -39,6 +39,9 @@ fn mismatch_name(m: &Mismatch) -> &'static str {
         Mismatch::WbError { .. } => "wb-error",
         Mismatch::Corruption { .. } => "corruption-flag",
         Mismatch::Invariant { violation, .. } => violation.name,
+        Mismatch::Replay { .. } => "replay",
+        Mismatch::Deadlock { .. } => "deadlock",
+        Mismatch::Panic { .. } => "panic",
     }
 }
 

@@ -13,7 +13,7 @@
 use crate::bugs::Bugs;
 use crate::fs::Fs;
 use reference::model::RefFs;
-use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Violation};
+use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation};
 
 /// Which model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,6 +71,12 @@ pub enum Mismatch {
     Corruption { reference: bool, implementation: bool },
     /// A model found one of its own invariants broken.
     Invariant { side: Side, violation: Violation },
+    /// Concurrent run: the implementation recorded a step the reference cannot take there.
+    Replay { index: usize, step: Step, detail: String },
+    /// Concurrent run: every thread blocked.
+    Deadlock { detail: String },
+    /// Concurrent run: the implementation panicked.
+    Panic { detail: String },
 }
 
 /// The first point where the models disagreed, and everything that differed there.
@@ -89,6 +95,10 @@ pub struct Run {
     pub trace: Vec<TraceEntry>,
     /// The first divergence, if any.
     pub divergence: Option<Divergence>,
+    /// Concurrent runs: the implementation's commit log, in commit order.
+    pub commit_log: Vec<Step>,
+    /// Concurrent runs: the input ran past the step bound and was rejected (not a finding).
+    pub rejected: bool,
 }
 
 impl Run {
@@ -240,6 +250,11 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
     out
 }
 
+/// Compares everything the two sides show: the end-of-run comparison.
+pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
+    compare(Scope::All, r, i)
+}
+
 /// The ops that end every run: repair, write everything back, complete all IO, evict every file.
 pub fn epilogue(input: &Input) -> Vec<Op> {
     let files = input.config.files.len() as FileId;
@@ -274,10 +289,10 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         trace.push(TraceEntry { thread, seq, op, reference: r, implementation: i, epilogue: is_epilogue });
         if !mismatches.is_empty() {
             let at = trace.len() - 1;
-            return Run { trace, divergence: Some(Divergence { at, mismatches }) };
+            return Run { trace, divergence: Some(Divergence { at, mismatches }), commit_log: vec![], rejected: false };
         }
     }
-    Run { trace, divergence: None }
+    Run { trace, divergence: None, commit_log: vec![], rejected: false }
 }
 
 /// Runs `input` on the reference alone, returning each op's outcome (no comparison).

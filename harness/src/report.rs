@@ -139,6 +139,11 @@ fn render_mismatch(m: &Mismatch, run: &Run) -> String {
                 diff(&hexdump(*base, reference), &hexdump(*base, implementation))
             )
         }
+        Mismatch::Replay { index, step, detail } => {
+            format!("commit log entry {index} (`{step}`) cannot be replayed: {detail}\n")
+        }
+        Mismatch::Deadlock { detail } => format!("deadlock: every thread blocked ({detail})\n"),
+        Mismatch::Panic { detail } => format!("the implementation panicked: {detail}\n"),
         Mismatch::Blocks { file, first, reference, implementation } => format!(
             "f{file} block states differ (blocks from {first}):\n{}",
             diff(&block_map(*first, reference), &block_map(*first, implementation))
@@ -156,14 +161,26 @@ pub fn render(name: &str, input: &Input, bugs: Bugs, run: &Run) -> String {
     let _ = writeln!(s, "config: {}", config_line(input));
     let _ = writeln!(s, "\nop trace (thread, seq, op -> outcome):");
     s.push_str(&render_trace(run));
-    let e = &run.trace[d.at];
-    let _ = writeln!(
-        s,
-        "\nfirst divergence after {} #{} `{}`:",
-        if e.epilogue { "end-of-run" } else { "op" },
-        e.seq,
-        e.op
-    );
+    if !run.commit_log.is_empty() {
+        let _ = writeln!(s, "\ncommit order (schedule {} bytes):", input.schedule.len());
+        for (k, step) in run.commit_log.iter().enumerate() {
+            let _ = writeln!(s, "  {k:>4} {step}");
+        }
+    }
+    match run.trace.get(d.at) {
+        Some(e) if run.commit_log.is_empty() => {
+            let _ = writeln!(
+                s,
+                "\nfirst divergence after {} #{} `{}`:",
+                if e.epilogue { "end-of-run" } else { "op" },
+                e.seq,
+                e.op
+            );
+        }
+        _ => {
+            let _ = writeln!(s, "\ndivergence in the concurrent run:");
+        }
+    }
     for m in &d.mismatches {
         for line in render_mismatch(m, run).lines() {
             let _ = writeln!(s, "  {line}");

@@ -9,8 +9,9 @@
 //! locks one at a time (flush, drop), then ILOCK + allocator + disk for the allocation and the
 //! device write, which happen in one ILOCK critical section.
 
+use super::pattern_fill::fill as fill_pattern;
 use super::{Fs, Inode};
-use reference::{fill_pattern, Errno, ExtentState, Outcome};
+use reference::{Errno, ExtentState, Outcome};
 
 impl Fs {
     /// `DirectWrite`.
@@ -22,7 +23,7 @@ impl Fs {
         len: u64,
     ) -> Result<Outcome, Errno> {
         let g = self.geo;
-        if !off.is_multiple_of(g.bs) || !len.is_multiple_of(g.bs) {
+        if off % g.bs != 0 || len % g.bs != 0 {
             return Err(Errno::Einval);
         }
         if len == 0 {
@@ -92,7 +93,7 @@ impl Fs {
     /// `DirectRead`.
     pub(crate) fn direct_read(&self, ino: &Inode, off: u64, len: u64) -> Result<Outcome, Errno> {
         let g = self.geo;
-        if !off.is_multiple_of(g.bs) || !len.is_multiple_of(g.bs) {
+        if off % g.bs != 0 || len % g.bs != 0 {
             return Err(Errno::Einval);
         }
         let _io = ino.iolock.read();

@@ -12,10 +12,11 @@
 //! data), then the folio memory lock and the journal lock. Faults never take IOLOCK.
 
 use super::page_cache::Folio;
+use super::pattern_fill::fill as fill_pattern;
 use super::sync::{yield_point, Arc};
 use super::{Fs, Inode};
 use crate::bugs::Bug;
-use reference::{fill_pattern, Errno, ExtentState, Outcome};
+use reference::{Errno, ExtentState, Outcome};
 
 impl Fs {
     /// The read fault: returns folio `idx`, instantiating it if absent.

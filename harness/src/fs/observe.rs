@@ -12,7 +12,6 @@ use super::{Fs, Inode};
 use reference::{
     BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
 };
-use std::collections::HashMap;
 
 impl Fs {
     fn inode(&self, file: FileId) -> Option<&Inode> {
@@ -162,22 +161,33 @@ impl Observe for Fs {
         let mut blk = vec![0u8; bs];
         for ino in &self.inodes {
             let size = Fs::size(self, ino);
-            // Extent-side facts, and which blocks are cached dirty.
-            let exts: Vec<(u64, super::extent_map::Extent)> =
-                ino.ilock.lock().extents().map(|(s, e)| (s, *e)).collect();
-            let mut dirty_blocks: HashMap<u64, bool> = HashMap::new();
-            for f in ino.cache.range(0, u64::MAX) {
+            let folios = ino.cache.range(0, u64::MAX);
+            let em = ino.ilock.lock();
+            // Dirty masks by folio, in index order (for the delalloc check below).
+            let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
+            for f in &folios {
                 let fb0 = f.index * g.bpf;
                 let st = f.mem();
                 let dirty = st.dirty();
-                for i in 0..g.bpf {
-                    dirty_blocks.insert(fb0 + i, dirty & (1 << i) != 0);
+                dirty_of.push((f.index, dirty));
+                if dirty != 0 {
+                    em.for_each(fb0, fb0 + g.bpf, |m| {
+                        if m.state == ExtentState::Hole {
+                            for b in m.start..m.end() {
+                                if dirty & (1 << (b - fb0)) != 0 {
+                                    push(
+                                        "dirty-over-hole",
+                                        format!("file {} block {b} is dirty over a hole", ino.idx),
+                                    );
+                                }
+                            }
+                        }
+                    });
                 }
-                // past-eof-zero
                 let fstart = f.index * g.fsz;
                 if fstart + g.fsz > size {
                     let from = size.saturating_sub(fstart) as usize;
-                    if st.data[from..].iter().any(|&x| x != 0) {
+                    if !is_zero(&st.data[from..]) {
                         push(
                             "past-eof-zero",
                             format!(
@@ -187,39 +197,30 @@ impl Observe for Fs {
                         );
                     }
                 }
-                drop(st);
-                self.check_clean_blocks(ino, &f, &mut blk, &mut push);
+                self.check_clean_blocks(ino, &em, f, &st, &mut blk, &mut push);
             }
-            for (s, e) in &exts {
-                match e.state {
-                    ExtentState::Delalloc => {
-                        delalloc_total += e.len;
-                        for b in *s..s + e.len {
-                            if dirty_blocks.get(&b) != Some(&true) {
-                                push(
-                                    "delalloc-not-dirty",
-                                    format!(
-                                        "file {} block {b} is delalloc but not cached dirty",
-                                        ino.idx
-                                    ),
-                                );
-                                break;
-                            }
+            for (s, e) in em.extents() {
+                if e.state == ExtentState::Delalloc {
+                    delalloc_total += e.len;
+                    for b in s..s + e.len {
+                        let i = dirty_of.partition_point(|&(idx, _)| idx < b / g.bpf);
+                        let dirty = dirty_of.get(i).is_some_and(|&(idx, d)| {
+                            idx == b / g.bpf && d & (1 << (b % g.bpf)) != 0
+                        });
+                        if !dirty {
+                            push(
+                                "delalloc-not-dirty",
+                                format!(
+                                    "file {} block {b} is delalloc but not cached dirty",
+                                    ino.idx
+                                ),
+                            );
+                            break;
                         }
                     }
-                    _ => {
-                        mapped_total += e.len;
-                        owners.push((e.phys, e.len, ino.idx, *s));
-                    }
-                }
-            }
-            let ilock = ino.ilock.lock();
-            for (&b, &d) in &dirty_blocks {
-                if d && ilock.state_of(b) == ExtentState::Hole {
-                    push(
-                        "dirty-over-hole",
-                        format!("file {} block {b} is dirty over a hole", ino.idx),
-                    );
+                } else {
+                    mapped_total += e.len;
+                    owners.push((e.phys, e.len, ino.idx, s));
                 }
             }
         }
@@ -268,38 +269,50 @@ impl Observe for Fs {
 }
 
 impl Fs {
-    /// `clean-cache-matches-disk` for one folio.
+    /// `clean-cache-matches-disk` for one folio, given its file's extent map and its state.
     fn check_clean_blocks(
         &self,
         ino: &Inode,
+        em: &super::extent_map::ExtentMap,
         f: &Folio,
+        st: &super::page_cache::FolioState,
         blk: &mut [u8],
         push: &mut impl FnMut(&'static str, String),
     ) {
         let g = self.geo;
         let bs = g.bs as usize;
         let fb0 = f.index * g.bpf;
-        let st = f.mem();
         let Some(ifs) = st.ifs.as_ref() else { return };
-        for i in 0..g.bpf as usize {
-            let bit = 1u64 << i;
-            if ifs.dirty & bit != 0
-                || ifs.uptodate & bit == 0
-                || (st.writeback && st.wb_mask & bit != 0)
-            {
-                continue;
+        let skip = ifs.dirty | !ifs.uptodate | if st.writeback { st.wb_mask } else { 0 };
+        em.for_each(fb0, fb0 + g.bpf, |m| {
+            for b in m.start..m.end() {
+                let i = (b - fb0) as usize;
+                if skip & (1 << i) != 0 {
+                    continue;
+                }
+                let cached = &st.data[i * bs..(i + 1) * bs];
+                let same = if m.state == ExtentState::Written {
+                    self.disk.read(m.phys_of(b), blk);
+                    cached == &blk[..]
+                } else {
+                    is_zero(cached)
+                };
+                if !same {
+                    push(
+                        "clean-cache-matches-disk",
+                        format!(
+                            "file {} block {b}: clean cached data differs from disk",
+                            ino.idx
+                        ),
+                    );
+                }
             }
-            self.mapped_block(ino, fb0 + i as u64, blk);
-            if st.data[i * bs..(i + 1) * bs] != *blk {
-                push(
-                    "clean-cache-matches-disk",
-                    format!(
-                        "file {} block {}: clean cached data differs from disk",
-                        ino.idx,
-                        fb0 + i as u64
-                    ),
-                );
-            }
-        }
+        });
     }
+}
+
+/// Whether every byte is zero (memcmp against a static zero block, much faster than a byte loop).
+fn is_zero(b: &[u8]) -> bool {
+    static ZEROS: [u8; 4096] = [0; 4096];
+    b.chunks(4096).all(|c| c == &ZEROS[..c.len()])
 }

@@ -72,10 +72,10 @@ impl Fs {
             self.zero_partial(ino, off, end);
             return;
         }
-        if !off.is_multiple_of(bs) {
+        if off % bs != 0 {
             self.zero_partial(ino, off, wb0 * bs);
         }
-        if !end.is_multiple_of(bs) {
+        if end % bs != 0 {
             self.zero_partial(ino, wb1 * bs, end);
         }
     }
@@ -312,7 +312,7 @@ impl Fs {
             self.wait_writeback(&f);
         }
         self.check_free_possible(ino, keep, u64::MAX)?;
-        if !new.is_multiple_of(g.bs) {
+        if new % g.bs != 0 {
             self.zero_partial(ino, new, keep * g.bs);
         }
         // Cache: folios from keep*bs on go; in the EOF folio, blocks >= keep become clean zeros.
@@ -324,7 +324,7 @@ impl Fs {
                 ino.cache.remove(&lf);
             }
         }
-        if keep > 0 && !keep.is_multiple_of(g.bpf) {
+        if keep > 0 && keep % g.bpf != 0 {
             if let Some(lf) = ino.cache.get_locked((keep - 1) / g.bpf) {
                 self.wait_writeback(&lf);
                 let slot = keep % g.bpf;

@@ -1,0 +1,414 @@
+//! Concurrent differential runs (DESIGN.md sections 6 and 7).
+//!
+//! The implementation runs inside one shuttle execution, one shuttle thread per input thread,
+//! under a [`ByteScheduler`] that reads the input's schedule bytes. It records a [`Step`] at every
+//! commit point; the runner brackets each op with `Begin` and `End`. After the threads join, the
+//! main task runs the end-of-run epilogue (repair, fsync, complete all IO, evict), still
+//! recorded, and captures a [`Snapshot`].
+//!
+//! The reference then replays the log, step by step, with its own step API, deriving each op's
+//! outcome from the steps of that op, and the oracle checks: every op's outcome equals the
+//! implementation's; every step lies between its op's `Begin` and `End`; every step is one the
+//! reference can take (an IO it completes is in flight in the reference too); the end states are
+//! equal; both models' invariants hold. All threads blocked is a deadlock, reported with the
+//! schedule; a run past [`STEP_BOUND`] scheduling points is rejected, not reported.
+
+use crate::bugs::Bugs;
+use crate::fs::{sync, Fs};
+use crate::oracle::{compare_all, epilogue, Divergence, Mismatch, Run, TraceEntry};
+use crate::schedule::ByteScheduler;
+use crate::snapshot::Snapshot;
+use reference::model::{Completion, RefFs};
+use reference::{Errno, Input, Op, Outcome, Step};
+use std::collections::HashMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+
+/// Scheduling points one concurrent run may take before it is rejected as too long.
+pub const STEP_BOUND: usize = 200_000;
+
+/// What the implementation's execution produced.
+struct Execution {
+    log: Vec<Step>,
+    outcomes: HashMap<u32, Outcome>,
+    snapshot: Snapshot,
+}
+
+/// Why an execution produced nothing to compare.
+enum Abort {
+    /// Every thread blocked: a deadlock (a finding).
+    Deadlock(String),
+    /// The implementation panicked (a finding).
+    Panic(String),
+    /// Past the step bound: the input is rejected.
+    TooLong,
+}
+
+thread_local! {
+    static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Installs (once) a panic hook that stays silent for panics inside concurrent executions, which
+/// the runner catches and reports itself.
+fn install_quiet_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(|q| q.get()) {
+                default(info);
+            }
+        }));
+    });
+}
+
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(non-string panic)".to_string()
+    }
+}
+
+/// Every op of the run by sequence number: (thread, op, is_epilogue).
+fn op_table(input: &Input) -> (HashMap<u32, (usize, Op, bool)>, Vec<(u32, Op)>) {
+    let mut table: HashMap<u32, (usize, Op, bool)> =
+        input.numbered_ops().map(|(t, seq, op)| (seq, (t, op.clone(), false))).collect();
+    let base = input.op_count() as u32;
+    let tail: Vec<(u32, Op)> = epilogue(input).into_iter().enumerate().map(|(k, op)| (base + 1 + k as u32, op)).collect();
+    for (seq, op) in &tail {
+        table.insert(*seq, (input.threads.len(), op.clone(), true));
+    }
+    (table, tail)
+}
+
+fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
+    install_quiet_hook();
+    let result: Arc<Mutex<Option<Execution>>> = Arc::new(Mutex::new(None));
+    let out = Arc::clone(&result);
+    let input = Arc::new(input.clone());
+    let mut config = shuttle::Config::new();
+    config.max_steps = shuttle::MaxSteps::FailAfter(STEP_BOUND);
+    config.failure_persistence = shuttle::FailurePersistence::None;
+    config.silence_warnings = true;
+    let runner = shuttle::Runner::new(ByteScheduler::new(&input.schedule), config);
+    let body = move || {
+        let fs = Arc::new(Fs::new(&input.config, bugs));
+        fs.start_recording();
+        let (_, tail) = op_table(&input);
+        let handles: Vec<_> = input
+            .threads
+            .iter()
+            .enumerate()
+            .map(|(t, ops)| {
+                let fs = Arc::clone(&fs);
+                let first = input.seq_of(t, 0);
+                let ops = ops.clone();
+                shuttle::thread::spawn(move || {
+                    ops.iter()
+                        .enumerate()
+                        .map(|(k, op)| {
+                            let seq = first + k as u32;
+                            fs.record(Step::Begin { seq });
+                            let o = fs.apply(seq, op);
+                            fs.record(Step::End { seq });
+                            (seq, o)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut outcomes = HashMap::new();
+        for h in handles {
+            if let Ok(list) = h.join() {
+                outcomes.extend(list);
+            }
+        }
+        for (seq, op) in &tail {
+            fs.record(Step::Begin { seq: *seq });
+            outcomes.insert(*seq, fs.apply(*seq, op));
+            fs.record(Step::End { seq: *seq });
+        }
+        let snapshot = Snapshot::capture(&*fs);
+        let log = fs.take_log();
+        if let Ok(mut slot) = out.lock() {
+            *slot = Some(Execution { log, outcomes, snapshot });
+        }
+    };
+    QUIET.with(|q| q.set(true));
+    let scope = sync::ShuttleScope::enter();
+    let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
+    drop(scope);
+    QUIET.with(|q| q.set(false));
+    if let Err(p) = r {
+        let msg = panic_message(&*p);
+        return Err(if msg.contains("exceeded max_steps") {
+            Abort::TooLong
+        } else if msg.contains("deadlock") {
+            Abort::Deadlock(msg)
+        } else {
+            Abort::Panic(msg)
+        });
+    }
+    let taken = result.lock().ok().and_then(|mut s| s.take());
+    taken.ok_or_else(|| Abort::Panic("execution produced no result".into()))
+}
+
+/// What the reference derived for one op while replaying its steps.
+#[derive(Default)]
+struct OpCtx {
+    begun: bool,
+    ended: bool,
+    /// Bytes after argument checks (writes, reads, faults).
+    n: u64,
+    /// The outcome, once decided.
+    outcome: Option<Outcome>,
+    /// First error of this op's flush: allocation failure, else EIO of a waited completion.
+    alloc_err: Option<Errno>,
+    io_err: Option<Errno>,
+    /// IOs submitted / completed / blocks committed by this op.
+    submitted: u64,
+    completed: u64,
+    committed: u64,
+    /// Bytes a buffered read collected, folio by folio.
+    data: Vec<u8>,
+}
+
+impl OpCtx {
+    fn flush_err(&self) -> Option<Errno> {
+        self.alloc_err.or(self.io_err)
+    }
+}
+
+struct Replayer<'a> {
+    r: RefFs,
+    ops: &'a HashMap<u32, (usize, Op, bool)>,
+    ctx: HashMap<u32, OpCtx>,
+    fsz: u64,
+    jdata: Vec<bool>,
+}
+
+impl Replayer<'_> {
+    fn op(&self, seq: u32) -> Option<&Op> {
+        self.ops.get(&seq).map(|(_, op, _)| op)
+    }
+
+    /// Applies one step; `Err` describes a step the reference cannot take.
+    fn step(&mut self, step: Step) -> Result<(), String> {
+        let seq = step.seq();
+        let Some(op) = self.op(seq).cloned() else {
+            return Err(format!("step `{step}` names no op of this run"));
+        };
+        let fsz = self.fsz;
+        let ctx = self.ctx.entry(seq).or_default();
+        match step {
+            Step::Begin { .. } => {
+                ctx.begun = true;
+                return Ok(());
+            }
+            Step::End { .. } => {
+                ctx.ended = true;
+                return Ok(());
+            }
+            _ if !ctx.begun || ctx.ended => return Err(format!("step `{step}` lies outside its op")),
+            _ => {}
+        }
+        let r = &mut self.r;
+        match (step, &op) {
+            (Step::WriteBegin { .. }, &Op::Write { file, off, len, .. }) => match r.write_args(off, len) {
+                Err(e) => ctx.outcome = Some(Outcome::Err(e)),
+                Ok(0) => ctx.outcome = Some(Outcome::Done(0)),
+                Ok(n) => match r.reserve_write(file, off, n) {
+                    Err(e) => ctx.outcome = Some(Outcome::Err(e)),
+                    Ok(()) => ctx.n = n,
+                },
+            },
+            (Step::WriteFolio { folio, .. }, &Op::Write { file, off, .. }) => {
+                let end = off + ctx.n;
+                let a = off.max(folio.saturating_mul(fsz));
+                let b = end.min(folio.saturating_add(1).saturating_mul(fsz));
+                if ctx.n == 0 || a >= b {
+                    return Err(format!("step `{step}` is outside the write's range"));
+                }
+                r.write_folio(seq, file, a, b - a);
+                r.extend_size(file, b);
+            }
+            (Step::ReadFolio { folio, .. }, &Op::Read { file, off, len }) => {
+                if ctx.data.is_empty() && ctx.n == 0 {
+                    // The size cannot change under a read (IOLOCK shared excludes every op that
+                    // changes it), so the size at its first folio is the size for all of it.
+                    let sz = reference::Observe::size(r, file);
+                    ctx.n = if off >= sz { 0 } else { len.min(sz - off) };
+                }
+                let end = off + ctx.n;
+                let a = off.max(folio.saturating_mul(fsz));
+                let b = end.min(folio.saturating_add(1).saturating_mul(fsz));
+                if a >= b {
+                    return Err(format!("step `{step}` is outside the read's range"));
+                }
+                r.instantiate_folio(file, folio);
+                ctx.data.extend(r.read_cached(file, a, b - a));
+            }
+            (Step::Instantiate { file, folio, .. }, _) => r.instantiate_folio(file, folio),
+            (Step::Writeback { file, folio, .. }, _) => match r.writeback_folio(file, folio) {
+                Ok(true) => ctx.submitted += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    ctx.alloc_err.get_or_insert(e);
+                }
+            },
+            (Step::Complete { file, folio, .. }, _) => match r.complete_io_of(file, folio) {
+                None => return Err(format!("step `{step}`: the reference has no IO in flight for f{file} folio {folio}")),
+                Some(Completion::Written) => ctx.completed += 1,
+                Some(Completion::Rejected) => {
+                    ctx.completed += 1;
+                    ctx.io_err.get_or_insert(Errno::Eio);
+                }
+            },
+            (Step::Commit { file, .. }, _) => ctx.committed += r.journal_commit(file),
+            (Step::Op { .. }, _) => {
+                let out = self.finish(seq, &op);
+                if let Some(c) = self.ctx.get_mut(&seq) {
+                    c.outcome = Some(out);
+                }
+            }
+            _ => return Err(format!("step `{step}` does not belong to op `{op}`")),
+        }
+        Ok(())
+    }
+
+    /// The op's final commit: the part of it that is atomic, and its outcome.
+    fn finish(&mut self, seq: u32, op: &Op) -> Outcome {
+        let r = &mut self.r;
+        let ctx = self.ctx.entry(seq).or_default();
+        if let Some(o) = &ctx.outcome {
+            // Decided earlier (a write that failed its checks).
+            return o.clone();
+        }
+        match *op {
+            Op::Write { file, sync, .. } => {
+                if sync {
+                    if let Some(e) = r.take_wb_error(file) {
+                        return Outcome::Err(e);
+                    }
+                }
+                Outcome::Done(ctx.n)
+            }
+            Op::Read { .. } => Outcome::Data(std::mem::take(&mut ctx.data)),
+            Op::DirectWrite { file, off, len } => {
+                let (bs, max) = geo(r);
+                if off % bs != 0 || len % bs != 0 {
+                    return Outcome::Err(Errno::Einval);
+                }
+                if len == 0 {
+                    return Outcome::Done(0);
+                }
+                if off >= max {
+                    return Outcome::Err(Errno::Efbig);
+                }
+                if let Some(e) = ctx.flush_err() {
+                    return Outcome::Err(e);
+                }
+                let n = len.min(max - off);
+                r.drop_folios(file, off, n);
+                r.direct_write_locked(seq, file, off, n)
+            }
+            Op::DirectRead { file, off, len } => {
+                let (bs, _) = geo(r);
+                if off % bs != 0 || len % bs != 0 {
+                    return Outcome::Err(Errno::Einval);
+                }
+                let sz = reference::Observe::size(r, file);
+                let n = if off >= sz { 0 } else { len.min(sz - off) };
+                if n == 0 {
+                    return Outcome::Data(Vec::new());
+                }
+                if let Some(e) = ctx.flush_err() {
+                    return Outcome::Err(e);
+                }
+                Outcome::Data(r.read_disk(file, off, n))
+            }
+            Op::MmapWrite { file, off, len } => match r.fault_args(file, off, len) {
+                Err(e) => Outcome::Err(e),
+                Ok(0) => Outcome::Done(0),
+                Ok(n) => r.mmap_write_locked(seq, file, off, n),
+            },
+            Op::MmapRead { file, off, len } => match r.fault_args(file, off, len) {
+                Err(e) => Outcome::Err(e),
+                Ok(0) => Outcome::Data(Vec::new()),
+                Ok(n) => Outcome::Data(r.read_cached(file, off, n)),
+            },
+            Op::Fsync { file } => r.fsync_finish(file),
+            Op::Flush { file, len, .. } => {
+                if len == 0 {
+                    Outcome::Done(0)
+                } else if self.jdata.get(file as usize).copied().unwrap_or(false) {
+                    Outcome::Done(ctx.committed)
+                } else {
+                    Outcome::Done(ctx.submitted)
+                }
+            }
+            Op::CompleteIo { .. } => Outcome::Done(ctx.completed),
+            Op::EvictInode { file } => Outcome::Done(r.evict_finish(file)),
+            Op::JournalCommit { .. } => Outcome::Done(ctx.committed),
+            // Fallocate, punch, zero-range, truncate, reclaim, corrupt, repair: atomic at their
+            // commit, after any waits already replayed as `Complete` steps.
+            _ => r.apply(seq, op),
+        }
+    }
+}
+
+/// Block size and maximum file size.
+fn geo(r: &RefFs) -> (u64, u64) {
+    let g = reference::Observe::geometry(r);
+    (g.bs(), g.max_file_size)
+}
+
+/// Runs `input` concurrently under its schedule and checks it against the reference.
+pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
+    let (table, _) = op_table(input);
+    let exec = match execute(input, bugs) {
+        Ok(e) => e,
+        Err(Abort::TooLong) => return Run { trace: vec![], divergence: None, commit_log: vec![], rejected: true },
+        Err(Abort::Deadlock(msg)) => return aborted(Mismatch::Deadlock { detail: msg }),
+        Err(Abort::Panic(msg)) => return aborted(Mismatch::Panic { detail: msg }),
+    };
+    let mut rp = Replayer { r: RefFs::new(&input.config), ops: &table, ctx: HashMap::new(),
+        fsz: input.config.geometry.folio_size(),
+        jdata: input.config.files.iter().map(|f| f.jdata).collect(),
+    };
+    let mut trace = Vec::new();
+    let mut mismatches = Vec::new();
+    for (k, &step) in exec.log.iter().enumerate() {
+        if let Err(detail) = rp.step(step) {
+            mismatches.push(Mismatch::Replay { index: k, step, detail });
+            break;
+        }
+        if let Step::End { seq } = step {
+            let (thread, op, epi) = table.get(&seq).cloned().unwrap_or((0, Op::CorruptAllocBtree, true));
+            let reference = rp.ctx.get(&seq).and_then(|c| c.outcome.clone());
+            let implementation = exec.outcomes.get(&seq).cloned().unwrap_or(Outcome::Err(Errno::Einval));
+            let Some(reference) = reference else {
+                mismatches.push(Mismatch::Replay { index: k, step, detail: format!("op #{seq} ended without a commit point") });
+                break;
+            };
+            let differ = reference != implementation;
+            trace.push(TraceEntry { thread, seq, op, reference: reference.clone(), implementation: implementation.clone(), epilogue: epi });
+            if differ {
+                mismatches.push(Mismatch::Outcome { reference, implementation });
+                break;
+            }
+        }
+    }
+    if mismatches.is_empty() {
+        mismatches = compare_all(&rp.r, &exec.snapshot);
+    }
+    let divergence = (!mismatches.is_empty()).then(|| Divergence { at: trace.len().saturating_sub(1), mismatches });
+    Run { trace, divergence, commit_log: exec.log, rejected: false }
+}
+
+fn aborted(m: Mismatch) -> Run {
+    Run { trace: vec![], divergence: Some(Divergence { at: 0, mismatches: vec![m] }), commit_log: vec![], rejected: false }
+}

@@ -48,9 +48,9 @@ fn mismatch_name(m: &Mismatch) -> &'static str {
 /// The signature of a failing run (`None` if the run agreed).
 pub fn signature(run: &Run) -> Option<Signature> {
     let d = run.divergence.as_ref()?;
-    let e = &run.trace[d.at];
+    let e = run.trace.get(d.at);
     Some(Signature {
-        op: (!e.epilogue).then(|| e.op.kind()),
+        op: e.filter(|e| !e.epilogue).map(|e| e.op.kind()),
         mismatch: d.mismatches.first().map_or("unknown", mismatch_name),
     })
 }

@@ -149,7 +149,9 @@ impl Fs {
         if sync {
             let (f0, f1) = self.folio_span(off, written);
             self.writeback_range(ino, f0, f1, true);
-            if let Some(e) = ino.wb_err.lock().take() {
+            let mut err = ino.wb_err.lock();
+            // COMMIT POINT: the O_SYNC report (the flush's folios and IOs commit as sub-steps).
+            if let Some(e) = err.take() {
                 return Err(e);
             }
         }

@@ -40,6 +40,7 @@ impl Fs {
         let _inv = ino.invalidate.write();
         let folios = ino.cache.range(0, u64::MAX);
         if folios.iter().any(|f| f.mem().dirty() != 0) {
+            // COMMIT POINT: eviction refused (something stayed dirty).
             return 0;
         }
         for f in folios {
@@ -59,8 +60,10 @@ impl Fs {
     /// `CorruptAllocBtree`.
     pub(crate) fn corrupt_alloc_btree(&self) -> Outcome {
         let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.read()).collect();
-        self.alloc.lock().corrupt_root();
+        let mut tree = self.alloc.lock();
+        tree.corrupt_root();
         // COMMIT POINT: the root's CRC is bad.
+        drop(tree);
         Outcome::Done(0)
     }
 

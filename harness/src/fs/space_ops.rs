@@ -247,8 +247,8 @@ impl Fs {
         }
         self.zero_edges(ino, off, end);
         self.punch_cache(ino, wb0, wb1);
+        let mut em = ino.ilock.lock();
         if w > 0 {
-            let mut em = ino.ilock.lock();
             let maps = em.mappings(wb0, wb1);
             let (mut a, mut d) = (0, 0);
             let mut tree = self.alloc.lock();
@@ -289,6 +289,7 @@ impl Fs {
             ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
         }
         // COMMIT POINT: zero-range (whole blocks unwritten, edges zeroed, i_size).
+        drop(em);
         Ok(Outcome::Done(0))
     }
 

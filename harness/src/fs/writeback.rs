@@ -424,13 +424,16 @@ impl Fs {
             return Outcome::Done(0);
         }
         let (f0, f1) = self.folio_span(off, len);
+        // No commit point of its own: each folio written back commits in `writeback_locked`.
         Outcome::Done(self.writeback_range(ino, f0, f1, false).submitted)
     }
 
     /// `Fsync`: write back everything, wait for all of the file's IO, report and clear the error.
     pub(crate) fn fsync(&self, ino: &Inode) -> Result<Outcome, Errno> {
         self.writeback_range(ino, 0, u64::MAX, true);
-        match ino.wb_err.lock().take() {
+        let mut err = ino.wb_err.lock();
+        // COMMIT POINT: fsync's report (its writeback and waits commit as sub-steps).
+        match err.take() {
             Some(e) => Err(e),
             None => Ok(Outcome::Done(0)),
         }

@@ -5,6 +5,7 @@
 use crate::bugs::Bugs;
 use crate::input::decode::{decode, Mode};
 use crate::input::script::{self, ScriptError};
+use crate::concurrent;
 use crate::oracle::{self, Run};
 use crate::report;
 use reference::Input;
@@ -60,7 +61,11 @@ impl Target {
 /// Runs an input on both models with the oracle appropriate for its thread count: one thread
 /// is a sequential run compared after every op; more is a concurrent run under the schedule.
 pub fn run_input(input: &Input, bugs: Bugs) -> Run {
-    oracle::run_sequential(input, bugs)
+    if input.threads.len() > 1 {
+        concurrent::run_concurrent(input, bugs)
+    } else {
+        oracle::run_sequential(input, bugs)
+    }
 }
 
 /// Bug switches for fuzz targets, read once from `WBFUZZ_BUGS`.

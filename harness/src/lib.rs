@@ -15,6 +15,6 @@ pub mod report;
 pub mod hunt;
 pub mod minimize;
 pub mod bench;
-// pub mod concurrent; (enabled once fs records commit points)
+pub mod concurrent;
 pub mod schedule;
 pub mod snapshot;

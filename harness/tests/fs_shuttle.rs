@@ -1,7 +1,6 @@
-//! Deterministic-scheduler tests (run with `--features shuttle`): the three concurrency-only bug
-//! switches produce their corruption under some schedule, and never without the switch; no
-//! schedule deadlocks.
-#![cfg(feature = "shuttle")]
+//! Deterministic-scheduler tests: the three concurrency-only bug switches produce their
+//! corruption under some schedule, and never without the switch; no schedule deadlocks. Each
+//! shuttle run is inside a `ShuttleScope`, so the implementation's locks are shuttle locks.
 
 use reference::{pattern, Config, FileSpec, Geometry, Observe, Op, Policy};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -32,6 +31,7 @@ fn bad_runs(
     want: fn() -> Vec<u8>,
 ) -> usize {
     bad.store(0, Ordering::SeqCst);
+    let _scope = wbfuzz::fs::sync::ShuttleScope::enter();
     shuttle::check_random(
         move || {
             let fs = Arc::new(Fs::new(&config(jdata), bugs));
@@ -321,6 +321,7 @@ fn random_concurrent_ops_never_deadlock_and_settle_clean() {
     );
     for seed in 1..=seeds {
         for policy in [Policy::KeepDirty, Policy::Invalidate] {
+            let _scope = wbfuzz::fs::sync::ShuttleScope::enter();
             shuttle::check_random(
                 move || {
                     let cfg = Config {

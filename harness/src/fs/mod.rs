@@ -55,10 +55,10 @@ use alloc_btree::{AllocError, FreeExtent, FreeSpaceTree};
 use disk::Disk;
 use extent_map::ExtentMap;
 use page_cache::PageCache;
-use reference::{Config, Errno, ExtentState, Op, Outcome, Policy, Violation};
+use reference::{Config, Errno, ExtentState, Op, Outcome, Policy, Step, Violation};
 use space::Space;
 use std::collections::BTreeSet;
-use sync::{AtomicU64, Mutex, Ordering, RwLock};
+use sync::{AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
 use writeback::IoQueue;
 
 /// Geometry constants, precomputed.
@@ -137,9 +137,32 @@ pub struct Fs {
     /// repair that found a different tree, writeback over a hole); reported by
     /// `check_invariants` from then on.
     pub(crate) violations: Mutex<Vec<Violation>>,
+    /// Concurrent runs: the commit log, in commit order (see [`reference::step`]).
+    commit_log: Mutex<Vec<Step>>,
+    /// Whether [`Fs::record`] appends to the log (off in sequential runs: no cost there).
+    recording: AtomicBool,
 }
 
 impl Fs {
+    /// Starts recording commit points (concurrent runs).
+    pub fn start_recording(&self) {
+        self.recording.store(true, Ordering::SeqCst);
+    }
+
+    /// Records one commit point. Called inside the lock that makes the step atomic, so the
+    /// log's order is an order in which the steps took effect. The log lock is a leaf.
+    #[inline]
+    pub fn record(&self, step: Step) {
+        if self.recording.load(Ordering::Relaxed) {
+            self.commit_log.lock().push(step);
+        }
+    }
+
+    /// Takes the commit log recorded so far.
+    pub fn take_log(&self) -> Vec<Step> {
+        std::mem::take(&mut *self.commit_log.lock())
+    }
+
     /// A fresh filesystem: empty files, all space free, nothing cached.
     pub fn new(config: &Config, bugs: Bugs) -> Fs {
         let g = config.geometry;
@@ -180,6 +203,8 @@ impl Fs {
             ioq: IoQueue::new(),
             disk: Disk::new(bs as usize),
             violations: Mutex::new(Vec::new()),
+            commit_log: Mutex::new(Vec::new()),
+            recording: AtomicBool::new(false),
         }
     }
 

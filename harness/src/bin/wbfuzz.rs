@@ -37,6 +37,10 @@ enum Command {
         /// Print only divergences and the summary, not every op.
         #[arg(long, short)]
         quiet: bool,
+        /// Print a digest of each run (trace, commit order, outcome): equal digests mean
+        /// identical runs, across processes and machines.
+        #[arg(long)]
+        digest: bool,
     },
     /// Print an input (binary or script) as a script.
     Show {
@@ -144,7 +148,7 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool) -> ExitCode {
+fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool, digest: bool) -> ExitCode {
     let mut diverged = 0usize;
     for path in files {
         let input = match exec::load(path, target) {
@@ -153,6 +157,9 @@ fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool) -
         };
         let run = exec::run_input(&input, bugs);
         let name = path.display().to_string();
+        if digest {
+            println!("{name}: digest {:08x}", crc32c::crc32c(format!("{run:?}").as_bytes()));
+        }
         if run.ok() {
             if !quiet {
                 println!("{name}: {}", report::config_line(&input));
@@ -241,7 +248,7 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Run { files, bugs, target, quiet } => {
+        Command::Run { files, bugs, target, quiet, digest } => {
             let bugs = match parse_bugs(&bugs) {
                 Ok(b) => b,
                 Err(e) => return usage_error(e),
@@ -250,7 +257,7 @@ fn main() -> ExitCode {
                 Ok(t) => t,
                 Err(e) => return usage_error(e),
             };
-            cmd_run(&files, bugs, target, quiet)
+            cmd_run(&files, bugs, target, quiet, digest)
         }
         Command::Show { file, target } => {
             let target = match parse_target(&target) {

@@ -56,6 +56,13 @@ impl Bug {
         Bug::ALL.into_iter().find(|b| b.name() == s)
     }
 
+    /// The bug a reproducer in `corpus/bugs/` is for: its file name starts with the switch name
+    /// (`discard-keeps-dirty.wbf`, `stale-mapping-2.wbf`).
+    pub fn of_reproducer(path: &std::path::Path) -> Option<Bug> {
+        let stem = path.file_stem()?.to_string_lossy();
+        Bug::ALL.into_iter().filter(|b| stem.starts_with(b.name())).max_by_key(|b| b.name().len())
+    }
+
     fn bit(self) -> u8 {
         1 << (self as u8)
     }

@@ -23,10 +23,8 @@ fn files_in(dir: &Path) -> Vec<PathBuf> {
     v
 }
 
-/// The bug a reproducer is for: its file name starts with the switch name.
 fn bug_of(path: &Path) -> Option<Bug> {
-    let stem = path.file_stem()?.to_string_lossy().to_string();
-    Bug::ALL.into_iter().filter(|b| stem.starts_with(b.name())).max_by_key(|b| b.name().len())
+    Bug::of_reproducer(path)
 }
 
 fn replay_clean(paths: Vec<PathBuf>, target: Option<Target>) -> Vec<String> {

@@ -64,6 +64,31 @@ impl Fs {
         }
     }
 
+    /// Truncate-down's on-disk zeroing of the new EOF block: if block `new / bs` is `Written`,
+    /// its bytes on disk from `new` to the block's end become zeros at once (SPEC.md Truncate;
+    /// XFS writes the zeroed EOF folio back before logging the size change). The cached block,
+    /// dirty with the same zeros, is written back later as usual. The read-modify-write of the
+    /// disk block runs under ILOCK, which every disk writer of an allocated block (IO completion,
+    /// journal commit, direct write) holds, so no completion can slip between read and write.
+    fn zero_disk_tail(&self, ino: &Inode, new: u64) {
+        let g = self.geo;
+        let b = new / g.bs;
+        let from = (new - b * g.bs) as usize;
+        if from == 0 {
+            return;
+        }
+        let em = ino.ilock.lock();
+        let m = em.lookup(b, b + 1);
+        if m.state != ExtentState::Written {
+            return;
+        }
+        let mut buf = vec![0u8; g.bs as usize];
+        self.disk.read(m.phys, &mut buf);
+        buf[from..].fill(0);
+        self.disk.write(m.phys, &buf);
+        drop(em);
+    }
+
     /// Zeroes the partial blocks at the edges of `[off, end)` (whole blocks are `[wb0, wb1)`).
     fn zero_edges(&self, ino: &Inode, off: u64, end: u64) {
         let bs = self.geo.bs;
@@ -315,6 +340,7 @@ impl Fs {
         self.check_free_possible(ino, keep, u64::MAX)?;
         if new % g.bs != 0 {
             self.zero_partial(ino, new, keep * g.bs);
+            self.zero_disk_tail(ino, new);
         }
         // Cache: folios from keep*bs on go; in the EOF folio, blocks >= keep become clean zeros.
         let cut = (keep * g.bs).div_ceil(g.fsz);

@@ -11,6 +11,8 @@
 #     switches, and must neither crash nor fail to start.
 # Exits 0 with a message (skipping) when the nightly toolchain, cargo-fuzz or zip/unzip is missing.
 #
+# Usage: oss-fuzz/check-local.sh [target...]  (default: run every target; all are always built
+# and checked).
 # Environment: CHECK_LOCAL_SECONDS (default 5) per fuzzer; CHECK_LOCAL_KEEP=1 keeps the
 # temporary directories.
 set -euo pipefail
@@ -90,8 +92,11 @@ for t in "${TARGETS[@]}"; do
 done
 [ "$missing" = 0 ] || fail "build.sh output incomplete"
 
-# --- run every fuzzer briefly on its seed corpus -------------------------------------------
-for t in "${TARGETS[@]}"; do
+# --- run every fuzzer (or the ones named) briefly on its seed corpus -----------------------
+RUN=("$@")
+[ ${#RUN[@]} -gt 0 ] || RUN=("${TARGETS[@]}")
+for t in "${RUN[@]}"; do
+  [ -e "$REPO/fuzz/fuzz_targets/$t.rs" ] || fail "no such target: $t"
   corpus="$WORK/corpus/$t"
   mkdir -p "$corpus"
   unzip -q -o "$OUT/${t}_seed_corpus.zip" -d "$corpus"
@@ -109,4 +114,4 @@ for t in "${TARGETS[@]}"; do
   echo "check-local: $t ok: ${done_line:-$(tail -n 1 "$log")}"
 done
 
-echo "check-local: PASS (${TARGETS[*]})"
+echo "check-local: PASS (built ${TARGETS[*]}; ran ${RUN[*]})"

@@ -94,17 +94,25 @@ pub fn write_corpus(dir: &Path, count: usize) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Every op a differential run executes, epilogue included, so the alone-runs do the same work.
+fn all_ops(input: &Input) -> Vec<(u32, Op)> {
+    let mut v: Vec<(u32, Op)> = input.numbered_ops().map(|(_, s, op)| (s, op.clone())).collect();
+    let base = input.op_count() as u32;
+    v.extend(oracle::epilogue(input).into_iter().enumerate().map(|(k, op)| (base + 1 + k as u32, op)));
+    v
+}
+
 fn run_impl_only(input: &Input) {
     let fs = Fs::new(&input.config, Bugs::NONE);
-    for (_, seq, op) in input.numbered_ops() {
-        std::hint::black_box(fs.apply(seq, op));
+    for (seq, op) in all_ops(input) {
+        std::hint::black_box(fs.apply(seq, &op));
     }
 }
 
 fn run_ref_only(input: &Input) {
     let mut r = RefFs::new(&input.config);
-    for (_, seq, op) in input.numbered_ops() {
-        std::hint::black_box(r.apply(seq, op));
+    for (seq, op) in all_ops(input) {
+        std::hint::black_box(r.apply(seq, &op));
     }
 }
 

@@ -223,7 +223,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
         let inputs = load_corpus(&cfg.corpus, t);
         progress(&format!("throughput: {} ({} inputs)", t.name(), inputs.len()));
         let diff = per_input(cfg, &inputs, |i| {
-            std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
+            std::hint::black_box(exec::run_input(i, Bugs::NONE));
         });
         let imp = per_input(cfg, &inputs, run_impl_only);
         let rf = per_input(cfg, &inputs, run_ref_only);

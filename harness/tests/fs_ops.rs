@@ -836,3 +836,32 @@ fn regression_truncate_zeroes_disk_tail() {
     clean(&fs);
     assert_eq!(fs.apply(6, &Op::Fsync { file: 0 }), Outcome::Err(Errno::Efscorrupted));
 }
+
+/// corpus/regressions/zero-range-eof-clip.wbf: the edge zeroing of a zero-range that extends
+/// the file is clipped to the old EOF, so a partial block past it is not dirtied.
+#[test]
+fn regression_zero_range_edge_clipped_to_old_eof() {
+    let fs = Fs::new(
+        &Config {
+            geometry: Geometry {
+                block_size: 4096,
+                folio_pages: 1,
+                capacity_blocks: 157,
+                max_file_size: 0xe000,
+            },
+            policy: Policy::KeepDirty,
+            files: vec![FileSpec { jdata: true }],
+        },
+        Bugs::NONE,
+    );
+    assert_eq!(fs.apply(1, &w(0, 0x7f91, 0x2070)), Outcome::Done(0x2070));
+    assert_eq!(fs.apply(2, &Op::Flush { file: 0, off: 0, len: 1 }), Outcome::Done(4));
+    let z = Op::ZeroRange { file: 0, off: 0xace4, len: 1, keep_size: false };
+    assert_eq!(fs.apply(3, &z), Outcome::Done(0));
+    assert_eq!(fs.size(0), 0xace5);
+    assert_eq!(
+        st(&fs, 0, 10),
+        BlockObs { extent: ExtentState::Written, cache: CacheState::Clean, writeback: false }
+    );
+    clean(&fs);
+}

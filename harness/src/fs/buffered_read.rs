@@ -13,13 +13,22 @@ use super::buffered_write::Iomap;
 use super::page_cache::{Folio, LockedFolio};
 use super::sync::Arc;
 use super::{Fs, Inode};
-use reference::{ExtentState, Outcome};
+use reference::{ExtentState, FileId, Outcome, Step};
 
 impl Fs {
     /// Makes every non-uptodate block of a locked folio uptodate from the mapping. Blocks inside
     /// `iomap` are filled from it (the write path's cached mapping), the others from the extent
     /// map as it is now.
-    pub(crate) fn fill_folio(&self, ino: &Inode, lf: &LockedFolio, iomap: Option<&Iomap>) {
+    ///
+    /// With `inst = Some(seq)`, a fill that instantiates anything records `Instantiate` for op
+    /// `seq` under ILOCK and the folio memory lock.
+    pub(crate) fn fill_folio(
+        &self,
+        ino: &Inode,
+        lf: &LockedFolio,
+        iomap: Option<&Iomap>,
+        inst: Option<u32>,
+    ) {
         let g = self.geo;
         let fb0 = lf.index * g.bpf;
         let bs = g.bs as usize;
@@ -50,13 +59,28 @@ impl Fs {
             }
         });
         st.set_uptodate(todo, g.all);
+        if let Some(seq) = inst {
+            // COMMIT POINT: a folio instantiated (filled from the mapping under ILOCK).
+            self.record(Step::Instantiate {
+                seq,
+                file: ino.idx as FileId,
+                folio: lf.index,
+            });
+        }
         drop(st);
         drop(em);
     }
 
-    /// Returns folio `idx` uptodate, instantiating it if absent (`filemap_get_pages`). Takes the
-    /// invalidate lock shared around instantiation unless `have_invalidate`.
-    pub(crate) fn read_folio(&self, ino: &Inode, idx: u64, have_invalidate: bool) -> Arc<Folio> {
+    /// Returns folio `idx` uptodate, instantiating it if absent (`filemap_get_pages`) and then
+    /// recording `Instantiate` for op `seq`. Takes the invalidate lock shared around
+    /// instantiation unless `have_invalidate`.
+    pub(crate) fn read_folio(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        idx: u64,
+        have_invalidate: bool,
+    ) -> Arc<Folio> {
         loop {
             if let Some(f) = ino.cache.get(idx) {
                 if f.mem().uptodate {
@@ -67,7 +91,7 @@ impl Fs {
                 if !lf.mem().mapped {
                     continue;
                 }
-                self.fill_folio(ino, &lf, None);
+                self.fill_folio(ino, &lf, None, Some(seq));
                 return lf.folio.clone();
             }
             let _inv = if have_invalidate {
@@ -77,25 +101,44 @@ impl Fs {
             };
             let (lf, created) = ino.cache.get_or_create_locked(idx);
             if created || !lf.mem().uptodate {
-                self.fill_folio(ino, &lf, None);
+                self.fill_folio(ino, &lf, None, Some(seq));
             }
             return lf.folio.clone();
         }
     }
 
-    /// Copies `[off, off+out.len())`, which must lie within folio `f`, out of it.
-    pub(crate) fn copy_from_folio(&self, f: &Folio, off: u64, out: &mut [u8]) {
+    /// Copies `[off, off+out.len())`, which must lie within folio `f`, out of it, if the folio
+    /// is still cached; then, under its memory lock, commits `step` (whose effect runs inside the
+    /// commit and may veto the copy by returning an error). `None` if the folio left the cache:
+    /// the caller looks it up again.
+    pub(crate) fn copy_from_folio_commit<E>(
+        &self,
+        f: &Folio,
+        off: u64,
+        out: &mut [u8],
+        step: reference::Step,
+        check: impl FnOnce() -> Result<(), E>,
+    ) -> Option<Result<(), E>> {
         let st = f.mem();
+        if !st.mapped {
+            return None;
+        }
         let start = (off - f.index * self.geo.fsz) as usize;
-        out.copy_from_slice(&st.data[start..start + out.len()]);
+        Some(self.commit(step, || {
+            check()?;
+            out.copy_from_slice(&st.data[start..start + out.len()]);
+            Ok(())
+        }))
     }
 
-    /// `Read`: buffered read, instantiating absent folios.
-    pub(crate) fn read(&self, ino: &Inode, off: u64, len: u64) -> Outcome {
+    /// `Read`: buffered read, instantiating absent folios. Each folio's copy is its `ReadFolio`
+    /// commit (the size cannot change under IOLOCK shared).
+    pub(crate) fn read(&self, ino: &Inode, seq: u32, off: u64, len: u64) -> Outcome {
         let _io = ino.iolock.read();
         let size = self.size(ino);
         if off >= size || len == 0 {
-            return Outcome::Data(Vec::new());
+            // COMMIT POINT: an empty read.
+            return self.early(seq, Outcome::Data(Vec::new()));
         }
         let n = len.min(size - off);
         let end = off + n;
@@ -104,15 +147,20 @@ impl Fs {
         while pos < end {
             let idx = pos / self.geo.fsz;
             let chunk_end = ((idx + 1) * self.geo.fsz).min(end);
-            let f = self.read_folio(ino, idx, false);
-            self.copy_from_folio(
-                &f,
-                pos,
-                &mut out[(pos - off) as usize..(chunk_end - off) as usize],
-            );
+            let f = self.read_folio(ino, seq, idx, false);
+            let dst = &mut out[(pos - off) as usize..(chunk_end - off) as usize];
+            let step = Step::ReadFolio { seq, folio: idx };
+            // COMMIT POINT: one folio's bytes copied out.
+            if self
+                .copy_from_folio_commit(&f, pos, dst, step, || Ok::<(), ()>(()))
+                .is_none()
+            {
+                continue; // reclaimed since instantiation: instantiate again
+            }
             pos = chunk_end;
         }
-        // COMMIT POINT: the read (it has no side effect but instantiation; the copy is its effect).
+        // COMMIT POINT: the read's result.
+        self.record(Step::Op { seq });
         Outcome::Data(out)
     }
 }

@@ -21,7 +21,7 @@ use super::pattern_fill::fill as fill_pattern;
 use super::sync::yield_point;
 use super::{Fs, Inode};
 use crate::bugs::Bug;
-use reference::{Errno, ExtentState, Outcome};
+use reference::{Errno, ExtentState, Outcome, Step};
 
 /// A cached mapping of a block range (`struct iomap`), valid while `cookie` equals the extent
 /// map's sequence number.
@@ -55,8 +55,9 @@ impl Iomap {
 
 impl Fs {
     /// Reserves (delalloc) or allocates (journaled data) every hole of blocks `[b0, b1)`, all or
-    /// nothing. Caller holds IOLOCK; takes ILOCK.
-    fn write_reserve(&self, ino: &Inode, b0: u64, b1: u64) -> Result<(), Errno> {
+    /// nothing, and records the write's `WriteBegin` (op `seq`) with the counter change. Caller
+    /// holds IOLOCK; takes ILOCK (and the allocator lock for journaled data).
+    fn write_reserve(&self, ino: &Inode, seq: u32, b0: u64, b1: u64) -> Result<(), Errno> {
         let mut em = ino.ilock.lock();
         let holes: Vec<(u64, u64)> = em
             .mappings(b0, b1)
@@ -65,16 +66,24 @@ impl Fs {
             .map(|m| (m.start, m.len))
             .collect();
         let n: u64 = holes.iter().map(|h| h.1).sum();
+        let begin = Step::WriteBegin { seq };
         if n == 0 {
+            // COMMIT POINT: the write's start (nothing to reserve).
+            self.record(begin);
             return Ok(());
         }
         if ino.jdata {
-            let pieces = self.alloc_blocks(n)?;
+            let mut tree = self.alloc.lock();
+            // COMMIT POINT: the write's start (holes allocated, or ENOSPC / EFSCORRUPTED).
+            let pieces = self.commit(begin, || self.alloc_blocks_locked(&mut tree, n))?;
+            drop(tree);
             super::assign_phys(&holes, &pieces, |b, len, p| {
                 em.set(b, len, ExtentState::Unwritten, p)
             });
         } else {
-            self.space.reserve(n).map_err(|_| Errno::Enospc)?;
+            // COMMIT POINT: the write's start (holes reserved, or ENOSPC).
+            self.commit(begin, || self.space.reserve(n))
+                .map_err(|_| Errno::Enospc)?;
             for (b, len) in holes {
                 em.set(b, len, ExtentState::Delalloc, 0);
             }
@@ -98,7 +107,7 @@ impl Fs {
                     em.set(s, l, ExtentState::Unwritten, p)
                 });
             } else {
-                self.space.reserve(m.len).map_err(|_| Errno::Enospc)?;
+                        self.space.reserve(m.len).map_err(|_| Errno::Enospc)?;
                 em.set(m.start, m.len, ExtentState::Delalloc, 0);
             }
             m = em.lookup(b, bend);
@@ -121,24 +130,30 @@ impl Fs {
         len: u64,
         sync: bool,
     ) -> Result<Outcome, Errno> {
+        let early = |r: Result<Outcome, Errno>| {
+            self.record(Step::WriteBegin { seq });
+            self.early(seq, r)
+        };
         if len == 0 {
-            return Ok(Outcome::Done(0));
+            return early(Ok(Outcome::Done(0)));
         }
         let max = self.geo.max;
         if off >= max {
-            return Err(Errno::Efbig);
+            return early(Err(Errno::Efbig));
         }
         let n = len.min(max - off);
         let end = off + n;
         let written = {
             let _io = ino.iolock.write();
             let bs = self.geo.bs;
-            self.write_reserve(ino, off / bs, end.div_ceil(bs))?;
+            if let Err(e) = self.write_reserve(ino, seq, off / bs, end.div_ceil(bs)) {
+                return Err(self.early(seq, e));
+            }
             let mut pos = off;
             while pos < end {
                 let iomap = match self.iomap_begin(ino, pos, end) {
                     Ok(m) => m,
-                    Err(e) if pos == off => return Err(e),
+                    Err(e) if pos == off => return Err(self.early(seq, e)),
                     Err(_) => break, // a short write
                 };
                 yield_point();
@@ -148,39 +163,49 @@ impl Fs {
         };
         if sync {
             let (f0, f1) = self.folio_span(off, written);
-            self.writeback_range(ino, f0, f1, true);
+            self.writeback_range(seq, ino, f0, f1, true);
             let mut err = ino.wb_err.lock();
-            // COMMIT POINT: the O_SYNC report (the flush's folios and IOs commit as sub-steps).
+            // COMMIT POINT: the O_SYNC report (the flush's folios and IOs commit as sub-steps),
+            // under the error lock every error record takes.
+            self.record(Step::Op { seq });
             if let Some(e) = err.take() {
                 return Err(e);
             }
+        } else {
+            // COMMIT POINT: the write's result (each folio committed on its own).
+            self.record(Step::Op { seq });
         }
         Ok(Outcome::Done(written))
     }
 
-    /// Copies the write into the folios of one mapping; returns where it stopped (the mapping's
-    /// end, or the folio where the mapping turned out stale).
+    /// Copies the write into the folios of one mapping; returns where it stopped (the end of the
+    /// folio holding the mapping's end, or the folio where the mapping turned out stale).
     fn write_iter(&self, ino: &Inode, seq: u32, iomap: &Iomap, mut pos: u64, end: u64) -> u64 {
         let g = self.geo;
         let map_end = end.min((iomap.start + iomap.len).saturating_mul(g.bs));
         while pos < map_end {
             let idx = pos / g.fsz;
-            let chunk_end = ((idx + 1) * g.fsz).min(map_end);
+            // The whole of the write's part of this folio in one copy, even where the folio
+            // spans more than this mapping: `WriteFolio` is atomic per folio (blocks past the
+            // mapping are filled from the extent map as it is now, under ILOCK).
+            let chunk_end = ((idx + 1) * g.fsz).min(end);
             let (lf, created) = ino.cache.get_or_create_locked(idx);
             if !self.has(Bug::UnstablePages) {
                 // Stable pages: the device may be reading this folio right now.
-                self.wait_writeback(&lf);
+                self.wait_writeback(seq, &lf);
             }
             // BUG(stale-mapping): without this check a new folio is filled from a mapping that
             // writeback + IO completion + reclaim may have made stale.
             if !self.has(Bug::StaleMapping) && ino.ilock.lock().seq() != iomap.cookie {
                 if created {
-                    self.fill_folio(ino, &lf, None);
+                    // Left cached and uptodate for the retry: an instantiation of its own.
+                    self.fill_folio(ino, &lf, None, Some(seq));
                 }
                 return pos;
             }
             if created {
-                self.fill_folio(ino, &lf, Some(iomap));
+                // Instantiated as part of this folio's `WriteFolio` (no step of its own).
+                self.fill_folio(ino, &lf, Some(iomap), None);
             }
             self.copy_into_folio(ino, &lf, seq, pos, chunk_end);
             drop(lf);
@@ -191,6 +216,8 @@ impl Fs {
                 if let Some(lf) = ino.cache.get_locked(idx) {
                     self.log_blocks(ino, &lf, g.overlap_mask(idx, pos, chunk_end));
                 }
+                // What the reference is told is the late log's effect: the folio's data as
+                // it is now (lost if reclaim dropped it), dirty in the transaction.
             }
             yield_point();
             pos = chunk_end;
@@ -199,30 +226,33 @@ impl Fs {
     }
 
     /// `iomap_write_end` for one folio: copies the pattern into `[pos, end)`, marks the blocks
-    /// dirty (journaled data: logs them while the folio is locked), extends i_size.
+    /// dirty (journaled data: logs them while the folio is locked), extends i_size, and records
+    /// the `WriteFolio` step, all under the folio memory lock (readers copy under it) with the
+    /// size change inside the commit (faults read the size there).
     fn copy_into_folio(&self, ino: &Inode, lf: &LockedFolio, seq: u32, pos: u64, end: u64) {
         let g = self.geo;
         let mask = g.overlap_mask(lf.index, pos, end);
         let fstart = lf.index * g.fsz;
         let late_log = ino.jdata && self.has(Bug::PutFolioAfterUnlock);
-        {
-            let mut st = lf.mem();
-            let s = (pos - fstart) as usize;
-            let e = (end - fstart) as usize;
-            fill_pattern(seq, pos, &mut st.data[s..e]);
-            if late_log {
-                st.set_uptodate(mask, g.all);
-            } else {
-                st.set_dirty(mask);
-            }
+        let mut st = lf.mem();
+        let s = (pos - fstart) as usize;
+        let e = (end - fstart) as usize;
+        fill_pattern(seq, pos, &mut st.data[s..e]);
+        if late_log {
+            st.set_uptodate(mask, g.all);
+        } else {
+            st.set_dirty(mask);
         }
         if ino.jdata && !late_log {
             ino.journal
                 .lock()
                 .extend(mask_blocks(mask, lf.index * g.bpf));
         }
-        ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
         // COMMIT POINT: one folio of a buffered write (data copied, blocks dirty, i_size).
+        self.commit(Step::WriteFolio { seq, folio: lf.index }, || {
+            ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+        });
+        drop(st);
     }
 
     /// Marks blocks of a locked folio dirty and, for journaled data, logs them.

@@ -11,10 +11,12 @@
 
 use super::pattern_fill::fill as fill_pattern;
 use super::{Fs, Inode};
-use reference::{Errno, ExtentState, Outcome};
+use reference::{Errno, ExtentState, Outcome, Step};
 
 impl Fs {
-    /// `DirectWrite`.
+    /// `DirectWrite`. After the flush, the range's folios are locked (and waited for), then the
+    /// cache drop, the allocation, the disk write and the size change are one commit under
+    /// ILOCK, the allocator lock and the page-cache index lock.
     pub(crate) fn direct_write(
         &self,
         ino: &Inode,
@@ -24,28 +26,25 @@ impl Fs {
     ) -> Result<Outcome, Errno> {
         let g = self.geo;
         if off % g.bs != 0 || len % g.bs != 0 {
-            return Err(Errno::Einval);
+            return self.early(seq, Err(Errno::Einval));
         }
         if len == 0 {
-            return Ok(Outcome::Done(0));
+            return self.early(seq, Ok(Outcome::Done(0)));
         }
         if off >= g.max {
-            return Err(Errno::Efbig);
+            return self.early(seq, Err(Errno::Efbig));
         }
         let n = len.min(g.max - off);
         let end = off + n;
         let _io = ino.iolock.write();
         let _inv = ino.invalidate.write();
         let (f0, f1) = self.folio_span(off, n);
-        if let Some(e) = self.writeback_range(ino, f0, f1, true).err {
-            return Err(e);
+        if let Some(e) = self.writeback_range(seq, ino, f0, f1, true).err() {
+            return self.early(seq, Err(e));
         }
-        for f in ino.cache.range(f0, f1) {
-            let lf = f.lock();
-            if lf.mem().mapped {
-                self.wait_writeback(&lf);
-                ino.cache.remove(&lf);
-            }
+        let held = ino.cache.lock_range(f0, f1);
+        for lf in &held {
+            self.wait_writeback(seq, lf);
         }
         let (b0, b1) = (off / g.bs, end / g.bs);
         let mut em = ino.ilock.lock();
@@ -64,17 +63,36 @@ impl Fs {
             .collect();
         let nh: u64 = holes.iter().map(|h| h.1).sum();
         let nd: u64 = dl.iter().map(|h| h.1).sum();
-        let pieces = self.alloc_blocks(nh)?;
+        let mut tree = self.alloc.lock();
+        let refs: Vec<_> = held.iter().collect();
+        // COMMIT POINT: the direct write (cache dropped, blocks allocated, i_size extended; the
+        // disk write follows under the same ILOCK, which every reader of the disk holds).
+        let res = ino.cache.remove_many_then(&refs, || {
+            self.commit(Step::Op { seq }, || {
+                // ENOSPC before EFSCORRUPTED (alloc_blocks_locked checks the space first).
+                let pieces = self.alloc_blocks_locked(&mut tree, nh)?;
+                if nd > 0 {
+                    tree.check_readable().map_err(super::alloc_errno)?;
+                }
+                let dpieces = if nd > 0 {
+                    let p = tree.alloc(nd).map_err(super::alloc_errno)?;
+                    self.space.convert_reserved(nd);
+                    p
+                } else {
+                    Vec::new()
+                };
+                ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+                Ok((pieces, dpieces))
+            })
+        });
+        drop(tree);
+        let (pieces, dpieces) = res?;
         super::assign_phys(&holes, &pieces, |b, l, p| {
             em.set(b, l, ExtentState::Written, p)
         });
-        if nd > 0 {
-            let dpieces = self.alloc.lock().alloc(nd).map_err(super::alloc_errno)?;
-            self.space.convert_reserved(nd);
-            super::assign_phys(&dl, &dpieces, |b, l, p| {
-                em.set(b, l, ExtentState::Written, p)
-            });
-        }
+        super::assign_phys(&dl, &dpieces, |b, l, p| {
+            em.set(b, l, ExtentState::Written, p)
+        });
         em.convert(b0, b1, ExtentState::Unwritten, ExtentState::Written);
         let bs = g.bs as usize;
         let mut buf = vec![0u8; bs];
@@ -84,27 +102,32 @@ impl Fs {
                 self.disk.write(m.phys_of(b), &buf);
             }
         }
-        ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
-        // COMMIT POINT: the direct write (blocks allocated, disk written, i_size extended).
         drop(em);
+        drop(held);
         Ok(Outcome::Done(n))
     }
 
     /// `DirectRead`.
-    pub(crate) fn direct_read(&self, ino: &Inode, off: u64, len: u64) -> Result<Outcome, Errno> {
+    pub(crate) fn direct_read(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        off: u64,
+        len: u64,
+    ) -> Result<Outcome, Errno> {
         let g = self.geo;
         if off % g.bs != 0 || len % g.bs != 0 {
-            return Err(Errno::Einval);
+            return self.early(seq, Err(Errno::Einval));
         }
         let _io = ino.iolock.read();
         let size = self.size(ino);
         let n = if off >= size { 0 } else { len.min(size - off) };
         if n == 0 {
-            return Ok(Outcome::Data(Vec::new()));
+            return self.early(seq, Ok(Outcome::Data(Vec::new())));
         }
         let (f0, f1) = self.folio_span(off, n);
-        if let Some(e) = self.writeback_range(ino, f0, f1, true).err {
-            return Err(e);
+        if let Some(e) = self.writeback_range(seq, ino, f0, f1, true).err() {
+            return self.early(seq, Err(e));
         }
         let bs = g.bs as usize;
         let mut out = vec![0u8; n.div_ceil(g.bs) as usize * bs];
@@ -118,6 +141,7 @@ impl Fs {
             }
         });
         // COMMIT POINT: the direct read (the disk's view under ILOCK).
+        self.record(Step::Op { seq });
         drop(em);
         out.truncate(n as usize);
         Ok(Outcome::Data(out))

@@ -16,19 +16,20 @@ use super::pattern_fill::fill as fill_pattern;
 use super::sync::{yield_point, Arc};
 use super::{Fs, Inode};
 use crate::bugs::Bug;
-use reference::{Errno, ExtentState, Outcome};
+use reference::{Errno, ExtentState, FileId, Outcome, Step};
 
 impl Fs {
-    /// The read fault: returns folio `idx`, instantiating it if absent.
-    pub(crate) fn fault_in(&self, ino: &Inode, idx: u64) -> Arc<Folio> {
+    /// The read fault of op `seq`: returns folio `idx`, instantiating it if absent (then
+    /// recording `Instantiate`).
+    pub(crate) fn fault_in(&self, ino: &Inode, seq: u32, idx: u64) -> Arc<Folio> {
         if !self.has(Bug::FaultHoleRace) {
-            return self.read_folio(ino, idx, false);
+            return self.read_folio(ino, seq, idx, false);
         }
         if let Some(f) = ino.cache.get(idx) {
             if f.mem().uptodate {
                 return f;
             }
-            return self.read_folio(ino, idx, false);
+            return self.read_folio(ino, seq, idx, false);
         }
         // BUG(fault-hole-race): map the folio's blocks first (a snapshot), then drop the
         // invalidate lock and insert a folio filled from that snapshot without re-checking: a
@@ -51,10 +52,17 @@ impl Fs {
                 }
             }
         }
-        ino.cache.insert_filled(idx, data, g.all)
+        // The instantiation takes effect at the (late) insert: that is where it is recorded.
+        let step = Step::Instantiate { seq, file: ino.idx as FileId, folio: idx };
+        ino.cache.insert_filled(idx, data, g.all, |inserted| {
+            if inserted {
+                self.record(step);
+            }
+        })
     }
 
-    /// Clips a fault at `off` of `len` bytes to its folio and EOF: `Ok(None)` for nothing to do.
+    /// Clips a fault at `off` of `len` bytes to its folio and EOF: `(folio, n)`, EFAULT at or
+    /// past EOF.
     fn fault_range(&self, ino: &Inode, off: u64, len: u64) -> Result<(u64, u64), Errno> {
         let size = self.size(ino);
         if off >= size {
@@ -65,20 +73,42 @@ impl Fs {
         Ok((off / self.geo.fsz, n))
     }
 
-    /// `MmapRead`.
-    pub(crate) fn mmap_read(&self, ino: &Inode, off: u64, len: u64) -> Result<Outcome, Errno> {
-        let (idx, n) = self.fault_range(ino, off, len)?;
-        if n == 0 {
-            return Ok(Outcome::Data(Vec::new()));
+    /// `MmapRead`. The size check and the copy are its commit, under the folio memory lock.
+    pub(crate) fn mmap_read(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        off: u64,
+        len: u64,
+    ) -> Result<Outcome, Errno> {
+        // COMMIT POINT (if it fails or is empty): the fault's checks.
+        let early = self.commit_if(Step::Op { seq }, || match self.fault_range(ino, off, len) {
+            Err(e) => (Some(Err(e)), true),
+            Ok((_, 0)) => (Some(Ok(Outcome::Data(Vec::new()))), true),
+            Ok(_) => (None, false),
+        });
+        if let Some(r) = early {
+            return r;
         }
-        let f = self.fault_in(ino, idx);
-        let mut out = vec![0u8; n as usize];
-        self.copy_from_folio(&f, off, &mut out);
-        // COMMIT POINT: the read fault (the copy out of the folio).
-        Ok(Outcome::Data(out))
+        let idx = off / self.geo.fsz;
+        loop {
+            let f = self.fault_in(ino, seq, idx);
+            let st = f.mem();
+            if !st.mapped {
+                continue; // reclaimed since the fault: fault again
+            }
+            let start = (off - idx * self.geo.fsz) as usize;
+            // COMMIT POINT: the read fault (the copy out of the folio).
+            return self.commit(Step::Op { seq }, || {
+                let (_, n) = self.fault_range(ino, off, len)?;
+                Ok(Outcome::Data(st.data[start..start + n as usize].to_vec()))
+            });
+        }
     }
 
-    /// `MmapWrite`: read fault, then page_mkwrite, then the store.
+    /// `MmapWrite`: read fault, then page_mkwrite, then the store. page_mkwrite's checks, its
+    /// reservation and the store are one commit, under the folio lock, ILOCK (and the allocator
+    /// lock for journaled data) and the folio memory lock.
     pub(crate) fn mmap_write(
         &self,
         ino: &Inode,
@@ -87,30 +117,38 @@ impl Fs {
         len: u64,
     ) -> Result<Outcome, Errno> {
         let g = self.geo;
-        let (idx, n) = self.fault_range(ino, off, len)?;
-        if n == 0 {
-            return Ok(Outcome::Done(0));
+        // COMMIT POINT (if it fails or is empty): the fault's checks.
+        let early = self.commit_if(Step::Op { seq }, || match self.fault_range(ino, off, len) {
+            Err(e) => (Some(Err(e)), true),
+            Ok((_, 0)) => (Some(Ok(Outcome::Done(0))), true),
+            Ok(_) => (None, false),
+        });
+        if let Some(r) = early {
+            return r;
         }
+        let idx = off / g.fsz;
+        let fb0 = idx * g.bpf;
         loop {
-            let f = self.fault_in(ino, idx);
+            let f = self.fault_in(ino, seq, idx);
             let _inv = ino.invalidate.read();
             let lf = f.lock();
             if !lf.mem().mapped {
                 continue; // truncated or reclaimed since the fault: fault again
             }
-            let size = self.size(ino);
-            if off >= size {
-                return Err(Errno::Efault);
-            }
-            let n = n.min(size - off);
             if !self.has(Bug::UnstablePages) {
-                self.wait_writeback(&lf);
+                self.wait_writeback(seq, &lf);
             }
-            let fb0 = idx * g.bpf;
-            let eof_block = size.div_ceil(g.bs);
-            let fb_end = (fb0 + g.bpf).min(eof_block);
-            {
-                let mut em = ino.ilock.lock();
+            let mut em = ino.ilock.lock();
+            let mut tree = ino.jdata.then(|| self.alloc.lock());
+            let mut st = lf.mem();
+            // Journaled data logs the blocks before the commit point (a journal commit decides
+            // what it takes under the journal lock).
+            let mut journal = ino.jdata.then(|| ino.journal.lock());
+            // COMMIT POINT: the write fault (space reserved, data stored, folio dirty to EOF).
+            let res = self.commit(Step::Op { seq }, || {
+                let (_, n) = self.fault_range(ino, off, len)?;
+                let size = self.size(ino);
+                let fb_end = (fb0 + g.bpf).min(size.div_ceil(g.bs));
                 let holes: Vec<(u64, u64)> = em
                     .mappings(fb0, fb_end)
                     .into_iter()
@@ -118,32 +156,40 @@ impl Fs {
                     .map(|m| (m.start, m.len))
                     .collect();
                 let k: u64 = holes.iter().map(|h| h.1).sum();
+                let mut pieces = Vec::new();
                 if k > 0 {
-                    if ino.jdata {
-                        let pieces = self.alloc_blocks(k)?;
-                        super::assign_phys(&holes, &pieces, |b, l, p| {
-                            em.set(b, l, ExtentState::Unwritten, p)
-                        });
-                    } else {
-                        self.space.reserve(k).map_err(|_| Errno::Enospc)?;
-                        for (b, l) in holes {
-                            em.set(b, l, ExtentState::Delalloc, 0);
-                        }
+                    match tree.as_mut() {
+                        Some(t) => pieces = self.alloc_blocks_locked(t, k)?,
+                        None => self.space.reserve(k).map_err(|_| Errno::Enospc)?,
                     }
                 }
-            }
-            let mask = if fb_end > fb0 {
-                super::Geo::mask(0, fb_end - fb0)
-            } else {
-                0
-            };
-            {
-                let mut st = lf.mem();
                 let s = (off - idx * g.fsz) as usize;
                 fill_pattern(seq, off, &mut st.data[s..s + n as usize]);
+                let mask = if fb_end > fb0 {
+                    super::Geo::mask(0, fb_end - fb0)
+                } else {
+                    0
+                };
+                st.set_dirty(mask);
+                if let Some(j) = journal.as_mut() {
+                    j.extend(super::buffered_write::mask_blocks(mask, fb0));
+                }
+                Ok((n, holes, pieces))
+            });
+            drop(journal);
+            drop(st);
+            drop(tree);
+            let (n, holes, pieces) = res?;
+            if ino.jdata {
+                super::assign_phys(&holes, &pieces, |b, l, p| {
+                    em.set(b, l, ExtentState::Unwritten, p)
+                });
+            } else {
+                for (b, l) in holes {
+                    em.set(b, l, ExtentState::Delalloc, 0);
+                }
             }
-            self.log_blocks(ino, &lf, mask);
-            // COMMIT POINT: the write fault (space reserved, data stored, folio dirty to EOF).
+            drop(em);
             return Ok(Outcome::Done(n));
         }
     }

@@ -14,61 +14,86 @@
 
 use super::alloc_btree::{FreeExtent, FreeSpaceTree};
 use super::{Fs, Inode};
-use reference::Outcome;
+use reference::{Outcome, Step};
 
 impl Fs {
     /// `Reclaim{folio}`: 1 if evicted.
-    pub(crate) fn reclaim(&self, ino: &Inode, idx: u64) -> u64 {
-        let Some(f) = ino.cache.get(idx) else {
-            return 0;
-        };
-        let Some(lf) = f.try_lock() else { return 0 };
-        {
-            let st = lf.mem();
-            if !st.mapped || st.writeback || st.dirty() != 0 {
+    ///
+    /// Reclaim sleeps on the folio lock rather than skipping a locked folio: an op holding a
+    /// folio lock is in the middle of a step, and the reference, which has no folio locks, can
+    /// only see reclaim before or after that step. Its decision is its commit: a miss under the
+    /// index lock, a refusal under the folio memory lock, an eviction under both.
+    pub(crate) fn reclaim(&self, ino: &Inode, seq: u32, idx: u64) -> u64 {
+        loop {
+            // COMMIT POINT (miss): nothing cached at `idx`.
+            let Some(f) = ino.cache.get_then(idx, |hit| {
+                if !hit {
+                    self.record(Step::Op { seq });
+                }
+            }) else {
                 return 0;
+            };
+            let lf = f.lock();
+            {
+                let st = lf.mem();
+                if !st.mapped {
+                    continue; // removed meanwhile: look again
+                }
+                if st.writeback || st.dirty() != 0 {
+                    // COMMIT POINT: reclaim refused (dirty or under writeback).
+                    self.record(Step::Op { seq });
+                    return 0;
+                }
             }
+            // COMMIT POINT: reclaim (folio and its private state freed).
+            ino.cache.remove_then(&lf, || self.record(Step::Op { seq }));
+            return 1;
         }
-        ino.cache.remove(&lf);
-        // COMMIT POINT: reclaim (folio and its private state freed).
-        1
     }
 
-    /// `EvictInode`: write back and wait; drop the cache unless something stayed dirty.
-    pub(crate) fn evict_inode(&self, ino: &Inode) -> u64 {
-        self.writeback_range(ino, 0, u64::MAX, true);
+    /// `EvictInode`: write back and wait; drop the cache unless something stayed dirty. The
+    /// decision is taken holding every folio lock of the file (and the invalidate lock), and
+    /// the drop is one removal under the index lock, retried if a folio appeared meanwhile.
+    pub(crate) fn evict_inode(&self, ino: &Inode, seq: u32) -> u64 {
+        self.writeback_range(seq, ino, 0, u64::MAX, true);
         let _inv = ino.invalidate.write();
-        let folios = ino.cache.range(0, u64::MAX);
-        if folios.iter().any(|f| f.mem().dirty() != 0) {
-            // COMMIT POINT: eviction refused (something stayed dirty).
-            return 0;
-        }
-        for f in folios {
-            let lf = f.lock();
-            let clean = {
-                let st = lf.mem();
-                st.mapped && !st.writeback && st.dirty() == 0
-            };
-            if clean {
-                ino.cache.remove(&lf);
+        loop {
+            let held = ino.cache.lock_range(0, u64::MAX);
+            for lf in &held {
+                // IO a concurrent flush submitted after our wait.
+                self.wait_writeback(seq, lf);
             }
+            if held.iter().any(|lf| lf.mem().dirty() != 0) {
+                // COMMIT POINT: eviction refused (something stayed dirty).
+                self.record(Step::Op { seq });
+                return 0;
+            }
+            // COMMIT POINT: eviction (the whole cache dropped at once).
+            if ino
+                .cache
+                .remove_all_then(&held, || self.record(Step::Op { seq }))
+                .is_some()
+            {
+                return 1;
+            }
+            // A folio was instantiated since the listing: decide again with it.
+            drop(held);
         }
-        // COMMIT POINT: eviction (the whole cache dropped).
-        1
     }
 
     /// `CorruptAllocBtree`.
-    pub(crate) fn corrupt_alloc_btree(&self) -> Outcome {
+    pub(crate) fn corrupt_alloc_btree(&self, seq: u32) -> Outcome {
         let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.read()).collect();
         let mut tree = self.alloc.lock();
         tree.corrupt_root();
         // COMMIT POINT: the root's CRC is bad.
+        self.record(Step::Op { seq });
         drop(tree);
         Outcome::Done(0)
     }
 
     /// `RepairAllocBtree`.
-    pub(crate) fn repair_alloc_btree(&self) -> Outcome {
+    pub(crate) fn repair_alloc_btree(&self, seq: u32) -> Outcome {
         let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.read()).collect();
         let maps: Vec<_> = self.inodes.iter().map(|i| i.ilock.lock()).collect();
         let mut used: Vec<(u64, u64)> = maps
@@ -114,6 +139,7 @@ impl Fs {
         }
         *tree = FreeSpaceTree::from_extents(&free);
         // COMMIT POINT: repair (tree rebuilt, corruption cleared).
+        self.record(Step::Op { seq });
         drop(tree);
         drop(maps);
         Outcome::Done(0)

@@ -55,7 +55,7 @@ use alloc_btree::{AllocError, FreeExtent, FreeSpaceTree};
 use disk::Disk;
 use extent_map::ExtentMap;
 use page_cache::PageCache;
-use reference::{Config, Errno, ExtentState, Op, Outcome, Policy, Step, Violation};
+use reference::{Config, Errno, Op, Outcome, Policy, Step, Violation};
 use space::Space;
 use std::collections::BTreeSet;
 use sync::{AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
@@ -158,6 +158,38 @@ impl Fs {
         }
     }
 
+    /// Runs `effect` and records `step` as one atomic commit: while recording, both happen
+    /// under the log lock, so effects on state that has no lock of its own (the space counters,
+    /// i_size) are ordered exactly as their steps are. `effect` must not take any lock (the log
+    /// lock is innermost of all). Without recording it only runs `effect`.
+    #[inline]
+    pub(crate) fn commit<R>(&self, step: Step, effect: impl FnOnce() -> R) -> R {
+        if self.recording.load(Ordering::Relaxed) {
+            let mut log = self.commit_log.lock();
+            let r = effect();
+            log.push(step);
+            r
+        } else {
+            effect()
+        }
+    }
+
+    /// [`Fs::commit`] where the effect decides whether the step is recorded (second element):
+    /// a check that commits the op if it fails and otherwise lets the caller go on.
+    #[inline]
+    pub(crate) fn commit_if<R>(&self, step: Step, effect: impl FnOnce() -> (R, bool)) -> R {
+        if self.recording.load(Ordering::Relaxed) {
+            let mut log = self.commit_log.lock();
+            let (r, rec) = effect();
+            if rec {
+                log.push(step);
+            }
+            r
+        } else {
+            effect().0
+        }
+    }
+
     /// Takes the commit log recorded so far.
     pub fn take_log(&self) -> Vec<Step> {
         std::mem::take(&mut *self.commit_log.lock())
@@ -212,11 +244,18 @@ impl Fs {
     /// threads at once; never panics on any argument.
     pub fn apply(&self, seq: u32, op: &Op) -> Outcome {
         let res = match *op {
-            Op::CompleteIo { n } => Ok(Outcome::Done(self.complete_n(n as u64))),
-            Op::CorruptAllocBtree => Ok(self.corrupt_alloc_btree()),
-            Op::RepairAllocBtree => Ok(self.repair_alloc_btree()),
+            Op::CompleteIo { n } => {
+                let k = self.complete_n(seq, n as u64);
+                // COMMIT POINT: CompleteIo's count (each completion committed on its own).
+                self.record(Step::Op { seq });
+                Ok(Outcome::Done(k))
+            }
+            Op::CorruptAllocBtree => Ok(self.corrupt_alloc_btree(seq)),
+            Op::RepairAllocBtree => Ok(self.repair_alloc_btree(seq)),
             _ => {
                 let Some(ino) = op.file().and_then(|f| self.inodes.get(f as usize)) else {
+                    // COMMIT POINT: a bad file index fails before anything.
+                    self.record(Step::Op { seq });
                     return Outcome::Err(Errno::Einval);
                 };
                 self.apply_file(ino, seq, op)
@@ -225,39 +264,52 @@ impl Fs {
         res.unwrap_or_else(Outcome::Err)
     }
 
+    /// Records `Op { seq }` for an op that fails (or finishes) before taking any lock, and
+    /// passes its result through.
+    pub(crate) fn early<T>(&self, seq: u32, r: T) -> T {
+        // COMMIT POINT: argument checks (nothing changes).
+        self.record(Step::Op { seq });
+        r
+    }
+
     fn apply_file(&self, ino: &Inode, seq: u32, op: &Op) -> Result<Outcome, Errno> {
         match *op {
             Op::Write { off, len, sync, .. } => self.write(ino, seq, off, len, sync),
-            Op::Read { off, len, .. } => Ok(self.read(ino, off, len)),
+            Op::Read { off, len, .. } => Ok(self.read(ino, seq, off, len)),
             Op::DirectWrite { off, len, .. } => self.direct_write(ino, seq, off, len),
-            Op::DirectRead { off, len, .. } => self.direct_read(ino, off, len),
+            Op::DirectRead { off, len, .. } => self.direct_read(ino, seq, off, len),
             Op::MmapWrite { off, len, .. } => self.mmap_write(ino, seq, off, len),
-            Op::MmapRead { off, len, .. } => self.mmap_read(ino, off, len),
-            Op::Fsync { .. } => self.fsync(ino),
+            Op::MmapRead { off, len, .. } => self.mmap_read(ino, seq, off, len),
+            Op::Fsync { .. } => self.fsync(seq, ino),
             Op::Fallocate {
                 off,
                 len,
                 keep_size,
                 ..
-            } => self.fallocate(ino, off, len, keep_size),
-            Op::PunchHole { off, len, .. } => self.punch_hole(ino, off, len),
+            } => self.fallocate(ino, seq, off, len, keep_size),
+            Op::PunchHole { off, len, .. } => self.punch_hole(ino, seq, off, len),
             Op::ZeroRange {
                 off,
                 len,
                 keep_size,
                 ..
-            } => self.zero_range(ino, off, len, keep_size),
-            Op::Truncate { size, .. } => self.truncate(ino, size),
-            Op::Flush { off, len, .. } => Ok(self.flush(ino, off, len)),
-            Op::Reclaim { folio, .. } => Ok(Outcome::Done(self.reclaim(ino, folio))),
-            Op::EvictInode { .. } => Ok(Outcome::Done(self.evict_inode(ino))),
-            Op::JournalCommit { .. } => Ok(Outcome::Done(if ino.jdata {
-                self.journal_commit(ino)
-            } else {
-                0
-            })),
+            } => self.zero_range(ino, seq, off, len, keep_size),
+            Op::Truncate { size, .. } => self.truncate(ino, seq, size),
+            Op::Flush { off, len, .. } => Ok(self.flush(seq, ino, off, len)),
+            Op::Reclaim { folio, .. } => Ok(Outcome::Done(self.reclaim(ino, seq, folio))),
+            Op::EvictInode { .. } => Ok(Outcome::Done(self.evict_inode(ino, seq))),
+            Op::JournalCommit { .. } => {
+                let k = if ino.jdata {
+                    self.journal_commit(seq, ino)
+                } else {
+                    0
+                };
+                // COMMIT POINT: JournalCommit's count (the commit itself is a `Commit` step).
+                self.record(Step::Op { seq });
+                Ok(Outcome::Done(k))
+            }
             Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => {
-                Err(Errno::Einval)
+                Err(self.early(seq, Errno::Einval))
             }
         }
     }
@@ -272,14 +324,6 @@ impl Fs {
         ino.size.load(Ordering::SeqCst)
     }
 
-    /// Records a writeback error on the file: the first unreported error wins (errseq).
-    pub(crate) fn record_wb_error(&self, ino: &Inode, e: Errno) {
-        let mut g = ino.wb_err.lock();
-        if g.is_none() {
-            *g = Some(e);
-        }
-    }
-
     /// Records an invariant violation the code detected in itself.
     pub(crate) fn record_violation(&self, name: &'static str, detail: String) {
         self.violations.lock().push(Violation { name, detail });
@@ -292,50 +336,25 @@ impl Fs {
         if n == 0 {
             return Ok(Vec::new());
         }
+        let mut tree = self.alloc.lock();
+        self.alloc_blocks_locked(&mut tree, n)
+    }
+
+    /// [`Fs::alloc_blocks`] with the allocator lock already held (so that the caller can record
+    /// its step under it, ordered with corruption and repair).
+    pub(crate) fn alloc_blocks_locked(
+        &self,
+        tree: &mut FreeSpaceTree,
+        n: u64,
+    ) -> Result<Vec<FreeExtent>, Errno> {
+        if n == 0 {
+            return Ok(Vec::new());
+        }
         self.space.take_for_alloc(n).map_err(|_| Errno::Enospc)?;
-        let res = self.alloc.lock().alloc(n);
-        res.map_err(|e| {
+        tree.alloc(n).map_err(|e| {
             self.space.untake_for_alloc(n);
             alloc_errno(e)
         })
-    }
-
-    /// Frees every allocated block and releases every reservation of `[start, end)` in `em`,
-    /// making it a hole. Caller holds ILOCK and has checked that the btree is readable when
-    /// anything allocated is in the range (so the frees cannot fail).
-    pub(crate) fn punch_blocks(
-        &self,
-        em: &mut ExtentMap,
-        start: u64,
-        end: u64,
-    ) -> Result<(), Errno> {
-        if start >= end {
-            return Ok(());
-        }
-        let maps = em.mappings(start, end);
-        if maps.iter().any(|m| m.state.is_allocated()) {
-            let mut a = self.alloc.lock();
-            a.check_readable().map_err(alloc_errno)?;
-            for m in maps.iter().filter(|m| m.state.is_allocated()) {
-                if let Err(e) = a.free(m.phys, m.len) {
-                    self.record_violation(
-                        "double-owned",
-                        format!("freeing physical blocks {}+{} failed: {e:?}", m.phys, m.len),
-                    );
-                    continue;
-                }
-                self.space.free_allocated(m.len);
-                self.disk.discard(m.phys, m.len);
-            }
-        }
-        let delalloc: u64 = maps
-            .iter()
-            .filter(|m| m.state == ExtentState::Delalloc)
-            .map(|m| m.len)
-            .sum();
-        self.space.unreserve(delalloc);
-        em.set(start, end - start, ExtentState::Hole, 0);
-        Ok(())
     }
 }
 

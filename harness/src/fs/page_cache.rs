@@ -191,6 +191,40 @@ impl PageCache {
         self.index.read().get(&index).cloned()
     }
 
+    /// The folio at `index`, if cached, looked up with `then` run under the index lock (so a
+    /// commit recorded there for a miss is ordered with every insertion).
+    pub fn get_then(&self, index: u64, then: impl FnOnce(bool)) -> Option<Arc<Folio>> {
+        let idx = self.index.read();
+        let f = idx.get(&index).cloned();
+        then(f.is_some());
+        f
+    }
+
+    /// If the cache holds exactly the locked folios `lfs` (given in index order), removes them
+    /// all and runs `then` under the index lock: `Some` of its result. `None` (nothing removed)
+    /// if any other folio is cached.
+    pub fn remove_all_then<R>(&self, lfs: &[LockedFolio], then: impl FnOnce() -> R) -> Option<R> {
+        let mut idx = self.index.write();
+        let same = idx.len() == lfs.len()
+            && idx
+                .iter()
+                .zip(lfs)
+                .all(|((_, f), lf)| Arc::ptr_eq(f, &lf.folio));
+        if !same {
+            return None;
+        }
+        idx.clear();
+        for lf in lfs {
+            let mut st = lf.mem();
+            st.mapped = false;
+            st.ifs = None;
+            st.uptodate = false;
+        }
+        let r = then();
+        drop(idx);
+        Some(r)
+    }
+
     /// The cached folio at `index`, locked and still mapped, or `None`.
     pub fn get_locked(&self, index: u64) -> Option<LockedFolio> {
         loop {
@@ -222,8 +256,15 @@ impl PageCache {
     }
 
     /// Inserts an already uptodate, unlocked folio unless one is present; returns the cached
-    /// folio either way (`filemap_add_folio`, losing the race gracefully).
-    pub fn insert_filled(&self, index: u64, data: Box<[u8]>, all: u64) -> Arc<Folio> {
+    /// folio either way (`filemap_add_folio`, losing the race gracefully). `then(inserted)` runs
+    /// under the index lock, so a commit recorded there is ordered with every lookup.
+    pub fn insert_filled(
+        &self,
+        index: u64,
+        data: Box<[u8]>,
+        all: u64,
+        then: impl FnOnce(bool),
+    ) -> Arc<Folio> {
         let f = Arc::new(Folio::new(index, 0, false));
         {
             let mut st = f.mem();
@@ -231,25 +272,68 @@ impl PageCache {
             st.set_uptodate(all, all);
         }
         let mut idx = self.index.write();
-        idx.entry(index).or_insert(f).clone()
+        let inserted = !idx.contains_key(&index);
+        let r = idx.entry(index).or_insert(f).clone();
+        then(inserted);
+        r
     }
 
     /// Removes a locked folio from the cache and frees its private state
     /// (`filemap_remove_folio` + `folio_release`).
     pub fn remove(&self, lf: &LockedFolio) {
+        self.remove_then(lf, || {})
+    }
+
+    /// [`PageCache::remove`], running `then` under both the index lock and the folio memory
+    /// lock once the folio is gone: a commit recorded there is ordered with every lookup and with
+    /// every copy out of the folio (readers check `mapped` under the memory lock).
+    pub fn remove_then(&self, lf: &LockedFolio, then: impl FnOnce()) {
+        let mut idx = self.index.write();
+        if idx
+            .get(&lf.index)
+            .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))
         {
-            let mut idx = self.index.write();
+            idx.remove(&lf.index);
+        }
+        let mut st = lf.mem();
+        st.mapped = false;
+        st.ifs = None;
+        st.uptodate = false;
+        then();
+        drop(st);
+        drop(idx);
+    }
+
+    /// Removes several locked folios of this cache at once and runs `then` under the index lock
+    /// (after every folio is gone and marked unmapped): a commit recorded there takes the whole
+    /// removal as one atomic step.
+    pub fn remove_many_then<R>(&self, lfs: &[&LockedFolio], then: impl FnOnce() -> R) -> R {
+        let mut idx = self.index.write();
+        for lf in lfs {
             if idx
                 .get(&lf.index)
                 .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))
             {
                 idx.remove(&lf.index);
             }
+            let mut st = lf.mem();
+            st.mapped = false;
+            st.ifs = None;
+            st.uptodate = false;
         }
-        let mut st = lf.mem();
-        st.mapped = false;
-        st.ifs = None;
-        st.uptodate = false;
+        let r = then();
+        drop(idx);
+        r
+    }
+
+    /// Locks every cached folio with index in `[first, end)`, in increasing index order, and
+    /// returns those still mapped.
+    pub fn lock_range(&self, first: u64, end: u64) -> Vec<LockedFolio> {
+        self.range(first, end)
+            .into_iter()
+            .map(|f| f.lock())
+            .filter(|lf| lf.mem().mapped)
+            .collect()
     }
 
     /// The cached folios with index in `[first, end)`, in order.

@@ -18,7 +18,7 @@ use super::page_cache::{Folio, LockedFolio};
 use super::sync::{Arc, AtomicU64, Mutex, Ordering};
 use super::{assign_phys, Fs, Geo, Inode};
 use crate::bugs::Bug;
-use reference::{Errno, ExtentState, Outcome, Policy};
+use reference::{Errno, ExtentState, FileId, Outcome, Policy, Step};
 use std::collections::BTreeMap;
 
 /// One block of an IO.
@@ -102,15 +102,25 @@ pub enum WbOutcome {
 pub struct FlushResult {
     /// IOs submitted (journaled data: blocks committed).
     pub submitted: u64,
-    /// The first error of this flush: a folio that failed, or an IO it completed with EIO.
-    pub err: Option<Errno>,
+    /// The first allocation failure of this flush.
+    pub alloc_err: Option<Errno>,
+    /// The first EIO of an IO this flush completed.
+    pub io_err: Option<Errno>,
+}
+
+impl FlushResult {
+    /// The flush's error (SPEC.md resolved details): the first allocation failure, otherwise the
+    /// first EIO of a completion it waited for.
+    pub fn err(&self) -> Option<Errno> {
+        self.alloc_err.or(self.io_err)
+    }
 }
 
 impl Fs {
     /// Waits until `folio` is not under writeback, completing its IO if nobody else is
     /// (`folio_wait_writeback`, with an always-ready device). Returns EIO if this call completed
     /// the IO and the device rejected it. The caller must not hold ILOCK or anything after it.
-    pub(crate) fn wait_writeback(&self, folio: &Folio) -> Option<Errno> {
+    pub(crate) fn wait_writeback(&self, seq: u32, folio: &Folio) -> Option<Errno> {
         let io = {
             let st = folio.mem();
             if !st.writeback {
@@ -120,7 +130,7 @@ impl Fs {
         };
         if let Some(io) = io {
             if self.ioq.claim(io.id) {
-                return self.complete_io(&io);
+                return self.complete_io(seq, &io);
             }
         }
         let mut st = folio.mem();
@@ -130,47 +140,41 @@ impl Fs {
         None
     }
 
-    /// Completes a claimed IO: the device reads the folio memory now, checks every block against
-    /// its submit-time CRC, and either writes the disk and converts unwritten extents, or rejects
-    /// the whole IO (EIO recorded on the file). Ends writeback and wakes waiters.
-    pub(crate) fn complete_io(&self, io: &Io) -> Option<Errno> {
+    /// Completes a claimed IO for op `seq`: the device reads the folio memory now, checks every
+    /// block against its submit-time CRC, and either writes the disk and converts unwritten
+    /// extents, or rejects the whole IO (EIO recorded on the file). Ends writeback and wakes
+    /// waiters.
+    ///
+    /// The whole completion runs under ILOCK and the folio memory lock, and records its
+    /// `Complete` step there: the DMA, the disk write, the conversion, the end of writeback and
+    /// the error record are one atomic step for everyone who looks at the extents (ILOCK) or at
+    /// the folio's flags (memory lock).
+    pub(crate) fn complete_io(&self, seq: u32, io: &Io) -> Option<Errno> {
         let ino = &self.inodes[io.file];
         let bs = self.geo.bs as usize;
-        let mut buf = vec![0u8; io.blocks.len() * bs];
-        let mut bad = None;
-        {
-            let st = io.folio.mem();
-            for (i, b) in io.blocks.iter().enumerate() {
-                let off = b.slot as usize * bs;
-                let src = &st.data[off..off + bs];
-                if bad.is_none() && crc32c::crc32c(src) != b.crc {
-                    bad = Some(b.slot);
-                }
-                buf[i * bs..(i + 1) * bs].copy_from_slice(src);
-            }
-        }
         let fb0 = io.folio.index * self.geo.bpf;
-        let result = if let Some(slot) = bad {
-            self.record_wb_error(ino, Errno::Eio);
+        let mut em = ino.ilock.lock();
+        let mut st = io.folio.mem();
+        let bad = io.blocks.iter().find(|b| {
+            let off = b.slot as usize * bs;
+            crc32c::crc32c(&st.data[off..off + bs]) != b.crc
+        });
+        let result = if let Some(b) = bad {
             self.record_violation(
                 "checksum-mismatch",
                 format!(
                     "file {} block {}: data changed under writeback (IO {})",
                     io.file,
-                    fb0 + slot as u64,
+                    fb0 + b.slot as u64,
                     io.id
                 ),
             );
-            // COMMIT POINT: one IO completed (rejected by the device; nothing written).
             Some(Errno::Eio)
         } else {
-            let mut em = ino.ilock.lock();
-            self.disk.write_many(
-                io.blocks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| (b.phys, &buf[i * bs..(i + 1) * bs])),
-            );
+            self.disk.write_many(io.blocks.iter().map(|b| {
+                let off = b.slot as usize * bs;
+                (b.phys, &st.data[off..off + bs])
+            }));
             let mut i = 0;
             while i < io.blocks.len() {
                 let mut j = i + 1;
@@ -186,41 +190,53 @@ impl Fs {
                 );
                 i = j;
             }
-            // COMMIT POINT: one IO completed (disk written, unwritten extents converted).
-            drop(em);
             None
         };
-        {
-            let mut st = io.folio.mem();
-            st.writeback = false;
-            st.wb_mask = 0;
-            st.io = None;
-        }
-        io.folio.wb_cv.notify_all();
+        st.writeback = false;
+        st.wb_mask = 0;
+        st.io = None;
         self.ioq.inflight.fetch_sub(1, Ordering::SeqCst);
+        {
+            let mut err = ino.wb_err.lock();
+            if result.is_some() && err.is_none() {
+                *err = result;
+            }
+            // COMMIT POINT: one IO completed (disk written and unwritten extents converted, or
+            // rejected with EIO recorded; writeback ended).
+            self.record(Step::Complete {
+                seq,
+                file: io.file as FileId,
+                folio: io.folio.index,
+            });
+        }
+        drop(st);
+        drop(em);
+        io.folio.wb_cv.notify_all();
         result
     }
 
     /// `CompleteIo{n}`: completes up to `n` IOs, oldest first.
-    pub(crate) fn complete_n(&self, n: u64) -> u64 {
+    pub(crate) fn complete_n(&self, seq: u32, n: u64) -> u64 {
         let mut k = 0;
         while k < n {
             let Some(io) = self.ioq.pop_oldest() else {
                 break;
             };
-            self.complete_io(&io);
+            self.complete_io(seq, &io);
             k += 1;
         }
         k
     }
 
-    /// Writes back one folio: locks it, waits for its previous IO, then [`Fs::writeback_locked`].
-    /// A waited-for IO that failed is reported through `err`.
+    /// Writes back one folio for op `seq`: locks it, waits for its previous IO, then
+    /// [`Fs::writeback_locked`]. Allocation failures go to `res.alloc_err`, a waited-for IO that
+    /// failed to `res.io_err`.
     pub(crate) fn writeback_folio(
         &self,
+        seq: u32,
         ino: &Inode,
         folio: &Arc<Folio>,
-        err: &mut Option<Errno>,
+        res: &mut FlushResult,
     ) -> WbOutcome {
         let lf = folio.lock();
         {
@@ -231,18 +247,41 @@ impl Fs {
                 return WbOutcome::Skipped;
             }
         }
-        if let Some(e) = self.wait_writeback(&lf) {
-            err.get_or_insert(e);
+        if let Some(e) = self.wait_writeback(seq, &lf) {
+            res.io_err.get_or_insert(e);
         }
-        let out = self.writeback_locked(ino, &lf);
+        let out = self.writeback_locked(seq, ino, &lf);
         if let WbOutcome::Failed(e) = out {
-            err.get_or_insert(e);
+            res.alloc_err.get_or_insert(e);
         }
         out
     }
 
-    /// Writes back a locked folio that is not under writeback (`iomap_writepage_map`).
-    pub(crate) fn writeback_locked(&self, ino: &Inode, lf: &LockedFolio) -> WbOutcome {
+    /// Records a writeback error on the file and the `Writeback` step of a folio that failed,
+    /// in one critical section of the error lock (so that fsync's report, which takes the error
+    /// under the same lock, is ordered with it).
+    /// `release` is the number of delalloc reservations the policy punched: they go back to the
+    /// free counter inside the commit, ordered with every other space check.
+    fn record_failed_writeback(&self, seq: u32, ino: &Inode, folio: u64, e: Errno, release: u64) {
+        let mut err = ino.wb_err.lock();
+        if err.is_none() {
+            *err = Some(e);
+        }
+        let step = Step::Writeback {
+            seq,
+            file: ino.idx as FileId,
+            folio,
+        };
+        // COMMIT POINT: one folio written back, failed (error recorded, policy applied).
+        self.commit(step, || self.space.unreserve(release));
+        drop(err);
+    }
+
+    /// Writes back a locked folio that is not under writeback (`iomap_writepage_map`) for op
+    /// `seq`. ILOCK (and the allocator lock, when delalloc blocks are converted) is held from
+    /// the mapping to the submission, so the conversion, the submission and the `Writeback`
+    /// step are one atomic step for everyone who reads the extents, the counters or the btree.
+    pub(crate) fn writeback_locked(&self, seq: u32, ino: &Inode, lf: &LockedFolio) -> WbOutcome {
         let g = self.geo;
         let dirty = lf.mem().dirty();
         if dirty == 0 {
@@ -271,8 +310,6 @@ impl Fs {
         let holes = mask_of(ExtentState::Hole, &state);
         if dirty & holes != 0 {
             // The XFS WARN in xfs_bmapi_convert_delalloc: dirty data with no backing.
-            drop(em);
-            self.record_wb_error(ino, Errno::Efscorrupted);
             self.record_violation(
                 "writeback-over-hole",
                 format!(
@@ -282,31 +319,47 @@ impl Fs {
                     dirty & holes
                 ),
             );
+            self.record_failed_writeback(seq, ino, lf.index, Errno::Efscorrupted, 0);
+            drop(em);
             return WbOutcome::Failed(Errno::Efscorrupted);
         }
         let delalloc = mask_of(ExtentState::Delalloc, &state);
+        let mut tree = None;
         if dirty & delalloc != 0 {
             let runs = mask_runs(delalloc, fb0);
             let k = delalloc.count_ones() as u64;
             // Delalloc conversion: the reservation becomes the allocation, no space check.
-            let res = self.alloc.lock().alloc(k);
-            match res {
+            let mut t = self.alloc.lock();
+            match t.alloc(k) {
                 Ok(pieces) => {
                     self.space.convert_reserved(k);
                     assign_phys(&runs, &pieces, |b, len, p| {
                         em.set(b, len, ExtentState::Unwritten, p);
                     });
                     collect(&em, &mut state, &mut phys);
+                    tree = Some(t);
                 }
                 Err(e) => {
                     let errno = super::alloc_errno(e);
-                    self.discard_failed_folio(ino, lf, em, &runs);
-                    self.record_wb_error(ino, errno);
+                    // Only the dirty delalloc blocks are punched: a delalloc block of this folio
+                    // that is not dirty is the reservation of a buffered write still copying
+                    // (it dirties the block before it returns), which keeps it.
+                    let dirty_runs = mask_runs(delalloc & dirty, fb0);
+                    let (drop_folio, release) = self.discard_failed_folio(&mut em, &dirty_runs);
+                    if drop_folio {
+                        // The folio leaves the cache in the same step (under the index lock).
+                        ino.cache.remove_then(lf, || {
+                            self.record_failed_writeback(seq, ino, lf.index, errno, release)
+                        });
+                    } else {
+                        self.record_failed_writeback(seq, ino, lf.index, errno, release);
+                    }
+                    drop(t);
+                    drop(em);
                     return WbOutcome::Failed(errno);
                 }
             }
         }
-        drop(em);
         // Checksums of the dirty blocks, computed now (submit time).
         let bs = g.bs as usize;
         let mut blocks = Vec::with_capacity(dirty.count_ones() as usize);
@@ -338,28 +391,36 @@ impl Fs {
             st.writeback = true;
             st.wb_mask = dirty;
             st.io = Some(io.clone());
+            q.1.insert(id, io);
+            self.ioq.inflight.fetch_add(1, Ordering::SeqCst);
+            // COMMIT POINT: one folio written back (IO submitted, blocks clean + under writeback).
+            self.record(Step::Writeback {
+                seq,
+                file: ino.idx as FileId,
+                folio: lf.index,
+            });
         }
-        q.1.insert(id, io);
-        self.ioq.inflight.fetch_add(1, Ordering::SeqCst);
-        // COMMIT POINT: one folio written back (IO submitted, blocks clean + under writeback).
         drop(q);
+        drop(tree);
+        drop(em);
         WbOutcome::Submitted
     }
 
     /// The discard path after a failed writeback allocation (`xfs_discard_folio`), holding the
-    /// folio lock and ILOCK. Policy `keep-dirty` changes nothing; `invalidate` punches this
-    /// folio's delalloc blocks and drops the folio.
+    /// folio lock, ILOCK and the allocator lock. Policy `keep-dirty` changes nothing;
+    /// `invalidate` punches this folio's delalloc blocks and drops the folio.
+    /// Returns whether the folio must now be dropped and how many reservations to release (the
+    /// caller does both together with its commit).
     fn discard_failed_folio(
         &self,
-        ino: &Inode,
-        lf: &LockedFolio,
-        mut em: super::sync::MutexGuard<'_, super::extent_map::ExtentMap>,
+        em: &mut super::extent_map::ExtentMap,
         runs: &[(u64, u64)],
-    ) {
+    ) -> (bool, u64) {
         let keeps_dirty = self.has(Bug::DiscardKeepsDirty);
         if self.policy == Policy::KeepDirty && !keeps_dirty {
-            return;
+            return (false, 0);
         }
+        let mut release = 0;
         let wide = self.has(Bug::DiscardWidePunch) && self.policy == Policy::Invalidate;
         for &(start, len) in runs {
             let (s, e) = if wide {
@@ -374,35 +435,37 @@ impl Fs {
             } else {
                 (start, start + len)
             };
-            let n = em.count(s, e, ExtentState::Delalloc);
+            release += em.count(s, e, ExtentState::Delalloc);
             em.set(s, e - s, ExtentState::Hole, 0);
-            self.space.unreserve(n);
         }
-        drop(em);
-        if keeps_dirty {
-            // BUG(discard-keeps-dirty): the reservation is gone but the folio stays dirty.
-            return;
-        }
-        ino.cache.remove(lf);
+        // BUG(discard-keeps-dirty): the reservation is gone but the folio stays dirty.
+        (!keeps_dirty, release)
     }
 
-    /// Writes back every cached folio with index in `[f0, f1)` (journaled data: commits), then,
-    /// if `wait`, waits for the IO of every folio in the range.
-    pub(crate) fn writeback_range(&self, ino: &Inode, f0: u64, f1: u64, wait: bool) -> FlushResult {
+    /// Writes back every cached folio with index in `[f0, f1)` for op `seq` (journaled data:
+    /// commits), then, if `wait`, waits for the IO of every folio in the range.
+    pub(crate) fn writeback_range(
+        &self,
+        seq: u32,
+        ino: &Inode,
+        f0: u64,
+        f1: u64,
+        wait: bool,
+    ) -> FlushResult {
         let mut res = FlushResult::default();
         if ino.jdata {
-            res.submitted = self.journal_commit(ino);
+            res.submitted = self.journal_commit(seq, ino);
             return res;
         }
         for f in ino.cache.range(f0, f1) {
-            if self.writeback_folio(ino, &f, &mut res.err) == WbOutcome::Submitted {
+            if self.writeback_folio(seq, ino, &f, &mut res) == WbOutcome::Submitted {
                 res.submitted += 1;
             }
         }
         if wait {
             for f in ino.cache.range(f0, f1) {
-                if let Some(e) = self.wait_writeback(&f) {
-                    res.err.get_or_insert(e);
+                if let Some(e) = self.wait_writeback(seq, &f) {
+                    res.io_err.get_or_insert(e);
                 }
             }
         }
@@ -419,20 +482,26 @@ impl Fs {
     }
 
     /// `Flush{off, len}`: background writeback of a range.
-    pub(crate) fn flush(&self, ino: &Inode, off: u64, len: u64) -> Outcome {
+    pub(crate) fn flush(&self, seq: u32, ino: &Inode, off: u64, len: u64) -> Outcome {
         if len == 0 {
+            self.record(Step::Op { seq });
             return Outcome::Done(0);
         }
         let (f0, f1) = self.folio_span(off, len);
-        // No commit point of its own: each folio written back commits in `writeback_locked`.
-        Outcome::Done(self.writeback_range(ino, f0, f1, false).submitted)
+        // Each folio written back commits in `writeback_locked`; the count is decided by them.
+        let n = self.writeback_range(seq, ino, f0, f1, false).submitted;
+        // COMMIT POINT: the flush's result (nothing of its own takes effect here).
+        self.record(Step::Op { seq });
+        Outcome::Done(n)
     }
 
     /// `Fsync`: write back everything, wait for all of the file's IO, report and clear the error.
-    pub(crate) fn fsync(&self, ino: &Inode) -> Result<Outcome, Errno> {
-        self.writeback_range(ino, 0, u64::MAX, true);
+    pub(crate) fn fsync(&self, seq: u32, ino: &Inode) -> Result<Outcome, Errno> {
+        self.writeback_range(seq, ino, 0, u64::MAX, true);
         let mut err = ino.wb_err.lock();
-        // COMMIT POINT: fsync's report (its writeback and waits commit as sub-steps).
+        // COMMIT POINT: fsync's report (its writeback and waits commit as sub-steps), under the
+        // error lock every error record also takes.
+        self.record(Step::Op { seq });
         match err.take() {
             Some(e) => Err(e),
             None => Ok(Outcome::Done(0)),

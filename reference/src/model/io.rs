@@ -144,11 +144,13 @@ impl RefFs {
             Policy::KeepDirty => {}
             Policy::Invalidate => {
                 // Punch this folio's delalloc blocks (only this folio's) and drop the folio with
-                // all its dirty data.
+                // all its dirty data. Only dirty delalloc blocks: sequentially every delalloc
+                // block is dirty; in a concurrent run a clean one is the reservation of a buffered
+                // write still copying (see `reserve_write`), which keeps it and dirties it later.
                 let first = folio * self.bpf();
                 let (file, space) = (&mut self.files[fi], &mut self.space);
                 for b in first..first + self.geo.blocks_per_folio() {
-                    if file.block(b).extent == ExtentState::Delalloc {
+                    if file.block(b).extent == ExtentState::Delalloc && file.block(b).dirty {
                         space.release(1);
                         file.block_mut(b).extent = ExtentState::Hole;
                     }

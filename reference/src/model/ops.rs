@@ -37,9 +37,13 @@ impl RefFs {
     }
 
     /// Step: the up-front space of a buffered write of `[off, off+n)`. Ordinary file: reserve one
-    /// block per `Hole` block overlapping the range (ENOSPC: nothing changes); the holes become
-    /// `Delalloc` later, in [`RefFs::write_folio`]. Journaled data: allocate those holes now as
-    /// `Unwritten` (ENOSPC, then EFSCORRUPTED: nothing changes).
+    /// block per `Hole` block overlapping the range (ENOSPC: nothing changes) and make them
+    /// `Delalloc` at once, not yet dirty nor cached: XFS creates the delalloc extent in
+    /// `xfs_buffered_write_iomap_begin`, before any folio is touched, so a writeback of a folio
+    /// racing with the copy converts (or, failing, punches) those blocks too. Sequentially the
+    /// difference is invisible: [`RefFs::write_folio`] dirties every one of them before the op
+    /// ends. Journaled data: allocate those holes now as `Unwritten` (ENOSPC, then EFSCORRUPTED:
+    /// nothing changes).
     pub fn reserve_write(&mut self, file: FileId, off: u64, n: u64) -> Result<(), Errno> {
         let Some(fi) = self.fid(file) else {
             return Err(Errno::Einval);
@@ -55,7 +59,13 @@ impl RefFs {
             self.allocate_holes(fi, b0, b1);
             Ok(())
         } else {
-            self.space.reserve(holes)
+            self.space.reserve(holes)?;
+            for b in b0..b1 {
+                if self.files[fi].block(b).extent == ExtentState::Hole {
+                    self.files[fi].block_mut(b).extent = ExtentState::Delalloc;
+                }
+            }
+            Ok(())
         }
     }
 
@@ -73,9 +83,12 @@ impl RefFs {
 
     /// Step: one folio's part of a buffered write, after [`RefFs::reserve_write`]: the bytes
     /// `[off, off+len)` (clipped to the folio holding `off`). Waits for the folio's writeback,
-    /// instantiates it if absent, copies pattern `seq` in, turns its `Hole` blocks in the range
-    /// into `Delalloc` (consuming the reservation; journaled data has none left), and marks the
-    /// blocks overlapping the range dirty. The size is not changed (see [`RefFs::extend_size`]).
+    /// instantiates it if absent, copies pattern `seq` in, and marks the blocks overlapping the
+    /// range dirty. A `Hole` block in the range (ordinary file) is one whose reservation a failed
+    /// writeback punched after [`RefFs::reserve_write`]: it is reserved again and becomes
+    /// `Delalloc`, as `xfs_buffered_write_iomap_begin` does when it maps a hole (if even that
+    /// reservation fails the block stays a hole, and the invariants report the dirty data over
+    /// it). The size is not changed (see [`RefFs::extend_size`]).
     pub fn write_folio(&mut self, seq: u32, file: FileId, off: u64, len: u64) {
         let Some(fi) = self.fid(file) else { return };
         let fsz = self.fsz();
@@ -98,11 +111,13 @@ impl RefFs {
         let jdata = self.files[fi].jdata;
         let (b0, b1) = self.blocks_overlapping(off, end);
         for b in b0..b1 {
-            let m = self.files[fi].block_mut(b);
-            if !jdata && m.extent == ExtentState::Hole {
-                m.extent = ExtentState::Delalloc;
+            if !jdata
+                && self.files[fi].block(b).extent == ExtentState::Hole
+                && self.space.reserve(1).is_ok()
+            {
+                self.files[fi].block_mut(b).extent = ExtentState::Delalloc;
             }
-            m.dirty = true;
+            self.files[fi].block_mut(b).dirty = true;
         }
     }
 

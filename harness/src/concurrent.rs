@@ -84,57 +84,66 @@ fn op_table(input: &Input) -> (HashMap<u32, (usize, Op, bool)>, Vec<(u32, Op)>) 
     (table, tail)
 }
 
+/// The body of a concurrent execution: one thread per input thread (spawned through the sync
+/// facade, so shuttle tasks inside a shuttle execution and real threads outside one), each op
+/// bracketed by `Begin`/`End`, then the epilogue and the snapshot.
+fn run_body(input: &Input, bugs: Bugs) -> Execution {
+    let fs = Arc::new(Fs::new(&input.config, bugs));
+    fs.start_recording();
+    let (_, tail) = op_table(input);
+    let handles: Vec<_> = input
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(t, ops)| {
+            let fs = Arc::clone(&fs);
+            let first = input.seq_of(t, 0);
+            let ops = ops.clone();
+            sync::thread::spawn(move || {
+                ops.iter()
+                    .enumerate()
+                    .map(|(k, op)| {
+                        let seq = first + k as u32;
+                        fs.record(Step::Begin { seq });
+                        let o = fs.apply(seq, op);
+                        fs.record(Step::End { seq });
+                        (seq, o)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut outcomes = HashMap::new();
+    for h in handles {
+        match h.join() {
+            Ok(list) => outcomes.extend(list),
+            // Surface the thread's panic as the execution's.
+            Err(p) => std::panic::resume_unwind(p),
+        }
+    }
+    for (seq, op) in &tail {
+        fs.record(Step::Begin { seq: *seq });
+        outcomes.insert(*seq, fs.apply(*seq, op));
+        fs.record(Step::End { seq: *seq });
+    }
+    let snapshot = Snapshot::capture(&*fs);
+    Execution { log: fs.take_log(), outcomes, snapshot }
+}
+
 fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
     install_quiet_hook();
     let result: Arc<Mutex<Option<Execution>>> = Arc::new(Mutex::new(None));
     let out = Arc::clone(&result);
-    let input = Arc::new(input.clone());
+    let shared = Arc::new(input.clone());
     let mut config = shuttle::Config::new();
     config.max_steps = shuttle::MaxSteps::FailAfter(STEP_BOUND);
     config.failure_persistence = shuttle::FailurePersistence::None;
     config.silence_warnings = true;
     let runner = shuttle::Runner::new(ByteScheduler::new(&input.schedule), config);
     let body = move || {
-        let fs = Arc::new(Fs::new(&input.config, bugs));
-        fs.start_recording();
-        let (_, tail) = op_table(&input);
-        let handles: Vec<_> = input
-            .threads
-            .iter()
-            .enumerate()
-            .map(|(t, ops)| {
-                let fs = Arc::clone(&fs);
-                let first = input.seq_of(t, 0);
-                let ops = ops.clone();
-                shuttle::thread::spawn(move || {
-                    ops.iter()
-                        .enumerate()
-                        .map(|(k, op)| {
-                            let seq = first + k as u32;
-                            fs.record(Step::Begin { seq });
-                            let o = fs.apply(seq, op);
-                            fs.record(Step::End { seq });
-                            (seq, o)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        let mut outcomes = HashMap::new();
-        for h in handles {
-            if let Ok(list) = h.join() {
-                outcomes.extend(list);
-            }
-        }
-        for (seq, op) in &tail {
-            fs.record(Step::Begin { seq: *seq });
-            outcomes.insert(*seq, fs.apply(*seq, op));
-            fs.record(Step::End { seq: *seq });
-        }
-        let snapshot = Snapshot::capture(&*fs);
-        let log = fs.take_log();
+        let e = run_body(&shared, bugs);
         if let Ok(mut slot) = out.lock() {
-            *slot = Some(Execution { log, outcomes, snapshot });
+            *slot = Some(e);
         }
     };
     QUIET.with(|q| q.set(true));
@@ -154,6 +163,13 @@ fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
     }
     let taken = result.lock().ok().and_then(|mut s| s.take());
     taken.ok_or_else(|| Abort::Panic("execution produced no result".into()))
+}
+
+/// Runs the implementation on real OS threads (std primitives): the interleaving is the OS's,
+/// not reproducible, but the commit log still records the order that happened, so the same
+/// replay checks it. For stress tests; fuzzing uses [`run_concurrent`].
+fn execute_real_threads(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
+    catch_unwind(AssertUnwindSafe(|| run_body(input, bugs))).map_err(|p| Abort::Panic(panic_message(&*p)))
 }
 
 /// What the reference derived for one op while replaying its steps.
@@ -368,8 +384,18 @@ fn geo(r: &RefFs) -> (u64, u64) {
 
 /// Runs `input` concurrently under its schedule and checks it against the reference.
 pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
+    check(input, execute(input, bugs))
+}
+
+/// Runs `input` on real threads and checks the interleaving that happened against the
+/// reference (see [`execute_real_threads`]).
+pub fn run_real_threads(input: &Input, bugs: Bugs) -> Run {
+    check(input, execute_real_threads(input, bugs))
+}
+
+fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     let (table, _) = op_table(input);
-    let exec = match execute(input, bugs) {
+    let exec = match exec {
         Ok(e) => e,
         Err(Abort::TooLong) => return Run { trace: vec![], divergence: None, commit_log: vec![], rejected: true },
         Err(Abort::Deadlock(msg)) => return aborted(Mismatch::Deadlock { detail: msg }),

@@ -49,3 +49,24 @@ fn reserve_write_makes_holes_delalloc_at_once() {
     assert_eq!(ext, vec![Delalloc, Delalloc, Delalloc, Delalloc, Hole]);
     assert_eq!(fs.counters().reserved, 4);
 }
+
+/// corpus/regressions/writeback-clean-delalloc.wbf: SPEC.md allocates a folio's delalloc blocks
+/// only "if any dirty block of the folio is Delalloc". A clean delalloc block (the reservation of
+/// a write still copying) next to a dirty `Written` block does not make writeback allocate, so a
+/// corrupt root does not fail it.
+#[test]
+fn writeback_ignores_a_clean_delalloc_reservation() {
+    let mut fs = fs_with(1024, 1, 64, Policy::KeepDirty, &[false]);
+    let dw = Op::DirectWrite { file: 0, off: 1024, len: 1024 };
+    assert_eq!(fs.apply(1, &dw), reference::Outcome::Done(1024));
+    assert_eq!(
+        fs.apply(2, &Op::Write { file: 0, off: 1024, len: 1, sync: false }),
+        reference::Outcome::Done(1)
+    );
+    fs.corrupt();
+    // A write of block 0 has reserved it (Delalloc, clean) but not copied yet.
+    assert_eq!(fs.reserve_write(0, 0, 1), Ok(()));
+    assert_eq!(fs.writeback_folio(0, 0), Ok(true));
+    let b: Vec<_> = fs.blocks(0, 0, 2).iter().map(|b| (b.extent, b.writeback)).collect();
+    assert_eq!(b, vec![(Delalloc, false), (Written, true)]);
+}

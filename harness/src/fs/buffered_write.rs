@@ -92,26 +92,25 @@ impl Fs {
     }
 
     /// `iomap_begin`: maps the block holding `pos`, clipped to the write's end. A hole found
-    /// here (the up-front reservation was punched by a failed writeback meanwhile) is reserved
-    /// again, as `xfs_buffered_write_iomap_begin` would.
+    /// here (the up-front reservation was punched by a failed writeback meanwhile) is allocated
+    /// again for journaled data; for an ordinary file it is reserved again per folio, at the
+    /// copy (as `xfs_buffered_write_iomap_begin` would reserve it).
     fn iomap_begin(&self, ino: &Inode, pos: u64, end: u64) -> Result<Iomap, Errno> {
         let bs = self.geo.bs;
         let b = pos / bs;
         let bend = end.div_ceil(bs);
         let mut em = ino.ilock.lock();
         let mut m = em.lookup(b, bend);
-        if m.state == ExtentState::Hole {
-            if ino.jdata {
-                let pieces = self.alloc_blocks(m.len)?;
-                super::assign_phys(&[(m.start, m.len)], &pieces, |s, l, p| {
-                    em.set(s, l, ExtentState::Unwritten, p)
-                });
-            } else {
-                        self.space.reserve(m.len).map_err(|_| Errno::Enospc)?;
-                em.set(m.start, m.len, ExtentState::Delalloc, 0);
-            }
+        if m.state == ExtentState::Hole && ino.jdata {
+            let pieces = self.alloc_blocks(m.len)?;
+            super::assign_phys(&[(m.start, m.len)], &pieces, |s, l, p| {
+                em.set(s, l, ExtentState::Unwritten, p)
+            });
             m = em.lookup(b, bend);
         }
+        // Ordinary file: a hole here is a reservation a failed writeback punched after
+        // `write_reserve`; `copy_into_folio` reserves it again, folio by folio, inside the
+        // folio's commit.
         Ok(Iomap {
             start: m.start,
             len: m.len,
@@ -157,7 +156,14 @@ impl Fs {
                     Err(_) => break, // a short write
                 };
                 yield_point();
-                pos = self.write_iter(ino, seq, &iomap, pos, end);
+                match self.write_iter(ino, seq, &iomap, pos, end) {
+                    Ok(p) => pos = p,
+                    Err((p, e)) if p == off => return Err(self.early(seq, e)),
+                    Err((p, _)) => {
+                        pos = p;
+                        break; // a short write
+                    }
+                }
             }
             pos - off
         };
@@ -180,7 +186,14 @@ impl Fs {
 
     /// Copies the write into the folios of one mapping; returns where it stopped (the end of the
     /// folio holding the mapping's end, or the folio where the mapping turned out stale).
-    fn write_iter(&self, ino: &Inode, seq: u32, iomap: &Iomap, mut pos: u64, end: u64) -> u64 {
+    fn write_iter(
+        &self,
+        ino: &Inode,
+        seq: u32,
+        iomap: &Iomap,
+        mut pos: u64,
+        end: u64,
+    ) -> Result<u64, (u64, Errno)> {
         let g = self.geo;
         let map_end = end.min((iomap.start + iomap.len).saturating_mul(g.bs));
         while pos < map_end {
@@ -201,13 +214,15 @@ impl Fs {
                     // Left cached and uptodate for the retry: an instantiation of its own.
                     self.fill_folio(ino, &lf, None, Some(seq));
                 }
-                return pos;
+                return Ok(pos);
             }
             if created {
                 // Instantiated as part of this folio's `WriteFolio` (no step of its own).
                 self.fill_folio(ino, &lf, Some(iomap), None);
             }
-            self.copy_into_folio(ino, &lf, seq, pos, chunk_end);
+            if let Err(e) = self.copy_into_folio(ino, &lf, seq, pos, chunk_end) {
+                return Err((pos, e));
+            }
             drop(lf);
             if ino.jdata && self.has(Bug::PutFolioAfterUnlock) {
                 // BUG(put-folio-after-unlock): the blocks join the transaction after the folio
@@ -222,37 +237,70 @@ impl Fs {
             yield_point();
             pos = chunk_end;
         }
-        pos
+        Ok(pos)
     }
 
-    /// `iomap_write_end` for one folio: copies the pattern into `[pos, end)`, marks the blocks
-    /// dirty (journaled data: logs them while the folio is locked), extends i_size, and records
-    /// the `WriteFolio` step, all under the folio memory lock (readers copy under it) with the
-    /// size change inside the commit (faults read the size there).
-    fn copy_into_folio(&self, ino: &Inode, lf: &LockedFolio, seq: u32, pos: u64, end: u64) {
+    /// `iomap_write_end` for one folio: reserves any hole of `[pos, end)` again (ordinary file;
+    /// ENOSPC: nothing of this folio changes), copies the pattern in, marks the blocks dirty
+    /// (journaled data: logs them while the folio is locked), extends i_size, and records the
+    /// `WriteFolio` step, all under ILOCK and the folio memory lock (readers copy under it) with
+    /// the counter and size changes inside the commit. The step is recorded even when the
+    /// reservation fails: the reference's `write_folio` fails the same way there.
+    fn copy_into_folio(
+        &self,
+        ino: &Inode,
+        lf: &LockedFolio,
+        seq: u32,
+        pos: u64,
+        end: u64,
+    ) -> Result<(), Errno> {
         let g = self.geo;
         let mask = g.overlap_mask(lf.index, pos, end);
         let fstart = lf.index * g.fsz;
         let late_log = ino.jdata && self.has(Bug::PutFolioAfterUnlock);
+        let mut em = (!ino.jdata).then(|| ino.ilock.lock());
+        let holes: Vec<(u64, u64)> = em
+            .as_ref()
+            .map(|em| {
+                em.mappings(pos / g.bs, end.div_ceil(g.bs))
+                    .into_iter()
+                    .filter(|m| m.state == ExtentState::Hole)
+                    .map(|m| (m.start, m.len))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let k: u64 = holes.iter().map(|h| h.1).sum();
         let mut st = lf.mem();
-        let s = (pos - fstart) as usize;
-        let e = (end - fstart) as usize;
-        fill_pattern(seq, pos, &mut st.data[s..e]);
-        if late_log {
-            st.set_uptodate(mask, g.all);
-        } else {
-            st.set_dirty(mask);
-        }
-        if ino.jdata && !late_log {
-            ino.journal
-                .lock()
-                .extend(mask_blocks(mask, lf.index * g.bpf));
-        }
-        // COMMIT POINT: one folio of a buffered write (data copied, blocks dirty, i_size).
-        self.commit(Step::WriteFolio { seq, folio: lf.index }, || {
+        let mut journal = (ino.jdata && !late_log).then(|| ino.journal.lock());
+        // COMMIT POINT: one folio of a buffered write (space, data copied, blocks dirty, i_size).
+        let res = self.commit(Step::WriteFolio { seq, folio: lf.index }, || {
+            if k > 0 {
+                self.space.reserve(k).map_err(|_| Errno::Enospc)?;
+            }
+            let s = (pos - fstart) as usize;
+            let e = (end - fstart) as usize;
+            fill_pattern(seq, pos, &mut st.data[s..e]);
+            if late_log {
+                st.set_uptodate(mask, g.all);
+            } else {
+                st.set_dirty(mask);
+            }
+            if let Some(j) = journal.as_mut() {
+                j.extend(mask_blocks(mask, lf.index * g.bpf));
+            }
             ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+            Ok(())
         });
+        drop(journal);
         drop(st);
+        if res.is_ok() {
+            if let Some(em) = em.as_mut() {
+                for (b, l) in holes {
+                    em.set(b, l, ExtentState::Delalloc, 0);
+                }
+            }
+        }
+        res
     }
 
     /// Marks blocks of a locked folio dirty and, for journaled data, logs them.

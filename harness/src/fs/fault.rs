@@ -73,7 +73,8 @@ impl Fs {
         Ok((off / self.geo.fsz, n))
     }
 
-    /// `MmapRead`. The size check and the copy are its commit, under the folio memory lock.
+    /// `MmapRead`. The size check and the copy are its commit, under the folio lock (as
+    /// `filemap_fault` locks the folio) and the folio memory lock.
     pub(crate) fn mmap_read(
         &self,
         ino: &Inode,
@@ -93,7 +94,11 @@ impl Fs {
         let idx = off / self.geo.fsz;
         loop {
             let f = self.fault_in(ino, seq, idx);
-            let st = f.mem();
+            // filemap_fault returns the folio locked (VM_FAULT_LOCKED): an op that holds the
+            // folio lock across a multi-step change (punch, truncate, zero-range) is never seen
+            // half done.
+            let lf = f.lock();
+            let st = lf.mem();
             if !st.mapped {
                 continue; // reclaimed since the fault: fault again
             }

@@ -121,23 +121,29 @@ impl Fs {
     /// (`folio_wait_writeback`, with an always-ready device). Returns EIO if this call completed
     /// the IO and the device rejected it. The caller must not hold ILOCK or anything after it.
     pub(crate) fn wait_writeback(&self, seq: u32, folio: &Folio) -> Option<Errno> {
-        let io = {
-            let st = folio.mem();
-            if !st.writeback {
+        loop {
+            let io = {
+                let st = folio.mem();
+                if !st.writeback {
+                    return None;
+                }
+                st.io.clone()
+            };
+            let Some(io) = io else {
+                // Cannot happen (`writeback` is set exactly while `io` is); never spin on it.
                 return None;
-            }
-            st.io.clone()
-        };
-        if let Some(io) = io {
+            };
             if self.ioq.claim(io.id) {
                 return self.complete_io(seq, &io);
             }
+            // Another thread claimed this IO and completes it: sleep until it has, then look
+            // again. A new IO may have been submitted for the folio meanwhile, and nobody else
+            // may ever claim that one: sleeping until `writeback` clears would then hang.
+            let mut st = folio.mem();
+            while st.writeback && st.io.as_ref().is_some_and(|x| x.id == io.id) {
+                st = folio.wb_cv.wait(st);
+            }
         }
-        let mut st = folio.mem();
-        while st.writeback {
-            st = folio.wb_cv.wait(st);
-        }
-        None
     }
 
     /// Completes a claimed IO for op `seq`: the device reads the folio memory now, checks every

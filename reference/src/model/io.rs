@@ -86,11 +86,14 @@ impl RefFs {
             self.wait_writeback(file, folio);
         }
 
-        // 1. Allocate every delalloc block of the folio, as a unit.
+        // 1. If any dirty block is delalloc, allocate every delalloc block of the folio, as a
+        // unit (SPEC.md). A clean delalloc block is the reservation of a buffered write still
+        // copying (concurrent runs only): alone it does not make the folio allocate.
         let delalloc: Vec<u64> = (first..last)
             .filter(|&b| self.files[fi].block(b).extent == ExtentState::Delalloc)
             .collect();
-        if !delalloc.is_empty() {
+        let dirty_delalloc = delalloc.iter().any(|&b| self.files[fi].block(b).dirty);
+        if dirty_delalloc {
             let n = delalloc.len() as u64;
             // The reservation already holds the space, so ENOSPC means broken accounting; it is
             // handled like any allocation failure (SPEC.md).

@@ -85,21 +85,44 @@ impl RefFs {
     /// `[off, off+len)` (clipped to the folio holding `off`). Waits for the folio's writeback,
     /// instantiates it if absent, copies pattern `seq` in, and marks the blocks overlapping the
     /// range dirty. A `Hole` block in the range (ordinary file) is one whose reservation a failed
-    /// writeback punched after [`RefFs::reserve_write`]: it is reserved again and becomes
-    /// `Delalloc`, as `xfs_buffered_write_iomap_begin` does when it maps a hole (if even that
-    /// reservation fails the block stays a hole, and the invariants report the dirty data over
-    /// it). The size is not changed (see [`RefFs::extend_size`]).
+    /// writeback punched after [`RefFs::reserve_write`]: the folio's holes are reserved again
+    /// (all or nothing, before the copy) and become `Delalloc`, as
+    /// `xfs_buffered_write_iomap_begin` does when it maps a hole; see
+    /// [`RefFs::write_folio_checked`] for the failure. The size is not changed (see
+    /// [`RefFs::extend_size`]).
     pub fn write_folio(&mut self, seq: u32, file: FileId, off: u64, len: u64) {
-        let Some(fi) = self.fid(file) else { return };
+        let _ = self.write_folio_checked(seq, file, off, len);
+    }
+
+    /// [`RefFs::write_folio`], telling whether the folio's re-reservation failed: `Err(ENOSPC)`
+    /// (after the writeback wait and the instantiation) with nothing of the copy done, as
+    /// `xfs_buffered_write_iomap_begin` fails a write on a hole it cannot reserve (the write is
+    /// then short, or fails if nothing was copied yet). Sequentially this never fails.
+    pub fn write_folio_checked(
+        &mut self,
+        seq: u32,
+        file: FileId,
+        off: u64,
+        len: u64,
+    ) -> Result<(), Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
         let fsz = self.fsz();
         let folio = off / fsz;
         let folio_end = (folio + 1).saturating_mul(fsz);
         let end = off.saturating_add(len).min(self.max_size()).min(folio_end);
         if end <= off {
-            return;
+            return Ok(());
         }
         self.wait_writeback(file, folio);
         self.instantiate_folio(file, folio);
+        let jdata = self.files[fi].jdata;
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        if !jdata {
+            let holes = self.files[fi].count(b0, b1, |b| b.extent == ExtentState::Hole);
+            self.space.reserve(holes)?;
+        }
         let start = folio * fsz;
         if let Some(data) = self.files[fi].folios.get_mut(&folio) {
             fill_pattern(
@@ -108,17 +131,14 @@ impl RefFs {
                 &mut data[(off - start) as usize..(end - start) as usize],
             );
         }
-        let jdata = self.files[fi].jdata;
-        let (b0, b1) = self.blocks_overlapping(off, end);
         for b in b0..b1 {
-            if !jdata
-                && self.files[fi].block(b).extent == ExtentState::Hole
-                && self.space.reserve(1).is_ok()
-            {
-                self.files[fi].block_mut(b).extent = ExtentState::Delalloc;
+            let m = self.files[fi].block_mut(b);
+            if !jdata && m.extent == ExtentState::Hole {
+                m.extent = ExtentState::Delalloc;
             }
-            self.files[fi].block_mut(b).dirty = true;
+            m.dirty = true;
         }
+        Ok(())
     }
 
     /// Step: `size = max(size, end)` (end clipped to the maximum file size).

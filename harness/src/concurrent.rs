@@ -148,11 +148,13 @@ fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
     };
     QUIET.with(|q| q.set(true));
     let scope = sync::ShuttleScope::enter();
-    let r = catch_unwind(AssertUnwindSafe(|| runner.run(body)));
+    let r = catch_unwind(AssertUnwindSafe(move || runner.run(body)));
     drop(scope);
+    // An aborted execution's continuations unwind when the runner is dropped (inside the
+    // closure above); the payload is dropped here too, before the hook speaks again.
+    let r = r.map_err(|p| panic_message(&*p));
     QUIET.with(|q| q.set(false));
-    if let Err(p) = r {
-        let msg = panic_message(&*p);
+    if let Err(msg) = r {
         return Err(if msg.contains("exceeded max_steps") {
             Abort::TooLong
         } else if msg.contains("deadlock") {
@@ -248,8 +250,17 @@ impl Replayer<'_> {
                 if ctx.n == 0 || a >= b {
                     return Err(format!("step `{step}` is outside the write's range"));
                 }
-                r.write_folio(seq, file, a, b - a);
-                r.extend_size(file, b);
+                // A racing failed writeback may have punched this folio's reservation; the
+                // write then re-reserves, and on ENOSPC it ends here: short if it copied
+                // anything, failed if not (as xfs_buffered_write_iomap_begin).
+                match r.write_folio_checked(seq, file, a, b - a) {
+                    Ok(()) => r.extend_size(file, b),
+                    Err(e) if a == off => ctx.outcome = Some(Outcome::Err(e)),
+                    Err(_) => {
+                        ctx.n = a - off;
+                        ctx.outcome = Some(Outcome::Done(a - off));
+                    }
+                }
             }
             (Step::ReadFolio { folio, .. }, &Op::Read { file, off, len }) => {
                 if ctx.data.is_empty() && ctx.n == 0 {

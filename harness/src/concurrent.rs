@@ -48,18 +48,30 @@ thread_local! {
     static QUIET: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// Installs (once) a panic hook that stays silent for panics inside concurrent executions, which
-/// the runner catches and reports itself.
-fn install_quiet_hook() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !QUIET.with(|q| q.get()) {
-                default(info);
+type Hook = dyn Fn(&std::panic::PanicHookInfo<'_>) + Send + Sync;
+
+/// The hook wbfuzz keeps installed: silent for panics inside concurrent executions (the runner
+/// catches and reports them itself) and for the generator crate's own unwinding of suspended
+/// continuations; everything else goes to the hook that was there first (std's printer).
+fn quiet_hook() -> &'static std::sync::Arc<Hook> {
+    static HOOK: std::sync::OnceLock<std::sync::Arc<Hook>> = std::sync::OnceLock::new();
+    HOOK.get_or_init(|| {
+        let first: std::sync::Arc<Hook> = std::sync::Arc::from(std::panic::take_hook());
+        std::sync::Arc::new(move |info| {
+            let internal = info.location().is_some_and(|l| l.file().contains("/generator-"));
+            if !QUIET.with(|q| q.get()) && !internal {
+                first(info);
             }
-        }));
-    });
+        })
+    })
+}
+
+/// (Re)installs [`quiet_hook`]. Needed after every execution, not once: the generator crate
+/// under shuttle swaps the process-wide hook out and back around each cancelled continuation,
+/// and two threads doing that at once can leave std's default hook (or a silent one) installed.
+fn install_quiet_hook() {
+    let hook = std::sync::Arc::clone(quiet_hook());
+    std::panic::set_hook(Box::new(move |info| hook(info)));
 }
 
 fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
@@ -148,11 +160,17 @@ fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
     };
     QUIET.with(|q| q.set(true));
     let scope = sync::ShuttleScope::enter();
+    // One shuttle execution at a time per process: the generator crate swaps the process-wide
+    // panic hook around every cancelled continuation, which is not thread-safe.
+    static SERIAL: Mutex<()> = Mutex::new(());
+    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r = catch_unwind(AssertUnwindSafe(move || runner.run(body)));
+    drop(serial);
     drop(scope);
     // An aborted execution's continuations unwind when the runner is dropped (inside the
     // closure above); the payload is dropped here too, before the hook speaks again.
     let r = r.map_err(|p| panic_message(&*p));
+    install_quiet_hook();
     QUIET.with(|q| q.set(false));
     if let Err(msg) = r {
         return Err(if msg.contains("exceeded max_steps") {

@@ -71,10 +71,18 @@ fn per_input<F: FnMut(&Input)>(cfg: &BenchConfig, inputs: &[Input], mut f: F) ->
 /// Loads every input of one target's benchmark corpus, in file-name order.
 pub fn load_corpus(dir: &Path, target: Target) -> Vec<Input> {
     let mut paths: Vec<PathBuf> = std::fs::read_dir(dir.join(target.name()))
-        .map(|rd| rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect())
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     paths.sort();
-    paths.iter().filter_map(|p| exec::load(p, Some(target)).ok()).collect()
+    paths
+        .iter()
+        .filter_map(|p| exec::load(p, Some(target)).ok())
+        .collect()
 }
 
 /// Writes a fresh benchmark corpus: `count` inputs per target from a fixed seed, as the hunt
@@ -96,9 +104,17 @@ pub fn write_corpus(dir: &Path, count: usize) -> std::io::Result<()> {
 
 /// Every op a differential run executes, epilogue included, so the alone-runs do the same work.
 fn all_ops(input: &Input) -> Vec<(u32, Op)> {
-    let mut v: Vec<(u32, Op)> = input.numbered_ops().map(|(_, s, op)| (s, op.clone())).collect();
+    let mut v: Vec<(u32, Op)> = input
+        .numbered_ops()
+        .map(|(_, s, op)| (s, op.clone()))
+        .collect();
     let base = input.op_count() as u32;
-    v.extend(oracle::epilogue(input).into_iter().enumerate().map(|(k, op)| (base + 1 + k as u32, op)));
+    v.extend(
+        oracle::epilogue(input)
+            .into_iter()
+            .enumerate()
+            .map(|(k, op)| (base + 1 + k as u32, op)),
+    );
     v
 }
 
@@ -169,22 +185,44 @@ pub struct BenchReport {
 /// The synthetic growth input: writes, reads, flushes and completions of 4 KiB spread evenly
 /// over the file, so each op does the same work whatever the file size.
 pub fn growth_input(ops: usize, file_size: u64) -> Input {
-    let geometry = Geometry { block_size: 4096, folio_pages: 1, capacity_blocks: (file_size / 4096) * 2 + 64, max_file_size: file_size };
+    let geometry = Geometry {
+        block_size: 4096,
+        folio_pages: 1,
+        capacity_blocks: (file_size / 4096) * 2 + 64,
+        max_file_size: file_size,
+    };
     let mut rng = SplitMix::new(0x6E0, ops as u64 ^ file_size);
     let folios = file_size / 4096;
     let list = (0..ops)
         .map(|k| {
             let off = (rng.next_u64() % folios) * 4096;
             match k % 4 {
-                0 | 1 => Op::Write { file: 0, off, len: 4096, sync: false },
-                2 => Op::Flush { file: 0, off, len: 4096 },
-                _ => Op::Read { file: 0, off, len: 4096 },
+                0 | 1 => Op::Write {
+                    file: 0,
+                    off,
+                    len: 4096,
+                    sync: false,
+                },
+                2 => Op::Flush {
+                    file: 0,
+                    off,
+                    len: 4096,
+                },
+                _ => Op::Read {
+                    file: 0,
+                    off,
+                    len: 4096,
+                },
             }
         })
         .chain(std::iter::once(Op::CompleteIo { n: u32::MAX }))
         .collect();
     Input {
-        config: Config { geometry, policy: Policy::KeepDirty, files: vec![FileSpec::default()] },
+        config: Config {
+            geometry,
+            policy: Policy::KeepDirty,
+            files: vec![FileSpec::default()],
+        },
         threads: vec![list],
         schedule: vec![],
     }
@@ -198,7 +236,11 @@ fn median_opt(v: &[Option<f64>]) -> Option<f64> {
 }
 
 fn time_to_find(cfg: &BenchConfig, bug: Bug, swarm: bool, seed: u64) -> Option<f64> {
-    let targets = if bug.needs_concurrency() { vec![Target::Concurrent] } else { vec![Target::Sequential] };
+    let targets = if bug.needs_concurrency() {
+        vec![Target::Concurrent]
+    } else {
+        vec![Target::Sequential]
+    };
     let out = std::env::temp_dir().join(format!("wbfuzz-bench-{}", std::process::id()));
     let h = HuntConfig {
         time: cfg.find_limit,
@@ -213,7 +255,10 @@ fn time_to_find(cfg: &BenchConfig, bug: Bug, swarm: bool, seed: u64) -> Option<f
     };
     let summary = hunt::hunt(&h);
     let _ = std::fs::remove_dir_all(&out);
-    summary.findings.first().map(|f| f.found_after.as_secs_f64())
+    summary
+        .findings
+        .first()
+        .map(|f| f.found_after.as_secs_f64())
 }
 
 /// Runs every measurement.
@@ -221,7 +266,11 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     let mut throughput = Vec::new();
     for t in Target::ALL {
         let inputs = load_corpus(&cfg.corpus, t);
-        progress(&format!("throughput: {} ({} inputs)", t.name(), inputs.len()));
+        progress(&format!(
+            "throughput: {} ({} inputs)",
+            t.name(),
+            inputs.len()
+        ));
         let diff = per_input(cfg, &inputs, |i| {
             std::hint::black_box(exec::run_input(i, Bugs::NONE));
         });
@@ -243,32 +292,62 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
             let s = per_input(cfg, &input, |i| {
                 std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
             });
-            growth.push(Growth { ops, file_size: size, us_per_exec: s * 1e6 });
+            growth.push(Growth {
+                ops,
+                file_size: size,
+                us_per_exec: s * 1e6,
+            });
         }
     }
     let mut find = Vec::new();
     if cfg.find_runs > 0 {
-        let bugs: Vec<Bug> = if cfg.bugs.is_empty() { Bug::ALL.to_vec() } else { cfg.bugs.clone() };
+        let bugs: Vec<Bug> = if cfg.bugs.is_empty() {
+            Bug::ALL.to_vec()
+        } else {
+            cfg.bugs.clone()
+        };
         for bug in bugs {
-            let mut row = TimeToFind { bug, hunt: vec![], baseline: vec![] };
+            let mut row = TimeToFind {
+                bug,
+                hunt: vec![],
+                baseline: vec![],
+            };
             for r in 0..cfg.find_runs {
-                progress(&format!("time to find {bug}: run {}/{}", r + 1, cfg.find_runs));
+                progress(&format!(
+                    "time to find {bug}: run {}/{}",
+                    r + 1,
+                    cfg.find_runs
+                ));
                 row.hunt.push(time_to_find(cfg, bug, true, 1000 + r as u64));
-                row.baseline.push(time_to_find(cfg, bug, false, 1000 + r as u64));
+                row.baseline
+                    .push(time_to_find(cfg, bug, false, 1000 + r as u64));
             }
             find.push(row);
         }
     }
-    BenchReport { machine: machine(), throughput, growth, find }
+    BenchReport {
+        machine: machine(),
+        throughput,
+        growth,
+        find,
+    }
 }
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    format!("{cpu}, {cores} cores, {} {}", std::env::consts::OS, std::env::consts::ARCH)
+    format!(
+        "{cpu}, {cores} cores, {} {}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }
 
 fn fmt_secs(v: Option<f64>) -> String {
@@ -294,19 +373,35 @@ impl BenchReport {
                 t.impl_per_sec / t.execs_per_sec
             );
         }
-        let _ = writeln!(s, "\n| ops \\ file size | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) |");
+        let _ = writeln!(
+            s,
+            "\n| ops \\ file size | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|");
         for &ops in &[8usize, 32, 128] {
             let row: Vec<&Growth> = self.growth.iter().filter(|g| g.ops == ops).collect();
-            let cells: Vec<String> = row.iter().map(|g| format!("{:.1} µs", g.us_per_exec)).collect();
-            let per_op = row.last().map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
+            let cells: Vec<String> = row
+                .iter()
+                .map(|g| format!("{:.1} µs", g.us_per_exec))
+                .collect();
+            let per_op = row
+                .last()
+                .map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
             let _ = writeln!(s, "| {ops} | {} | {per_op:.2} |", cells.join(" | "));
         }
         if !self.find.is_empty() {
-            let _ = writeln!(s, "\n| bug | hunt (swarm), median | runs | baseline (uniform ops), median | runs |");
+            let _ = writeln!(
+                s,
+                "\n| bug | hunt (swarm), median | runs | baseline (uniform ops), median | runs |"
+            );
             let _ = writeln!(s, "|---|---|---|---|---|");
             for f in &self.find {
-                let runs = |v: &[Option<f64>]| v.iter().map(|x| fmt_secs(*x)).collect::<Vec<_>>().join(", ");
+                let runs = |v: &[Option<f64>]| {
+                    v.iter()
+                        .map(|x| fmt_secs(*x))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} |",
@@ -323,7 +418,13 @@ impl BenchReport {
 
     /// The report as JSON.
     pub fn json(&self) -> String {
-        let num = |x: f64| if x.is_finite() { format!("{x:.3}") } else { "null".into() };
+        let num = |x: f64| {
+            if x.is_finite() {
+                format!("{x:.3}")
+            } else {
+                "null".into()
+            }
+        };
         let opt = |x: Option<f64>| x.map_or("null".to_string(), num);
         let mut s = String::from("{\n");
         let _ = writeln!(s, "  \"machine\": {:?},", self.machine);
@@ -345,7 +446,14 @@ impl BenchReport {
         let gr: Vec<String> = self
             .growth
             .iter()
-            .map(|g| format!("    {{\"ops\": {}, \"file_size\": {}, \"us_per_exec\": {}}}", g.ops, g.file_size, num(g.us_per_exec)))
+            .map(|g| {
+                format!(
+                    "    {{\"ops\": {}, \"file_size\": {}, \"us_per_exec\": {}}}",
+                    g.ops,
+                    g.file_size,
+                    num(g.us_per_exec)
+                )
+            })
             .collect();
         let _ = writeln!(s, "  \"growth\": [\n{}\n  ],", gr.join(",\n"));
         let fd: Vec<String> = self

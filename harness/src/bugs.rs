@@ -48,7 +48,10 @@ impl Bug {
 
     /// Whether finding it needs a concurrent run.
     pub fn needs_concurrency(self) -> bool {
-        matches!(self, Bug::StaleMapping | Bug::FaultHoleRace | Bug::PutFolioAfterUnlock)
+        matches!(
+            self,
+            Bug::StaleMapping | Bug::FaultHoleRace | Bug::PutFolioAfterUnlock
+        )
     }
 
     /// Parses a switch name.
@@ -60,7 +63,10 @@ impl Bug {
     /// (`discard-keeps-dirty.wbf`, `stale-mapping-2.wbf`).
     pub fn of_reproducer(path: &std::path::Path) -> Option<Bug> {
         let stem = path.file_stem()?.to_string_lossy();
-        Bug::ALL.into_iter().filter(|b| stem.starts_with(b.name())).max_by_key(|b| b.name().len())
+        Bug::ALL
+            .into_iter()
+            .filter(|b| stem.starts_with(b.name()))
+            .max_by_key(|b| b.name().len())
     }
 
     fn bit(self) -> u8 {
@@ -81,7 +87,12 @@ pub struct UnknownBug(pub String);
 impl fmt::Display for UnknownBug {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<_> = Bug::ALL.iter().map(|b| b.name()).collect();
-        write!(f, "unknown bug switch `{}` (known: {})", self.0, names.join(", "))
+        write!(
+            f,
+            "unknown bug switch `{}` (known: {})",
+            self.0,
+            names.join(", ")
+        )
     }
 }
 
@@ -123,9 +134,14 @@ impl Bugs {
 
     /// Parses a comma-separated list of names (empty string: none).
     pub fn parse_list(s: &str) -> Result<Bugs, UnknownBug> {
-        s.split(',').map(str::trim).filter(|n| !n.is_empty()).try_fold(Bugs::NONE, |acc, n| {
-            Bug::from_name(n).map(|b| acc.with(b)).ok_or_else(|| UnknownBug(n.to_string()))
-        })
+        s.split(',')
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .try_fold(Bugs::NONE, |acc, n| {
+                Bug::from_name(n)
+                    .map(|b| acc.with(b))
+                    .ok_or_else(|| UnknownBug(n.to_string()))
+            })
     }
 
     /// The switches named by the `WBFUZZ_BUGS` environment variable (used by the fuzz targets).

@@ -58,7 +58,9 @@ fn quiet_hook() -> &'static std::sync::Arc<Hook> {
     HOOK.get_or_init(|| {
         let first: std::sync::Arc<Hook> = std::sync::Arc::from(std::panic::take_hook());
         std::sync::Arc::new(move |info| {
-            let internal = info.location().is_some_and(|l| l.file().contains("/generator-"));
+            let internal = info
+                .location()
+                .is_some_and(|l| l.file().contains("/generator-"));
             if !QUIET.with(|q| q.get()) && !internal {
                 first(info);
             }
@@ -84,12 +86,21 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Every op of the run by sequence number: (thread, op, is_epilogue).
-fn op_table(input: &Input) -> (HashMap<u32, (usize, Op, bool)>, Vec<(u32, Op)>) {
-    let mut table: HashMap<u32, (usize, Op, bool)> =
-        input.numbered_ops().map(|(t, seq, op)| (seq, (t, op.clone(), false))).collect();
+/// Every op of a run by sequence number: (thread, op, is_epilogue).
+type OpTable = HashMap<u32, (usize, Op, bool)>;
+
+/// The run's op table, and the epilogue ops with their sequence numbers.
+fn op_table(input: &Input) -> (OpTable, Vec<(u32, Op)>) {
+    let mut table: OpTable = input
+        .numbered_ops()
+        .map(|(t, seq, op)| (seq, (t, op.clone(), false)))
+        .collect();
     let base = input.op_count() as u32;
-    let tail: Vec<(u32, Op)> = epilogue(input).into_iter().enumerate().map(|(k, op)| (base + 1 + k as u32, op)).collect();
+    let tail: Vec<(u32, Op)> = epilogue(input)
+        .into_iter()
+        .enumerate()
+        .map(|(k, op)| (base + 1 + k as u32, op))
+        .collect();
     for (seq, op) in &tail {
         table.insert(*seq, (input.threads.len(), op.clone(), true));
     }
@@ -139,7 +150,11 @@ fn run_body(input: &Input, bugs: Bugs) -> Execution {
         fs.record(Step::End { seq: *seq });
     }
     let snapshot = Snapshot::capture(&*fs);
-    Execution { log: fs.take_log(), outcomes, snapshot }
+    Execution {
+        log: fs.take_log(),
+        outcomes,
+        snapshot,
+    }
 }
 
 fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
@@ -189,7 +204,8 @@ fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
 /// not reproducible, but the commit log still records the order that happened, so the same
 /// replay checks it. For stress tests; fuzzing uses [`run_concurrent`].
 fn execute_real_threads(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
-    catch_unwind(AssertUnwindSafe(|| run_body(input, bugs))).map_err(|p| Abort::Panic(panic_message(&*p)))
+    catch_unwind(AssertUnwindSafe(|| run_body(input, bugs)))
+        .map_err(|p| Abort::Panic(panic_message(&*p)))
 }
 
 /// What the reference derived for one op while replaying its steps.
@@ -220,7 +236,7 @@ impl OpCtx {
 
 struct Replayer<'a> {
     r: RefFs,
-    ops: &'a HashMap<u32, (usize, Op, bool)>,
+    ops: &'a OpTable,
     ctx: HashMap<u32, OpCtx>,
     fsz: u64,
     jdata: Vec<bool>,
@@ -248,19 +264,23 @@ impl Replayer<'_> {
                 ctx.ended = true;
                 return Ok(());
             }
-            _ if !ctx.begun || ctx.ended => return Err(format!("step `{step}` lies outside its op")),
+            _ if !ctx.begun || ctx.ended => {
+                return Err(format!("step `{step}` lies outside its op"))
+            }
             _ => {}
         }
         let r = &mut self.r;
         match (step, &op) {
-            (Step::WriteBegin { .. }, &Op::Write { file, off, len, .. }) => match r.write_args(off, len) {
-                Err(e) => ctx.outcome = Some(Outcome::Err(e)),
-                Ok(0) => ctx.outcome = Some(Outcome::Done(0)),
-                Ok(n) => match r.reserve_write(file, off, n) {
+            (Step::WriteBegin { .. }, &Op::Write { file, off, len, .. }) => {
+                match r.write_args(off, len) {
                     Err(e) => ctx.outcome = Some(Outcome::Err(e)),
-                    Ok(()) => ctx.n = n,
-                },
-            },
+                    Ok(0) => ctx.outcome = Some(Outcome::Done(0)),
+                    Ok(n) => match r.reserve_write(file, off, n) {
+                        Err(e) => ctx.outcome = Some(Outcome::Err(e)),
+                        Ok(()) => ctx.n = n,
+                    },
+                }
+            }
             (Step::WriteFolio { folio, .. }, &Op::Write { file, off, .. }) => {
                 let end = off + ctx.n;
                 let a = off.max(folio.saturating_mul(fsz));
@@ -305,7 +325,11 @@ impl Replayer<'_> {
                 }
             },
             (Step::Complete { file, folio, .. }, _) => match r.complete_io_of(file, folio) {
-                None => return Err(format!("step `{step}`: the reference has no IO in flight for f{file} folio {folio}")),
+                None => {
+                    return Err(format!(
+                    "step `{step}`: the reference has no IO in flight for f{file} folio {folio}"
+                ))
+                }
                 Some(Completion::Written) => ctx.completed += 1,
                 Some(Completion::Rejected) => {
                     ctx.completed += 1;
@@ -426,11 +450,21 @@ fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     let (table, _) = op_table(input);
     let exec = match exec {
         Ok(e) => e,
-        Err(Abort::TooLong) => return Run { trace: vec![], divergence: None, commit_log: vec![], rejected: true },
+        Err(Abort::TooLong) => {
+            return Run {
+                trace: vec![],
+                divergence: None,
+                commit_log: vec![],
+                rejected: true,
+            }
+        }
         Err(Abort::Deadlock(msg)) => return aborted(Mismatch::Deadlock { detail: msg }),
         Err(Abort::Panic(msg)) => return aborted(Mismatch::Panic { detail: msg }),
     };
-    let mut rp = Replayer { r: RefFs::new(&input.config), ops: &table, ctx: HashMap::new(),
+    let mut rp = Replayer {
+        r: RefFs::new(&input.config),
+        ops: &table,
+        ctx: HashMap::new(),
         fsz: input.config.geometry.folio_size(),
         jdata: input.config.files.iter().map(|f| f.jdata).collect(),
     };
@@ -438,21 +472,47 @@ fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     let mut mismatches = Vec::new();
     for (k, &step) in exec.log.iter().enumerate() {
         if let Err(detail) = rp.step(step) {
-            mismatches.push(Mismatch::Replay { index: k, step, detail });
+            mismatches.push(Mismatch::Replay {
+                index: k,
+                step,
+                detail,
+            });
             break;
         }
         if let Step::End { seq } = step {
-            let (thread, op, epi) = table.get(&seq).cloned().unwrap_or((0, Op::CorruptAllocBtree, true));
+            let (thread, op, epi) =
+                table
+                    .get(&seq)
+                    .cloned()
+                    .unwrap_or((0, Op::CorruptAllocBtree, true));
             let reference = rp.ctx.get(&seq).and_then(|c| c.outcome.clone());
-            let implementation = exec.outcomes.get(&seq).cloned().unwrap_or(Outcome::Err(Errno::Einval));
+            let implementation = exec
+                .outcomes
+                .get(&seq)
+                .cloned()
+                .unwrap_or(Outcome::Err(Errno::Einval));
             let Some(reference) = reference else {
-                mismatches.push(Mismatch::Replay { index: k, step, detail: format!("op #{seq} ended without a commit point") });
+                mismatches.push(Mismatch::Replay {
+                    index: k,
+                    step,
+                    detail: format!("op #{seq} ended without a commit point"),
+                });
                 break;
             };
             let differ = reference != implementation;
-            trace.push(TraceEntry { thread, seq, op, reference: reference.clone(), implementation: implementation.clone(), epilogue: epi });
+            trace.push(TraceEntry {
+                thread,
+                seq,
+                op,
+                reference: reference.clone(),
+                implementation: implementation.clone(),
+                epilogue: epi,
+            });
             if differ {
-                mismatches.push(Mismatch::Outcome { reference, implementation });
+                mismatches.push(Mismatch::Outcome {
+                    reference,
+                    implementation,
+                });
                 break;
             }
         }
@@ -460,10 +520,26 @@ fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     if mismatches.is_empty() {
         mismatches = compare_all(&rp.r, &exec.snapshot);
     }
-    let divergence = (!mismatches.is_empty()).then(|| Divergence { at: trace.len().saturating_sub(1), mismatches });
-    Run { trace, divergence, commit_log: exec.log, rejected: false }
+    let divergence = (!mismatches.is_empty()).then(|| Divergence {
+        at: trace.len().saturating_sub(1),
+        mismatches,
+    });
+    Run {
+        trace,
+        divergence,
+        commit_log: exec.log,
+        rejected: false,
+    }
 }
 
 fn aborted(m: Mismatch) -> Run {
-    Run { trace: vec![], divergence: Some(Divergence { at: 0, mismatches: vec![m] }), commit_log: vec![], rejected: false }
+    Run {
+        trace: vec![],
+        divergence: Some(Divergence {
+            at: 0,
+            mismatches: vec![m],
+        }),
+        commit_log: vec![],
+        rejected: false,
+    }
 }

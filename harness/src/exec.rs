@@ -3,9 +3,9 @@
 //! one is a finding in all.
 
 use crate::bugs::Bugs;
+use crate::concurrent;
 use crate::input::decode::{decode, Mode};
 use crate::input::script::{self, ScriptError};
-use crate::concurrent;
 use crate::oracle::{self, Run};
 use crate::report;
 use reference::Input;

@@ -13,8 +13,8 @@ use crate::input::decode::decode;
 use crate::input::script;
 use crate::minimize::{self, Signature};
 use crate::report;
-use reference::{Input, OpKind};
 use rayon::prelude::*;
+use reference::{Input, OpKind};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -152,10 +152,19 @@ struct Shared {
     findings: Mutex<Vec<Finding>>,
 }
 
-fn save(cfg: &HuntConfig, name: &str, input: &Input, sig: &Signature, report: &str) -> Option<PathBuf> {
+fn save(
+    cfg: &HuntConfig,
+    name: &str,
+    input: &Input,
+    sig: &Signature,
+    report: &str,
+) -> Option<PathBuf> {
     std::fs::create_dir_all(&cfg.out_dir).ok()?;
     let path = cfg.out_dir.join(format!("{name}.wbf"));
-    let mut text = format!("# wbfuzz hunt finding (bug switches: {}): {sig}\n", cfg.bugs);
+    let mut text = format!(
+        "# wbfuzz hunt finding (bug switches: {}): {sig}\n",
+        cfg.bugs
+    );
     text.push_str(&script::print(input));
     std::fs::write(&path, text).ok()?;
     std::fs::write(cfg.out_dir.join(format!("{name}.txt")), report).ok()?;
@@ -178,10 +187,16 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
             let input = generate(&mut rng, target, swarm, &mut buf);
             let run = exec::run_input(&input, cfg.bugs);
             shared.execs.fetch_add(1, Ordering::Relaxed);
-            let Some(sig) = minimize::signature(&run) else { continue };
+            let Some(sig) = minimize::signature(&run) else {
+                continue;
+            };
             let found_after = start.elapsed();
             {
-                let known = shared.findings.lock().map(|f| f.iter().any(|x| x.signature == sig)).unwrap_or(true);
+                let known = shared
+                    .findings
+                    .lock()
+                    .map(|f| f.iter().any(|x| x.signature == sig))
+                    .unwrap_or(true);
                 if known {
                     continue;
                 }
@@ -197,7 +212,14 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
             let path = save(cfg, &name, &small, &sig, &text);
             if let Ok(mut f) = shared.findings.lock() {
                 if !f.iter().any(|x| x.signature == sig) {
-                    f.push(Finding { signature: sig, ops: small.op_count(), input: small, found_after, path, report: text });
+                    f.push(Finding {
+                        signature: sig,
+                        ops: small.op_count(),
+                        input: small,
+                        found_after,
+                        path,
+                        report: text,
+                    });
                 }
             }
             if Instant::now() >= deadline {
@@ -209,7 +231,11 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
 
 /// Runs a hunt.
 pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
-    let shared = Shared { execs: AtomicU64::new(0), stop: AtomicBool::new(false), findings: Mutex::new(Vec::new()) };
+    let shared = Shared {
+        execs: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+        findings: Mutex::new(Vec::new()),
+    };
     let start = Instant::now();
     let jobs = cfg.jobs.max(1);
     let bar = if cfg.progress {
@@ -241,7 +267,11 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
                 }
             }
         });
-        let work = || (0..jobs as u64).into_par_iter().for_each(|w| worker(cfg, &shared, w, start));
+        let work = || {
+            (0..jobs as u64)
+                .into_par_iter()
+                .for_each(|w| worker(cfg, &shared, w, start))
+        };
         match rayon::ThreadPoolBuilder::new().num_threads(jobs).build() {
             Ok(pool) => pool.install(work),
             Err(_) => work(),
@@ -252,5 +282,9 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
         b.finish_and_clear();
     }
     let findings = shared.findings.into_inner().unwrap_or_default();
-    HuntSummary { execs: shared.execs.load(Ordering::Relaxed), elapsed: start.elapsed(), findings }
+    HuntSummary {
+        execs: shared.execs.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        findings,
+    }
 }

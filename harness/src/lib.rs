@@ -6,15 +6,15 @@
 //! - [`report`]: divergence reports.
 //! - [`bugs`]: the bug catalogue switches.
 
+pub mod bench;
 pub mod bugs;
-pub mod fs;
-pub mod input;
+pub mod concurrent;
 pub mod exec;
+pub mod fs;
+pub mod hunt;
+pub mod input;
+pub mod minimize;
 pub mod oracle;
 pub mod report;
-pub mod hunt;
-pub mod minimize;
-pub mod bench;
-pub mod concurrent;
 pub mod schedule;
 pub mod snapshot;

@@ -131,7 +131,15 @@ fn with_numbers(op: &Op, v: &[u64]) -> Op {
 
 /// Smaller values to try for a number, most aggressive first.
 fn smaller(x: u64, bs: u64, fs: u64) -> Vec<u64> {
-    let mut v = vec![0, 1, x / 2, x & !(fs - 1), x & !(bs - 1), x.saturating_sub(bs), x.saturating_sub(1)];
+    let mut v = vec![
+        0,
+        1,
+        x / 2,
+        x & !(fs - 1),
+        x & !(bs - 1),
+        x.saturating_sub(bs),
+        x.saturating_sub(1),
+    ];
     v.retain(|&c| c < x);
     v.dedup();
     v
@@ -139,9 +147,39 @@ fn smaller(x: u64, bs: u64, fs: u64) -> Vec<u64> {
 
 fn clear_flag(op: &Op) -> Option<Op> {
     match *op {
-        Op::Write { file, off, len, sync: true } => Some(Op::Write { file, off, len, sync: false }),
-        Op::Fallocate { file, off, len, keep_size: true } => Some(Op::Fallocate { file, off, len, keep_size: false }),
-        Op::ZeroRange { file, off, len, keep_size: true } => Some(Op::ZeroRange { file, off, len, keep_size: false }),
+        Op::Write {
+            file,
+            off,
+            len,
+            sync: true,
+        } => Some(Op::Write {
+            file,
+            off,
+            len,
+            sync: false,
+        }),
+        Op::Fallocate {
+            file,
+            off,
+            len,
+            keep_size: true,
+        } => Some(Op::Fallocate {
+            file,
+            off,
+            len,
+            keep_size: false,
+        }),
+        Op::ZeroRange {
+            file,
+            off,
+            len,
+            keep_size: true,
+        } => Some(Op::ZeroRange {
+            file,
+            off,
+            len,
+            keep_size: false,
+        }),
         _ => None,
     }
 }
@@ -182,7 +220,11 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
     let Some(target) = signature(&exec::run_input(input, bugs)) else {
         return input.clone();
     };
-    let mut s = Shrinker { bugs, target, budget };
+    let mut s = Shrinker {
+        bugs,
+        target,
+        budget,
+    };
     let mut cur = input.clone();
     loop {
         let before = cur.clone();
@@ -245,7 +287,11 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
                 cand.config.files[f].jdata = false;
                 s.try_replace(&mut cur, cand);
             }
-            let used = cur.threads.iter().flatten().any(|op| op.file() == Some(f as FileId));
+            let used = cur
+                .threads
+                .iter()
+                .flatten()
+                .any(|op| op.file() == Some(f as FileId));
             if !used && cur.config.files.len() > 1 {
                 let mut cand = cur.clone();
                 cand.config.files.remove(f);

@@ -55,24 +55,56 @@ pub struct TraceEntry {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mismatch {
     /// The op returned different outcomes.
-    Outcome { reference: Outcome, implementation: Outcome },
+    Outcome {
+        reference: Outcome,
+        implementation: Outcome,
+    },
     /// File sizes differ.
-    Size { file: FileId, reference: u64, implementation: u64 },
+    Size {
+        file: FileId,
+        reference: u64,
+        implementation: u64,
+    },
     /// Contents differ; `base` is the file offset of the two byte windows, which surround the
     /// first differing byte at `first_bad`.
-    Contents { file: FileId, first_bad: u64, base: u64, reference: Vec<u8>, implementation: Vec<u8> },
+    Contents {
+        file: FileId,
+        first_bad: u64,
+        base: u64,
+        reference: Vec<u8>,
+        implementation: Vec<u8>,
+    },
     /// Block states differ somewhere in blocks `[first, first + len)`.
-    Blocks { file: FileId, first: u64, reference: Vec<BlockObs>, implementation: Vec<BlockObs> },
+    Blocks {
+        file: FileId,
+        first: u64,
+        reference: Vec<BlockObs>,
+        implementation: Vec<BlockObs>,
+    },
     /// Counters differ.
-    Counters { reference: Counters, implementation: Counters },
+    Counters {
+        reference: Counters,
+        implementation: Counters,
+    },
     /// Recorded writeback errors differ.
-    WbError { file: FileId, reference: Option<Errno>, implementation: Option<Errno> },
+    WbError {
+        file: FileId,
+        reference: Option<Errno>,
+        implementation: Option<Errno>,
+    },
     /// The corruption flag differs.
-    Corruption { reference: bool, implementation: bool },
+    Corruption {
+        reference: bool,
+        implementation: bool,
+    },
     /// A model found one of its own invariants broken.
     Invariant { side: Side, violation: Violation },
     /// Concurrent run: the implementation recorded a step the reference cannot take there.
-    Replay { index: usize, step: Step, detail: String },
+    Replay {
+        index: usize,
+        step: Step,
+        detail: String,
+    },
     /// Concurrent run: every thread blocked.
     Deadlock { detail: String },
     /// Concurrent run: the implementation panicked.
@@ -122,7 +154,10 @@ fn scope_of(op: &Op, input: &Input) -> Scope {
     let folio_range = |file: FileId, off: u64, len: u64| {
         let end_byte = off.saturating_add(len.max(1));
         let first = g.folio_of(off) * g.blocks_per_folio();
-        let end = g.folio_of(end_byte.saturating_sub(1)).saturating_add(1).saturating_mul(g.blocks_per_folio());
+        let end = g
+            .folio_of(end_byte.saturating_sub(1))
+            .saturating_add(1)
+            .saturating_mul(g.blocks_per_folio());
         Scope::Range { file, first, end }
     };
     match *op {
@@ -133,12 +168,23 @@ fn scope_of(op: &Op, input: &Input) -> Scope {
         | Op::Fallocate { file, off, len, .. }
         | Op::PunchHole { file, off, len }
         | Op::ZeroRange { file, off, len, .. } => folio_range(file, off, len),
-        Op::MmapWrite { file, off, .. } | Op::MmapRead { file, off, .. } => folio_range(file, off, 1),
+        Op::MmapWrite { file, off, .. } | Op::MmapRead { file, off, .. } => {
+            folio_range(file, off, 1)
+        }
         Op::Reclaim { file, folio } => folio_range(file, folio.saturating_mul(g.folio_size()), 1),
         Op::Flush { file, off, len } => {
             // Journaled-data flushes commit the whole file.
-            if input.config.files.get(file as usize).is_some_and(|f| f.jdata) {
-                Scope::Range { file, first: 0, end: u64::MAX }
+            if input
+                .config
+                .files
+                .get(file as usize)
+                .is_some_and(|f| f.jdata)
+            {
+                Scope::Range {
+                    file,
+                    first: 0,
+                    end: u64::MAX,
+                }
             } else {
                 folio_range(file, off, len)
             }
@@ -146,7 +192,11 @@ fn scope_of(op: &Op, input: &Input) -> Scope {
         Op::Truncate { file, .. }
         | Op::Fsync { file }
         | Op::EvictInode { file }
-        | Op::JournalCommit { file } => Scope::Range { file, first: 0, end: u64::MAX },
+        | Op::JournalCommit { file } => Scope::Range {
+            file,
+            first: 0,
+            end: u64::MAX,
+        },
         Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => Scope::All,
     }
 }
@@ -159,13 +209,23 @@ fn surely_zero(b: &BlockObs) -> bool {
     b.cache == reference::CacheState::NotCached && b.extent != reference::ExtentState::Written
 }
 
-fn contents_mismatch(file: FileId, lo: u64, hi: u64, r: &dyn Observe, i: &dyn Observe) -> Option<Mismatch> {
+fn contents_mismatch(
+    file: FileId,
+    lo: u64,
+    hi: u64,
+    r: &dyn Observe,
+    i: &dyn Observe,
+) -> Option<Mismatch> {
     let a = r.peek(file, lo, hi - lo);
     let b = i.peek(file, lo, hi - lo);
     if a == b {
         return None;
     }
-    let first = a.iter().zip(&b).position(|(x, y)| x != y).unwrap_or(a.len().min(b.len()));
+    let first = a
+        .iter()
+        .zip(&b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()));
     let first_bad = lo + first as u64;
     let base = first_bad.saturating_sub(CONTEXT) & !15;
     let len = (first_bad - base) + CONTEXT;
@@ -182,7 +242,14 @@ fn contents_mismatch(file: FileId, lo: u64, hi: u64, r: &dyn Observe, i: &dyn Ob
 /// side holds data for (cached, or written on disk). Blocks that are neither on both sides read
 /// as zeros by definition, so skipping them keeps the cost proportional to the data, not to the
 /// file size.
-fn compare_window(file: FileId, first: u64, end: u64, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
+fn compare_window(
+    file: FileId,
+    first: u64,
+    end: u64,
+    r: &dyn Observe,
+    i: &dyn Observe,
+    out: &mut Vec<Mismatch>,
+) {
     let span = r.block_span(file).max(i.block_span(file));
     let end = end.min(span);
     if end <= first {
@@ -214,7 +281,12 @@ fn compare_window(file: FileId, first: u64, end: u64, r: &dyn Observe, i: &dyn O
         }
     }
     if a != b {
-        out.push(Mismatch::Blocks { file, first, reference: a, implementation: b });
+        out.push(Mismatch::Blocks {
+            file,
+            first,
+            reference: a,
+            implementation: b,
+        });
     }
 }
 
@@ -223,23 +295,38 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
     let mut out = Vec::new();
     let (rc, ic) = (r.counters(), i.counters());
     if rc != ic {
-        out.push(Mismatch::Counters { reference: rc, implementation: ic });
+        out.push(Mismatch::Counters {
+            reference: rc,
+            implementation: ic,
+        });
     }
     if r.btree_corrupt() != i.btree_corrupt() {
-        out.push(Mismatch::Corruption { reference: r.btree_corrupt(), implementation: i.btree_corrupt() });
+        out.push(Mismatch::Corruption {
+            reference: r.btree_corrupt(),
+            implementation: i.btree_corrupt(),
+        });
     }
     let files = r.file_count().min(i.file_count());
     for f in 0..files as FileId {
         let (rs, is) = (r.size(f), i.size(f));
         if rs != is {
-            out.push(Mismatch::Size { file: f, reference: rs, implementation: is });
+            out.push(Mismatch::Size {
+                file: f,
+                reference: rs,
+                implementation: is,
+            });
         }
         let (re, ie) = (r.wb_error(f), i.wb_error(f));
         if re != ie {
-            out.push(Mismatch::WbError { file: f, reference: re, implementation: ie });
+            out.push(Mismatch::WbError {
+                file: f,
+                reference: re,
+                implementation: ie,
+            });
         }
     }
-    let mut window = |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, &mut out);
+    let mut window =
+        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, &mut out);
     match scope {
         Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
         Scope::Range { .. } => {}
@@ -250,10 +337,16 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
         }
     }
     for v in r.check_invariants() {
-        out.push(Mismatch::Invariant { side: Side::Reference, violation: v });
+        out.push(Mismatch::Invariant {
+            side: Side::Reference,
+            violation: v,
+        });
     }
     for v in i.check_invariants() {
-        out.push(Mismatch::Invariant { side: Side::Implementation, violation: v });
+        out.push(Mismatch::Invariant {
+            side: Side::Implementation,
+            violation: v,
+        });
     }
     out
 }
@@ -281,26 +374,55 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
     let mut reference = RefFs::new(&input.config);
     let implementation = Fs::new(&input.config, bugs);
     let mut trace = Vec::with_capacity(input.op_count() + 8);
-    let body = input.numbered_ops().map(|(t, seq, op)| (t, seq, op.clone(), false));
+    let body = input
+        .numbered_ops()
+        .map(|(t, seq, op)| (t, seq, op.clone(), false));
     let last_seq = input.op_count() as u32;
-    let tail = epilogue(input).into_iter().enumerate().map(|(k, op)| (0, last_seq + 1 + k as u32, op, true));
+    let tail = epilogue(input)
+        .into_iter()
+        .enumerate()
+        .map(|(k, op)| (0, last_seq + 1 + k as u32, op, true));
     for (thread, seq, op, is_epilogue) in body.chain(tail) {
         let r = reference.apply(seq, &op);
         let i = implementation.apply(seq, &op);
         let mut mismatches = Vec::new();
         if r != i {
-            mismatches.push(Mismatch::Outcome { reference: r.clone(), implementation: i.clone() });
+            mismatches.push(Mismatch::Outcome {
+                reference: r.clone(),
+                implementation: i.clone(),
+            });
         }
         // The epilogue's last op must see everything: compare the whole state there.
-        let scope = if is_epilogue { Scope::All } else { scope_of(&op, input) };
+        let scope = if is_epilogue {
+            Scope::All
+        } else {
+            scope_of(&op, input)
+        };
         mismatches.extend(compare(scope, &reference, &implementation));
-        trace.push(TraceEntry { thread, seq, op, reference: r, implementation: i, epilogue: is_epilogue });
+        trace.push(TraceEntry {
+            thread,
+            seq,
+            op,
+            reference: r,
+            implementation: i,
+            epilogue: is_epilogue,
+        });
         if !mismatches.is_empty() {
             let at = trace.len() - 1;
-            return Run { trace, divergence: Some(Divergence { at, mismatches }), commit_log: vec![], rejected: false };
+            return Run {
+                trace,
+                divergence: Some(Divergence { at, mismatches }),
+                commit_log: vec![],
+                rejected: false,
+            };
         }
     }
-    Run { trace, divergence: None, commit_log: vec![], rejected: false }
+    Run {
+        trace,
+        divergence: None,
+        commit_log: vec![],
+        rejected: false,
+    }
 }
 
 /// Runs `input` on the reference alone, returning each op's outcome (no comparison).

@@ -17,7 +17,13 @@ pub fn config_line(input: &Input) -> String {
         .files
         .iter()
         .enumerate()
-        .map(|(i, f)| if f.jdata { format!("f{i}(jdata)") } else { format!("f{i}") })
+        .map(|(i, f)| {
+            if f.jdata {
+                format!("f{i}(jdata)")
+            } else {
+                format!("f{i}")
+            }
+        })
         .collect();
     format!(
         "block={} folio-pages={} capacity={} max-size={:#x} policy={} files={} threads={} ops={}",
@@ -33,13 +39,27 @@ pub fn config_line(input: &Input) -> String {
 }
 
 fn trace_line(e: &TraceEntry, mark: bool) -> String {
-    let who = if e.epilogue { "end".to_string() } else { format!("t{}", e.thread) };
+    let who = if e.epilogue {
+        "end".to_string()
+    } else {
+        format!("t{}", e.thread)
+    };
     let outcome = if e.reference == e.implementation {
         e.reference.to_string()
     } else {
-        format!("reference {} | implementation {}", e.reference, e.implementation)
+        format!(
+            "reference {} | implementation {}",
+            e.reference, e.implementation
+        )
     };
-    format!("{} {:<3} #{:<4} {:<34} -> {}", if mark { ">>" } else { "  " }, who, e.seq, e.op.to_string(), outcome)
+    format!(
+        "{} {:<3} #{:<4} {:<34} -> {}",
+        if mark { ">>" } else { "  " },
+        who,
+        e.seq,
+        e.op.to_string(),
+        outcome
+    )
 }
 
 /// Writes the trace of a run, one line per op; the op where the divergence was seen is marked.
@@ -89,11 +109,24 @@ fn block_map(first: u64, blocks: &[BlockObs]) -> String {
 }
 
 fn diff(old: &str, new: &str) -> String {
-    TextDiff::from_lines(old, new).unified_diff().context_radius(4).header("reference", "implementation").to_string()
+    TextDiff::from_lines(old, new)
+        .unified_diff()
+        .context_radius(4)
+        .header("reference", "implementation")
+        .to_string()
 }
 
 fn op_seqs(run: &Run) -> Vec<u32> {
-    run.trace.iter().filter(|e| matches!(e.op, Op::Write { .. } | Op::DirectWrite { .. } | Op::MmapWrite { .. })).map(|e| e.seq).collect()
+    run.trace
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.op,
+                Op::Write { .. } | Op::DirectWrite { .. } | Op::MmapWrite { .. }
+            )
+        })
+        .map(|e| e.seq)
+        .collect()
 }
 
 /// Describes one mismatch, with diffs where they help.
@@ -162,7 +195,11 @@ pub fn render(name: &str, input: &Input, bugs: Bugs, run: &Run) -> String {
     let _ = writeln!(s, "\nop trace (thread, seq, op -> outcome):");
     s.push_str(&render_trace(run));
     if !run.commit_log.is_empty() {
-        let _ = writeln!(s, "\ncommit order (schedule {} bytes):", input.schedule.len());
+        let _ = writeln!(
+            s,
+            "\ncommit order (schedule {} bytes):",
+            input.schedule.len()
+        );
         for (k, step) in run.commit_log.iter().enumerate() {
             let _ = writeln!(s, "  {k:>4} {step}");
         }

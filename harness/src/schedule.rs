@@ -28,7 +28,14 @@ pub struct ByteScheduler {
 impl ByteScheduler {
     /// A scheduler that follows `bytes`.
     pub fn new(bytes: &[u8]) -> ByteScheduler {
-        ByteScheduler { bytes: bytes.to_vec(), pos: 0, run_left: 0, started: false, rng: 0x5EED, decisions: 0 }
+        ByteScheduler {
+            bytes: bytes.to_vec(),
+            pos: 0,
+            run_left: 0,
+            started: false,
+            rng: 0x5EED,
+            decisions: 0,
+        }
     }
 
     /// Scheduling decisions taken so far (for step accounting in reports).
@@ -46,7 +53,12 @@ impl Scheduler for ByteScheduler {
         Some(Schedule::new(0))
     }
 
-    fn next_task(&mut self, runnable: &[&Task], current: Option<TaskId>, _is_yielding: bool) -> Option<TaskId> {
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        _is_yielding: bool,
+    ) -> Option<TaskId> {
         self.decisions += 1;
         let current_runnable = current.filter(|c| runnable.iter().any(|t| t.id() == *c));
         if let Some(c) = current_runnable {
@@ -70,7 +82,10 @@ impl Scheduler for ByteScheduler {
 
     fn next_u64(&mut self) -> u64 {
         // Nothing in wbfuzz asks shuttle for randomness; keep it deterministic all the same.
-        self.rng = self.rng.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.rng = self
+            .rng
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.rng
     }
 }

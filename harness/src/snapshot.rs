@@ -68,7 +68,9 @@ impl Observe for Snapshot {
     }
 
     fn peek(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
-        let Some(f) = self.file(file) else { return Vec::new() };
+        let Some(f) = self.file(file) else {
+            return Vec::new();
+        };
         let start = off.min(f.size) as usize;
         let end = off.saturating_add(len).min(f.size) as usize;
         f.contents[start..end].to_vec()
@@ -79,12 +81,19 @@ impl Observe for Snapshot {
     }
 
     fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs> {
-        let Some(f) = self.file(file) else { return Vec::new() };
+        let Some(f) = self.file(file) else {
+            return Vec::new();
+        };
         // Past the captured span every block is untouched; cap like the models do so a huge
         // count cannot allocate without bound.
         let count = count.min((f.blocks.len() as u64).saturating_sub(first) + (1 << 20));
         (first..first.saturating_add(count))
-            .map(|b| f.blocks.get(b as usize).copied().unwrap_or(BlockObs::UNTOUCHED))
+            .map(|b| {
+                f.blocks
+                    .get(b as usize)
+                    .copied()
+                    .unwrap_or(BlockObs::UNTOUCHED)
+            })
             .collect()
     }
 

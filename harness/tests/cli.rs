@@ -28,13 +28,17 @@ impl XorShift {
 #[test]
 fn show_never_panics_on_random_bytes() {
     let dir = scratch("show");
-    let mut rng = XorShift(0x5EED_0F_B17E5);
+    let mut rng = XorShift(0x5EED_0FB1_7E55);
     let inputs: Vec<(PathBuf, Vec<u8>)> = (0..1000)
         .map(|k| {
             let len = (rng.next() % 700) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
             // Half of them as concurrent-target inputs.
-            let sub = if k % 2 == 0 { "sequential" } else { "concurrent" };
+            let sub = if k % 2 == 0 {
+                "sequential"
+            } else {
+                "concurrent"
+            };
             std::fs::create_dir_all(dir.join(sub)).expect("mkdir");
             (dir.join(sub).join(format!("in{k}")), bytes)
         })
@@ -47,12 +51,25 @@ fn show_never_panics_on_random_bytes() {
         .filter_map(|(p, _)| {
             let out = wbfuzz().arg("show").arg(p).output().expect("spawn wbfuzz");
             let stdout = String::from_utf8_lossy(&out.stdout);
-            let ok = out.status.success() && stdout.contains("geometry ") && stdout.contains("thread 0");
-            (!ok).then(|| format!("{}: status {:?}, stderr {}", p.display(), out.status, String::from_utf8_lossy(&out.stderr)))
+            let ok =
+                out.status.success() && stdout.contains("geometry ") && stdout.contains("thread 0");
+            (!ok).then(|| {
+                format!(
+                    "{}: status {:?}, stderr {}",
+                    p.display(),
+                    out.status,
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            })
         })
         .collect();
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(failures.is_empty(), "{} of 1000 failed, first: {}", failures.len(), failures[0]);
+    assert!(
+        failures.is_empty(),
+        "{} of 1000 failed, first: {}",
+        failures.len(),
+        failures[0]
+    );
 }
 
 #[test]
@@ -65,15 +82,27 @@ fn syntax_error_exits_2_and_names_the_line() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
-    assert!(stderr.contains("line 3:"), "stderr should name line 3: {stderr}");
-    assert!(stderr.contains("writ"), "stderr should name the bad token: {stderr}");
+    assert!(
+        stderr.contains("line 3:"),
+        "stderr should name line 3: {stderr}"
+    );
+    assert!(
+        stderr.contains("writ"),
+        "stderr should name the bad token: {stderr}"
+    );
 }
 
 #[test]
 fn unreadable_file_and_unknown_bug_exit_2() {
-    let out = wbfuzz().args(["run", "/nonexistent/x.wbf"]).output().expect("spawn");
+    let out = wbfuzz()
+        .args(["run", "/nonexistent/x.wbf"])
+        .output()
+        .expect("spawn");
     assert_eq!(out.status.code(), Some(2));
-    let out = wbfuzz().args(["run", "--bug", "no-such-bug", "/nonexistent/x.wbf"]).output().expect("spawn");
+    let out = wbfuzz()
+        .args(["run", "--bug", "no-such-bug", "/nonexistent/x.wbf"])
+        .output()
+        .expect("spawn");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown bug switch"));
 }
@@ -88,7 +117,13 @@ fn run_prints_each_op_with_its_result_and_exits_0() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(out.status.code(), Some(0), "stdout: {stdout}");
-    assert!(stdout.contains("write f0 0x0 0x100") && stdout.contains("ok 0x100"), "{stdout}");
+    assert!(
+        stdout.contains("write f0 0x0 0x100") && stdout.contains("ok 0x100"),
+        "{stdout}"
+    );
     // The read returns the 0x100 bytes that exist, not 0x200.
-    assert!(stdout.contains("read f0 0x0 0x200") && stdout.contains("data 0x100 bytes"), "{stdout}");
+    assert!(
+        stdout.contains("read f0 0x0 0x200") && stdout.contains("data 0x100 bytes"),
+        "{stdout}"
+    );
 }

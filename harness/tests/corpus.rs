@@ -14,11 +14,18 @@ fn corpus_dir() -> PathBuf {
 
 fn files_in(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()).collect(),
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect(),
         Err(_) => Vec::new(),
     };
-    v.retain(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')));
-    v.retain(|p| p.extension().map_or(true, |e| e != "md"));
+    v.retain(|p| {
+        !p.file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+    });
+    v.retain(|p| p.extension().is_none_or(|e| e != "md"));
     v.sort();
     v
 }
@@ -49,7 +56,12 @@ fn seed_corpora_and_regressions_pass() {
         failures.extend(replay_clean(files_in(&root.join(t.name())), Some(t)));
     }
     failures.extend(replay_clean(files_in(&root.join("regressions")), None));
-    assert!(failures.is_empty(), "{} corpus files diverged:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} corpus files diverged:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -76,7 +88,10 @@ fn every_bug_has_a_reproducer_that_fails_on_and_passes_off() {
             }
             let on = exec::run_input(&input, Bugs::only(bug));
             if on.ok() {
-                return Some(format!("{} passes with `{bug}` on: it reproduces nothing", p.display()));
+                return Some(format!(
+                    "{} passes with `{bug}` on: it reproduces nothing",
+                    p.display()
+                ));
             }
             None
         })
@@ -88,6 +103,9 @@ fn every_bug_has_a_reproducer_that_fails_on_and_passes_off() {
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
     for b in Bug::ALL {
-        assert!(covered.contains(&b), "no reproducer in corpus/bugs/ for `{b}`");
+        assert!(
+            covered.contains(&b),
+            "no reproducer in corpus/bugs/ for `{b}`"
+        );
     }
 }

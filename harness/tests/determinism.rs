@@ -10,10 +10,14 @@ fn corpus_files() -> Vec<PathBuf> {
     let mut out = Vec::new();
     for sub in ["sequential", "concurrent", "regressions", "bugs"] {
         if let Ok(rd) = std::fs::read_dir(root.join(sub)) {
-            out.extend(rd.filter_map(|e| e.ok()).map(|e| e.path()).filter(|p| p.is_file()));
+            out.extend(
+                rd.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file()),
+            );
         }
     }
-    out.retain(|p| p.extension().map_or(true, |e| e != "md"));
+    out.retain(|p| p.extension().is_none_or(|e| e != "md"));
     out.sort();
     out
 }
@@ -26,18 +30,26 @@ fn digests(files: &[PathBuf], bug: Option<&str>) -> String {
     }
     let out = cmd.args(files).output().expect("spawn wbfuzz");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().filter(|l| l.contains(": digest ")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .filter(|l| l.contains(": digest "))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[test]
 fn two_processes_give_identical_runs() {
     let files = corpus_files();
     assert!(!files.is_empty(), "the corpus is empty");
-    let (plain, repros): (Vec<PathBuf>, Vec<PathBuf>) =
-        files.into_iter().partition(|p| !p.components().any(|c| c.as_os_str() == "bugs"));
+    let (plain, repros): (Vec<PathBuf>, Vec<PathBuf>) = files
+        .into_iter()
+        .partition(|p| !p.components().any(|c| c.as_os_str() == "bugs"));
     let a = digests(&plain, None);
     let b = digests(&plain, None);
-    assert_eq!(a.lines().count(), plain.len(), "one digest per input expected:\n{a}");
+    assert_eq!(
+        a.lines().count(),
+        plain.len(),
+        "one digest per input expected:\n{a}"
+    );
     assert_eq!(a, b, "two processes disagree on the corpus");
     for p in &repros {
         let name = wbfuzz::bugs::Bug::of_reproducer(p).map(|b| b.name());

@@ -819,9 +819,16 @@ fn cfg_inval(bs: u32, folio_pages: u32, cap: u64) -> Fs {
 #[test]
 fn regression_truncate_zeroes_disk_tail() {
     let fs = cfg_inval(1024, 1, 64);
-    let dw = Op::DirectWrite { file: 0, off: 0, len: 0x400 };
+    let dw = Op::DirectWrite {
+        file: 0,
+        off: 0,
+        len: 0x400,
+    };
     assert_eq!(fs.apply(1, &dw), Outcome::Done(0x400));
-    assert_eq!(fs.apply(2, &Op::Truncate { file: 0, size: 1 }), Outcome::Done(0));
+    assert_eq!(
+        fs.apply(2, &Op::Truncate { file: 0, size: 1 }),
+        Outcome::Done(0)
+    );
     assert_eq!(fs.apply(3, &Op::CorruptAllocBtree), Outcome::Done(0));
     assert_eq!(fs.apply(4, &w(0, 0, 0x4b2)), Outcome::Done(0x4b2));
     // Writeback of folio 0 fails (block 1 is delalloc, the root is corrupt): invalidate drops
@@ -834,7 +841,10 @@ fn regression_truncate_zeroes_disk_tail() {
     assert_eq!(st(&fs, 0, 0).extent, ExtentState::Written);
     assert_eq!(st(&fs, 0, 1).extent, ExtentState::Hole);
     clean(&fs);
-    assert_eq!(fs.apply(6, &Op::Fsync { file: 0 }), Outcome::Err(Errno::Efscorrupted));
+    assert_eq!(
+        fs.apply(6, &Op::Fsync { file: 0 }),
+        Outcome::Err(Errno::Efscorrupted)
+    );
 }
 
 /// corpus/regressions/zero-range-eof-clip.wbf: the edge zeroing of a zero-range that extends
@@ -855,13 +865,32 @@ fn regression_zero_range_edge_clipped_to_old_eof() {
         Bugs::NONE,
     );
     assert_eq!(fs.apply(1, &w(0, 0x7f91, 0x2070)), Outcome::Done(0x2070));
-    assert_eq!(fs.apply(2, &Op::Flush { file: 0, off: 0, len: 1 }), Outcome::Done(4));
-    let z = Op::ZeroRange { file: 0, off: 0xace4, len: 1, keep_size: false };
+    assert_eq!(
+        fs.apply(
+            2,
+            &Op::Flush {
+                file: 0,
+                off: 0,
+                len: 1
+            }
+        ),
+        Outcome::Done(4)
+    );
+    let z = Op::ZeroRange {
+        file: 0,
+        off: 0xace4,
+        len: 1,
+        keep_size: false,
+    };
     assert_eq!(fs.apply(3, &z), Outcome::Done(0));
     assert_eq!(fs.size(0), 0xace5);
     assert_eq!(
         st(&fs, 0, 10),
-        BlockObs { extent: ExtentState::Written, cache: CacheState::Clean, writeback: false }
+        BlockObs {
+            extent: ExtentState::Written,
+            cache: CacheState::Clean,
+            writeback: false
+        }
     );
     clean(&fs);
 }

@@ -56,7 +56,11 @@ pub struct Config {
 
 impl Default for Config {
     fn default() -> Self {
-        Config { geometry: Geometry::default(), policy: Policy::KeepDirty, files: vec![FileSpec::default()] }
+        Config {
+            geometry: Geometry::default(),
+            policy: Policy::KeepDirty,
+            files: vec![FileSpec::default()],
+        }
     }
 }
 
@@ -86,11 +90,13 @@ impl Input {
     /// Every op with its thread and sequence number, thread by thread.
     pub fn numbered_ops(&self) -> impl Iterator<Item = (usize, u32, &Op)> + '_ {
         let mut seq = 0u32;
-        self.threads.iter().enumerate().flat_map(move |(t, ops)| {
-            ops.iter().map(move |op| (t, op)).collect::<Vec<_>>()
-        }).map(move |(t, op)| {
-            seq += 1;
-            (t, seq, op)
-        })
+        self.threads
+            .iter()
+            .enumerate()
+            .flat_map(move |(t, ops)| ops.iter().map(move |op| (t, op)).collect::<Vec<_>>())
+            .map(move |(t, op)| {
+                seq += 1;
+                (t, seq, op)
+            })
     }
 }

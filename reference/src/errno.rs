@@ -22,8 +22,14 @@ pub enum Errno {
 
 impl Errno {
     /// All errnos, for parsers and tables.
-    pub const ALL: [Errno; 6] =
-        [Errno::Enospc, Errno::Efscorrupted, Errno::Eio, Errno::Einval, Errno::Efbig, Errno::Efault];
+    pub const ALL: [Errno; 6] = [
+        Errno::Enospc,
+        Errno::Efscorrupted,
+        Errno::Eio,
+        Errno::Einval,
+        Errno::Efbig,
+        Errno::Efault,
+    ];
 
     /// The conventional upper-case name (`ENOSPC`, ...).
     pub fn name(self) -> &'static str {

@@ -67,7 +67,12 @@ impl std::error::Error for GeometryError {}
 
 impl Default for Geometry {
     fn default() -> Self {
-        Geometry { block_size: 1024, folio_pages: 1, capacity_blocks: 256, max_file_size: 256 << 10 }
+        Geometry {
+            block_size: 1024,
+            folio_pages: 1,
+            capacity_blocks: 256,
+            max_file_size: 256 << 10,
+        }
     }
 }
 

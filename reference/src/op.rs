@@ -13,7 +13,12 @@ pub type FileId = u8;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Op {
     /// Buffered write of the op's pattern; `sync` adds an fsync of the written range (O_SYNC).
-    Write { file: FileId, off: u64, len: u64, sync: bool },
+    Write {
+        file: FileId,
+        off: u64,
+        len: u64,
+        sync: bool,
+    },
     /// Buffered read.
     Read { file: FileId, off: u64, len: u64 },
     /// O_DIRECT write; block-aligned offset and length or EINVAL.
@@ -27,11 +32,21 @@ pub enum Op {
     /// fsync(2): write back, wait, report the first writeback error since the last fsync.
     Fsync { file: FileId },
     /// fallocate(2) mode 0 (or KEEP_SIZE).
-    Fallocate { file: FileId, off: u64, len: u64, keep_size: bool },
+    Fallocate {
+        file: FileId,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    },
     /// fallocate(2) PUNCH_HOLE | KEEP_SIZE.
     PunchHole { file: FileId, off: u64, len: u64 },
     /// fallocate(2) ZERO_RANGE (optionally KEEP_SIZE).
-    ZeroRange { file: FileId, off: u64, len: u64, keep_size: bool },
+    ZeroRange {
+        file: FileId,
+        off: u64,
+        len: u64,
+        keep_size: bool,
+    },
     /// truncate(2).
     Truncate { file: FileId, size: u64 },
     /// Background writeback of the dirty folios overlapping `[off, off+len)`.
@@ -179,8 +194,17 @@ impl fmt::Display for Op {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let k = self.kind().keyword();
         match *self {
-            Op::Write { file, off, len, sync } => {
-                write!(f, "{k} f{file} {off:#x} {len:#x}{}", if sync { " sync" } else { "" })
+            Op::Write {
+                file,
+                off,
+                len,
+                sync,
+            } => {
+                write!(
+                    f,
+                    "{k} f{file} {off:#x} {len:#x}{}",
+                    if sync { " sync" } else { "" }
+                )
             }
             Op::Read { file, off, len }
             | Op::DirectWrite { file, off, len }
@@ -189,8 +213,23 @@ impl fmt::Display for Op {
             | Op::MmapRead { file, off, len }
             | Op::PunchHole { file, off, len }
             | Op::Flush { file, off, len } => write!(f, "{k} f{file} {off:#x} {len:#x}"),
-            Op::Fallocate { file, off, len, keep_size } | Op::ZeroRange { file, off, len, keep_size } => {
-                write!(f, "{k} f{file} {off:#x} {len:#x}{}", if keep_size { " keep-size" } else { "" })
+            Op::Fallocate {
+                file,
+                off,
+                len,
+                keep_size,
+            }
+            | Op::ZeroRange {
+                file,
+                off,
+                len,
+                keep_size,
+            } => {
+                write!(
+                    f,
+                    "{k} f{file} {off:#x} {len:#x}{}",
+                    if keep_size { " keep-size" } else { "" }
+                )
             }
             Op::Truncate { file, size } => write!(f, "{k} f{file} {size:#x}"),
             Op::CompleteIo { n } => write!(f, "{k} {n}"),
@@ -219,7 +258,12 @@ impl fmt::Display for Outcome {
         match self {
             Outcome::Done(n) => write!(f, "ok {n:#x}"),
             Outcome::Data(d) => {
-                write!(f, "data {:#x} bytes crc32c {:08x}", d.len(), crc32c::crc32c(d))
+                write!(
+                    f,
+                    "data {:#x} bytes crc32c {:08x}",
+                    d.len(),
+                    crc32c::crc32c(d)
+                )
             }
             Outcome::Err(e) => write!(f, "err {e}"),
         }

@@ -8,7 +8,10 @@
 #[inline]
 pub fn pattern_byte(seq: u32, off: u64) -> u8 {
     // 255 distinct non-zero values; seq and off mixed so that neighbouring ops differ everywhere.
-    let mix = (seq as u64).wrapping_mul(0x9E37).wrapping_add(off).wrapping_add(off / 251);
+    let mix = (seq as u64)
+        .wrapping_mul(0x9E37)
+        .wrapping_add(off)
+        .wrapping_add(off / 251);
     (mix % 255) as u8 + 1
 }
 
@@ -47,7 +50,10 @@ pub fn pattern(seq: u32, off: u64, len: usize) -> Vec<u8> {
 /// The sequence numbers among `candidates` whose pattern puts `byte` at `off`: used by reports to
 /// say which op a wrong byte came from.
 pub fn writers_of(byte: u8, off: u64, candidates: impl IntoIterator<Item = u32>) -> Vec<u32> {
-    candidates.into_iter().filter(|&s| pattern_byte(s, off) == byte).collect()
+    candidates
+        .into_iter()
+        .filter(|&s| pattern_byte(s, off) == byte)
+        .collect()
 }
 
 #[cfg(test)]
@@ -63,16 +69,30 @@ mod tests {
         }
         let a = pattern(1, 0, 4096);
         let b = pattern(2, 0, 4096);
-        assert!(a.iter().zip(&b).all(|(x, y)| x != y), "adjacent ops must differ at every offset");
+        assert!(
+            a.iter().zip(&b).all(|(x, y)| x != y),
+            "adjacent ops must differ at every offset"
+        );
     }
 
     #[test]
     fn incremental_fill_equals_the_definition() {
-        for (seq, off) in [(1u32, 0u64), (77, 250), (3, 251 * 255 - 3), (9999, 1 << 26), (u32::MAX, 12345)] {
+        for (seq, off) in [
+            (1u32, 0u64),
+            (77, 250),
+            (3, 251 * 255 - 3),
+            (9999, 1 << 26),
+            (u32::MAX, 12345),
+        ] {
             let mut buf = vec![0; 70_000];
             fill_pattern(seq, off, &mut buf);
             for (i, &b) in buf.iter().enumerate() {
-                assert_eq!(b, pattern_byte(seq, off + i as u64), "seq {seq} off {}", off + i as u64);
+                assert_eq!(
+                    b,
+                    pattern_byte(seq, off + i as u64),
+                    "seq {seq} off {}",
+                    off + i as u64
+                );
             }
         }
     }

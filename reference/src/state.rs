@@ -72,13 +72,22 @@ pub struct BlockObs {
 
 impl BlockObs {
     /// A hole that is not cached and not under IO: the state of every block never touched.
-    pub const UNTOUCHED: BlockObs =
-        BlockObs { extent: ExtentState::Hole, cache: CacheState::NotCached, writeback: false };
+    pub const UNTOUCHED: BlockObs = BlockObs {
+        extent: ExtentState::Hole,
+        cache: CacheState::NotCached,
+        writeback: false,
+    };
 }
 
 impl fmt::Display for BlockObs {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}{}", self.extent.code(), self.cache.code(), if self.writeback { 'w' } else { ' ' })
+        write!(
+            f,
+            "{}{}{}",
+            self.extent.code(),
+            self.cache.code(),
+            if self.writeback { 'w' } else { ' ' }
+        )
     }
 }
 

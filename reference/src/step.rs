@@ -79,9 +79,15 @@ impl fmt::Display for Step {
             Step::WriteBegin { seq } => write!(f, "#{seq} write-begin"),
             Step::WriteFolio { seq, folio } => write!(f, "#{seq} write-folio {folio}"),
             Step::ReadFolio { seq, folio } => write!(f, "#{seq} read-folio {folio}"),
-            Step::Instantiate { seq, file, folio } => write!(f, "#{seq} instantiate f{file} folio {folio}"),
-            Step::Writeback { seq, file, folio } => write!(f, "#{seq} writeback f{file} folio {folio}"),
-            Step::Complete { seq, file, folio } => write!(f, "#{seq} complete-io f{file} folio {folio}"),
+            Step::Instantiate { seq, file, folio } => {
+                write!(f, "#{seq} instantiate f{file} folio {folio}")
+            }
+            Step::Writeback { seq, file, folio } => {
+                write!(f, "#{seq} writeback f{file} folio {folio}")
+            }
+            Step::Complete { seq, file, folio } => {
+                write!(f, "#{seq} complete-io f{file} folio {folio}")
+            }
             Step::Commit { seq, file } => write!(f, "#{seq} journal-commit f{file}"),
             Step::Op { seq } => write!(f, "#{seq} commit"),
         }

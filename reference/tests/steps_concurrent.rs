@@ -16,7 +16,15 @@ fn write_reserves_again_a_hole_punched_after_its_reservation() {
     let mut fs = fs_with(4096, 1, 64, Policy::Invalidate, &[false]);
     // Op 1: write [0, 1) (dirty, delalloc), and the btree root goes bad.
     assert_eq!(
-        fs.apply(1, &Op::Write { file: 0, off: 0, len: 1, sync: false }),
+        fs.apply(
+            1,
+            &Op::Write {
+                file: 0,
+                off: 0,
+                len: 1,
+                sync: false
+            }
+        ),
         reference::Outcome::Done(1)
     );
     fs.corrupt();
@@ -24,7 +32,10 @@ fn write_reserves_again_a_hole_punched_after_its_reservation() {
     assert_eq!(fs.reserve_write(0, 0, 1), Ok(()));
     assert_eq!(fs.counters().reserved, 1);
     // A writeback of folio 0 fails: invalidate punches block 0 and drops the folio.
-    assert_eq!(fs.writeback_folio(0, 0), Err(reference::Errno::Efscorrupted));
+    assert_eq!(
+        fs.writeback_folio(0, 0),
+        Err(reference::Errno::Efscorrupted)
+    );
     assert_eq!(fs.blocks(0, 0, 1)[0].extent, Hole);
     assert_eq!(fs.counters().reserved, 0);
     // Op 3 copies its folio: the hole is reserved again.
@@ -57,16 +68,32 @@ fn reserve_write_makes_holes_delalloc_at_once() {
 #[test]
 fn writeback_ignores_a_clean_delalloc_reservation() {
     let mut fs = fs_with(1024, 1, 64, Policy::KeepDirty, &[false]);
-    let dw = Op::DirectWrite { file: 0, off: 1024, len: 1024 };
+    let dw = Op::DirectWrite {
+        file: 0,
+        off: 1024,
+        len: 1024,
+    };
     assert_eq!(fs.apply(1, &dw), reference::Outcome::Done(1024));
     assert_eq!(
-        fs.apply(2, &Op::Write { file: 0, off: 1024, len: 1, sync: false }),
+        fs.apply(
+            2,
+            &Op::Write {
+                file: 0,
+                off: 1024,
+                len: 1,
+                sync: false
+            }
+        ),
         reference::Outcome::Done(1)
     );
     fs.corrupt();
     // A write of block 0 has reserved it (Delalloc, clean) but not copied yet.
     assert_eq!(fs.reserve_write(0, 0, 1), Ok(()));
     assert_eq!(fs.writeback_folio(0, 0), Ok(true));
-    let b: Vec<_> = fs.blocks(0, 0, 2).iter().map(|b| (b.extent, b.writeback)).collect();
+    let b: Vec<_> = fs
+        .blocks(0, 0, 2)
+        .iter()
+        .map(|b| (b.extent, b.writeback))
+        .collect();
     assert_eq!(b, vec![(Delalloc, false), (Written, true)]);
 }

@@ -2,15 +2,15 @@
 //! and the implementation under test.
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 use wbfuzz::bench;
 use wbfuzz::bugs::Bugs;
-use std::time::Duration;
 use wbfuzz::exec::{self, Target};
 use wbfuzz::hunt::{self, HuntConfig};
-use wbfuzz::minimize;
 use wbfuzz::input::script;
+use wbfuzz::minimize;
 use wbfuzz::report;
 
 /// Differential fuzzing of a filesystem's buffered write / writeback / delalloc path.
@@ -148,7 +148,13 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool, digest: bool) -> ExitCode {
+fn cmd_run(
+    files: &[PathBuf],
+    bugs: Bugs,
+    target: Option<Target>,
+    quiet: bool,
+    digest: bool,
+) -> ExitCode {
     let mut diverged = 0usize;
     for path in files {
         let input = match exec::load(path, target) {
@@ -158,7 +164,10 @@ fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool, d
         let run = exec::run_input(&input, bugs);
         let name = path.display().to_string();
         if digest {
-            println!("{name}: digest {:08x}", crc32c::crc32c(format!("{run:?}").as_bytes()));
+            println!(
+                "{name}: digest {:08x}",
+                crc32c::crc32c(format!("{run:?}").as_bytes())
+            );
         }
         if run.ok() {
             if !quiet {
@@ -171,7 +180,12 @@ fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool, d
             print!("{}", report::render(&name, &input, bugs, &run));
         }
     }
-    println!("{} inputs, {} passed, {} diverged", files.len(), files.len() - diverged, diverged);
+    println!(
+        "{} inputs, {} passed, {} diverged",
+        files.len(),
+        files.len() - diverged,
+        diverged
+    );
     if diverged > 0 {
         ExitCode::from(1)
     } else {
@@ -179,18 +193,34 @@ fn cmd_run(files: &[PathBuf], bugs: Bugs, target: Option<Target>, quiet: bool, d
     }
 }
 
-fn cmd_minimize(file: &PathBuf, bugs: Bugs, target: Option<Target>, output: Option<PathBuf>, budget: usize) -> ExitCode {
+fn cmd_minimize(
+    file: &Path,
+    bugs: Bugs,
+    target: Option<Target>,
+    output: Option<PathBuf>,
+    budget: usize,
+) -> ExitCode {
     let input = match exec::load(file, target) {
         Ok(i) => i,
         Err(e) => return usage_error(e),
     };
     let run = exec::run_input(&input, bugs);
     let Some(sig) = minimize::signature(&run) else {
-        return usage_error(format!("{}: the models agree on this input (bugs: {bugs}); nothing to minimize", file.display()));
+        return usage_error(format!(
+            "{}: the models agree on this input (bugs: {bugs}); nothing to minimize",
+            file.display()
+        ));
     };
     let small = minimize::minimize(&input, bugs, budget);
-    let text = format!("# wbfuzz minimize (bug switches: {bugs}): {sig}\n{}", script::print(&small));
-    eprintln!("minimized {} ops to {} ops ({sig})", input.op_count(), small.op_count());
+    let text = format!(
+        "# wbfuzz minimize (bug switches: {bugs}): {sig}\n{}",
+        script::print(&small)
+    );
+    eprintln!(
+        "minimized {} ops to {} ops ({sig})",
+        input.op_count(),
+        small.op_count()
+    );
     match output {
         Some(p) => {
             if let Err(e) = std::fs::write(&p, text) {
@@ -219,7 +249,9 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
             f.found_after.as_secs_f64(),
             f.signature,
             f.ops,
-            f.path.as_ref().map_or("(could not write)".to_string(), |p| p.display().to_string())
+            f.path
+                .as_ref()
+                .map_or("(could not write)".to_string(), |p| p.display().to_string())
         );
     }
     if let Some(first) = summary.findings.first() {
@@ -244,11 +276,21 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match cli.command {
-        Command::Run { files, bugs, target, quiet, digest } => {
+        Command::Run {
+            files,
+            bugs,
+            target,
+            quiet,
+            digest,
+        } => {
             let bugs = match parse_bugs(&bugs) {
                 Ok(b) => b,
                 Err(e) => return usage_error(e),
@@ -272,7 +314,13 @@ fn main() -> ExitCode {
                 Err(e) => usage_error(e),
             }
         }
-        Command::Minimize { file, bugs, target, output, budget } => {
+        Command::Minimize {
+            file,
+            bugs,
+            target,
+            output,
+            budget,
+        } => {
             let bugs = match parse_bugs(&bugs) {
                 Ok(b) => b,
                 Err(e) => return usage_error(e),
@@ -283,7 +331,18 @@ fn main() -> ExitCode {
             };
             cmd_minimize(&file, bugs, target, output, budget)
         }
-        Command::Bench { corpus, samples, sample_ms, find_runs, find_limit, jobs, bugs, markdown, json, write_corpus } => {
+        Command::Bench {
+            corpus,
+            samples,
+            sample_ms,
+            find_runs,
+            find_limit,
+            jobs,
+            bugs,
+            markdown,
+            json,
+            write_corpus,
+        } => {
             if let Some(n) = write_corpus {
                 return match bench::write_corpus(&corpus, n) {
                     Ok(()) => ExitCode::SUCCESS,
@@ -294,7 +353,8 @@ fn main() -> ExitCode {
                 Ok(b) => b.iter().collect(),
                 Err(e) => return usage_error(e),
             };
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let cfg = bench::BenchConfig {
                 corpus,
                 samples,
@@ -307,13 +367,23 @@ fn main() -> ExitCode {
             let report = bench::run(&cfg, |m| eprintln!("bench: {m}"));
             let md = report.markdown();
             print!("{md}");
-            if let Err(e) = std::fs::write(&markdown, &md).and_then(|()| std::fs::write(&json, report.json())) {
+            if let Err(e) =
+                std::fs::write(&markdown, &md).and_then(|()| std::fs::write(&json, report.json()))
+            {
                 return usage_error(e);
             }
             eprintln!("bench: wrote {} and {}", markdown.display(), json.display());
             ExitCode::SUCCESS
         }
-        Command::Hunt { time, jobs, bugs, seed, target, out, keep_going } => {
+        Command::Hunt {
+            time,
+            jobs,
+            bugs,
+            seed,
+            target,
+            out,
+            keep_going,
+        } => {
             let bugs = match parse_bugs(&bugs) {
                 Ok(b) => b,
                 Err(e) => return usage_error(e),
@@ -323,7 +393,8 @@ fn main() -> ExitCode {
                 Ok(None) => Target::ALL.to_vec(),
                 Err(e) => return usage_error(e),
             };
-            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let jobs =
+                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             cmd_hunt(HuntConfig {
                 time: Duration::from_secs(time),
                 jobs,

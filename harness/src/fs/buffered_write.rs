@@ -273,24 +273,30 @@ impl Fs {
         let mut st = lf.mem();
         let mut journal = (ino.jdata && !late_log).then(|| ino.journal.lock());
         // COMMIT POINT: one folio of a buffered write (space, data copied, blocks dirty, i_size).
-        let res = self.commit(Step::WriteFolio { seq, folio: lf.index }, || {
-            if k > 0 {
-                self.space.reserve(k).map_err(|_| Errno::Enospc)?;
-            }
-            let s = (pos - fstart) as usize;
-            let e = (end - fstart) as usize;
-            fill_pattern(seq, pos, &mut st.data[s..e]);
-            if late_log {
-                st.set_uptodate(mask, g.all);
-            } else {
-                st.set_dirty(mask);
-            }
-            if let Some(j) = journal.as_mut() {
-                j.extend(mask_blocks(mask, lf.index * g.bpf));
-            }
-            ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
-            Ok(())
-        });
+        let res = self.commit(
+            Step::WriteFolio {
+                seq,
+                folio: lf.index,
+            },
+            || {
+                if k > 0 {
+                    self.space.reserve(k).map_err(|_| Errno::Enospc)?;
+                }
+                let s = (pos - fstart) as usize;
+                let e = (end - fstart) as usize;
+                fill_pattern(seq, pos, &mut st.data[s..e]);
+                if late_log {
+                    st.set_uptodate(mask, g.all);
+                } else {
+                    st.set_dirty(mask);
+                }
+                if let Some(j) = journal.as_mut() {
+                    j.extend(mask_blocks(mask, lf.index * g.bpf));
+                }
+                ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+                Ok(())
+            },
+        );
         drop(journal);
         drop(st);
         if res.is_ok() {

@@ -53,7 +53,11 @@ impl Fs {
             }
         }
         // The instantiation takes effect at the (late) insert: that is where it is recorded.
-        let step = Step::Instantiate { seq, file: ino.idx as FileId, folio: idx };
+        let step = Step::Instantiate {
+            seq,
+            file: ino.idx as FileId,
+            folio: idx,
+        };
         ino.cache.insert_filled(idx, data, g.all, |inserted| {
             if inserted {
                 self.record(step);

@@ -70,7 +70,7 @@ impl Fs {
                 }
             }
             ExtentState::Written => {
-                if !held.contains_key(&idx) {
+                if let std::collections::btree_map::Entry::Vacant(slot_entry) = held.entry(idx) {
                     let (lf, created) = ino.cache.get_or_create_locked(idx);
                     if created || !lf.mem().uptodate {
                         self.fill_folio(ino, &lf, None, None);
@@ -78,7 +78,7 @@ impl Fs {
                     if !self.has(crate::bugs::Bug::UnstablePages) {
                         self.wait_writeback(0, &lf); // a new folio: never under writeback
                     }
-                    held.insert(idx, lf);
+                    slot_entry.insert(lf);
                 }
             }
         }

@@ -39,7 +39,9 @@ pub struct ShuttleScope {
 impl ShuttleScope {
     /// Enters shuttle mode on this thread.
     pub fn enter() -> ShuttleScope {
-        ShuttleScope { prev: SHUTTLE.with(|s| s.replace(true)) }
+        ShuttleScope {
+            prev: SHUTTLE.with(|s| s.replace(true)),
+        }
     }
 }
 
@@ -148,7 +150,9 @@ impl<T> Mutex<T> {
             },
             Mutex::Shuttle(m) => match m.try_lock() {
                 Ok(g) => Some(MutexGuard::Shuttle(g)),
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(MutexGuard::Shuttle(e.into_inner())),
+                Err(std::sync::TryLockError::Poisoned(e)) => {
+                    Some(MutexGuard::Shuttle(e.into_inner()))
+                }
                 Err(std::sync::TryLockError::WouldBlock) => None,
             },
         }
@@ -177,6 +181,9 @@ impl<T> DerefMut for MutexGuard<'_, T> {
 }
 
 /// A reader-writer lock whose guards ignore poisoning.
+// The shuttle variant is larger; boxing it would put an indirection on every lock of the fast
+// (std) path.
+#[allow(clippy::large_enum_variant)]
 pub enum RwLock<T> {
     /// std backend.
     Std(std::sync::RwLock<T>),
@@ -215,7 +222,9 @@ impl<T> RwLock<T> {
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         match self {
             RwLock::Std(l) => RwLockReadGuard::Std(l.read().unwrap_or_else(|e| e.into_inner())),
-            RwLock::Shuttle(l) => RwLockReadGuard::Shuttle(l.read().unwrap_or_else(|e| e.into_inner())),
+            RwLock::Shuttle(l) => {
+                RwLockReadGuard::Shuttle(l.read().unwrap_or_else(|e| e.into_inner()))
+            }
         }
     }
 
@@ -224,7 +233,9 @@ impl<T> RwLock<T> {
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         match self {
             RwLock::Std(l) => RwLockWriteGuard::Std(l.write().unwrap_or_else(|e| e.into_inner())),
-            RwLock::Shuttle(l) => RwLockWriteGuard::Shuttle(l.write().unwrap_or_else(|e| e.into_inner())),
+            RwLock::Shuttle(l) => {
+                RwLockWriteGuard::Shuttle(l.write().unwrap_or_else(|e| e.into_inner()))
+            }
         }
     }
 }
@@ -286,7 +297,9 @@ impl Condvar {
     #[inline]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
         match (self, guard) {
-            (Condvar::Std(c), MutexGuard::Std(g)) => MutexGuard::Std(c.wait(g).unwrap_or_else(|e| e.into_inner())),
+            (Condvar::Std(c), MutexGuard::Std(g)) => {
+                MutexGuard::Std(c.wait(g).unwrap_or_else(|e| e.into_inner()))
+            }
             (Condvar::Shuttle(c), MutexGuard::Shuttle(g)) => {
                 MutexGuard::Shuttle(c.wait(g).unwrap_or_else(|e| e.into_inner()))
             }

@@ -125,34 +125,3 @@ fn extent_map_merges_and_bumps_cookie() {
     assert_eq!(m.end_block(), u64::MAX);
     assert!(!m.any_allocated(0, u64::MAX));
 }
-
-#[test]
-fn fast_pattern_matches_reference() {
-    let mut x: u64 = 0x1234_5678_9ABC_DEF1;
-    for _ in 0..2000 {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let seq = (x >> 40) as u32 ^ (x as u32 & 0xF);
-        let off = (x >> 8) % (80 << 20);
-        let len = (x % 3000) as usize;
-        let mut a = vec![0u8; len];
-        let mut b = vec![0u8; len];
-        wbfuzz::fs::pattern_fill::fill(seq, off, &mut a);
-        reference::fill_pattern(seq, off, &mut b);
-        assert_eq!(a, b, "seq {seq} off {off}");
-    }
-    for (seq, off) in [
-        (u32::MAX, 0),
-        (u32::MAX, u64::MAX - 10),
-        (0, u64::MAX - 100),
-        (1, 250),
-        (7, 251),
-    ] {
-        let mut a = vec![0u8; 9];
-        let mut b = vec![0u8; 9];
-        wbfuzz::fs::pattern_fill::fill(seq, off, &mut a);
-        reference::fill_pattern(seq, off, &mut b);
-        assert_eq!(a, b);
-    }
-}

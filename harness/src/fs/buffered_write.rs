@@ -17,10 +17,10 @@
 //! runs after IOLOCK is dropped, as `generic_write_sync` does.
 
 use super::page_cache::LockedFolio;
-use super::pattern_fill::fill as fill_pattern;
 use super::sync::yield_point;
 use super::{Fs, Inode};
 use crate::bugs::Bug;
+use reference::fill_pattern;
 use reference::{Errno, ExtentState, Outcome, Step};
 
 /// A cached mapping of a block range (`struct iomap`), valid while `cookie` equals the extent

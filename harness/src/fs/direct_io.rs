@@ -9,8 +9,8 @@
 //! locks one at a time (flush, drop), then ILOCK + allocator + disk for the allocation and the
 //! device write, which happen in one ILOCK critical section.
 
-use super::pattern_fill::fill as fill_pattern;
 use super::{Fs, Inode};
+use reference::fill_pattern;
 use reference::{Errno, ExtentState, Outcome, Step};
 
 impl Fs {

@@ -12,10 +12,10 @@
 //! data), then the folio memory lock and the journal lock. Faults never take IOLOCK.
 
 use super::page_cache::Folio;
-use super::pattern_fill::fill as fill_pattern;
 use super::sync::{yield_point, Arc};
 use super::{Fs, Inode};
 use crate::bugs::Bug;
+use reference::fill_pattern;
 use reference::{Errno, ExtentState, FileId, Outcome, Step};
 
 impl Fs {

@@ -44,7 +44,6 @@ pub mod journal;
 pub mod lifecycle;
 pub mod observe;
 pub mod page_cache;
-pub mod pattern_fill;
 pub mod space;
 pub mod space_ops;
 pub mod sync;

@@ -158,15 +158,17 @@ pub struct Growth {
     pub us_per_exec: f64,
 }
 
-/// One time-to-find row.
+/// One time-to-find row: seconds per run (`None`: not found within the limit).
 #[derive(Clone, Debug)]
 pub struct TimeToFind {
     /// The bug.
     pub bug: Bug,
-    /// Median seconds for `wbfuzz hunt` (swarm), `None` if not found in every run.
+    /// `wbfuzz hunt`: swarm testing, fuzz-chosen schedules.
     pub hunt: Vec<Option<f64>>,
-    /// Median seconds for the baseline: uniform random ops, no swarm.
+    /// Baseline: uniformly random ops (no swarm) with shuttle's random scheduler.
     pub baseline: Vec<Option<f64>>,
+    /// Baseline: uniformly random ops with shuttle's PCT scheduler (race bugs only).
+    pub pct: Vec<Option<f64>>,
 }
 
 /// Everything one `wbfuzz bench` measured.
@@ -235,7 +237,13 @@ fn median_opt(v: &[Option<f64>]) -> Option<f64> {
     Some(median(v.iter().flatten().copied().collect()))
 }
 
-fn time_to_find(cfg: &BenchConfig, bug: Bug, swarm: bool, seed: u64) -> Option<f64> {
+fn time_to_find(
+    cfg: &BenchConfig,
+    bug: Bug,
+    swarm: bool,
+    scheduler: hunt::Baseline,
+    seed: u64,
+) -> Option<f64> {
     let targets = if bug.needs_concurrency() {
         vec![Target::Concurrent]
     } else {
@@ -252,6 +260,7 @@ fn time_to_find(cfg: &BenchConfig, bug: Bug, swarm: bool, seed: u64) -> Option<f
         stop_on_first: true,
         progress: false,
         swarm,
+        scheduler,
     };
     let summary = hunt::hunt(&h);
     let _ = std::fs::remove_dir_all(&out);
@@ -311,6 +320,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                 bug,
                 hunt: vec![],
                 baseline: vec![],
+                pct: vec![],
             };
             for r in 0..cfg.find_runs {
                 progress(&format!(
@@ -318,9 +328,25 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                     r + 1,
                     cfg.find_runs
                 ));
-                row.hunt.push(time_to_find(cfg, bug, true, 1000 + r as u64));
-                row.baseline
-                    .push(time_to_find(cfg, bug, false, 1000 + r as u64));
+                let seed = 1000 + r as u64;
+                row.hunt
+                    .push(time_to_find(cfg, bug, true, hunt::Baseline::Bytes, seed));
+                row.baseline.push(time_to_find(
+                    cfg,
+                    bug,
+                    false,
+                    hunt::Baseline::ShuttleRandom,
+                    seed,
+                ));
+                if bug.needs_concurrency() {
+                    row.pct.push(time_to_find(
+                        cfg,
+                        bug,
+                        false,
+                        hunt::Baseline::ShuttlePct,
+                        seed,
+                    ));
+                }
             }
             find.push(row);
         }
@@ -392,9 +418,9 @@ impl BenchReport {
         if !self.find.is_empty() {
             let _ = writeln!(
                 s,
-                "\n| bug | hunt (swarm), median | runs | baseline (uniform ops), median | runs |"
+                "\n| bug | wbfuzz hunt, median | runs | uniform ops + shuttle random, median | runs | uniform ops + shuttle PCT, median | runs |"
             );
-            let _ = writeln!(s, "|---|---|---|---|---|");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|");
             for f in &self.find {
                 let runs = |v: &[Option<f64>]| {
                     v.iter()
@@ -402,14 +428,21 @@ impl BenchReport {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
+                let pct = if f.pct.is_empty() {
+                    "-".to_string()
+                } else {
+                    fmt_secs(median_opt(&f.pct))
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} |",
                     f.bug,
                     fmt_secs(median_opt(&f.hunt)),
                     runs(&f.hunt),
                     fmt_secs(median_opt(&f.baseline)),
-                    runs(&f.baseline)
+                    runs(&f.baseline),
+                    pct,
+                    runs(&f.pct)
                 );
             }
         }
@@ -462,12 +495,14 @@ impl BenchReport {
             .map(|f| {
                 let list = |v: &[Option<f64>]| v.iter().map(|x| opt(*x)).collect::<Vec<_>>().join(", ");
                 format!(
-                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt\": [{}], \"baseline_median\": {}, \"baseline\": [{}]}}",
+                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt\": [{}], \"random_median\": {}, \"random\": [{}], \"pct_median\": {}, \"pct\": [{}]}}",
                     f.bug.name(),
                     opt(median_opt(&f.hunt)),
                     list(&f.hunt),
                     opt(median_opt(&f.baseline)),
-                    list(&f.baseline)
+                    list(&f.baseline),
+                    opt(median_opt(&f.pct)),
+                    list(&f.pct)
                 )
             })
             .collect();

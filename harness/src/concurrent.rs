@@ -157,7 +157,25 @@ fn run_body(input: &Input, bugs: Bugs) -> Execution {
     }
 }
 
-fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
+/// Who decides the interleaving of a concurrent run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sched {
+    /// The input's schedule bytes ([`ByteScheduler`]): what fuzzing uses.
+    Bytes,
+    /// shuttle's random scheduler with this seed (a baseline for benchmarks).
+    Random(u64),
+    /// shuttle's PCT scheduler (depth 3) with this seed (a baseline for benchmarks).
+    Pct(u64),
+}
+
+fn execute(input: &Input, bugs: Bugs, sched: Sched) -> Result<Execution, Abort> {
+    let scheduler: Box<dyn shuttle::scheduler::Scheduler + Send> = match sched {
+        Sched::Bytes => Box::new(ByteScheduler::new(&input.schedule)),
+        Sched::Random(seed) => {
+            Box::new(shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1))
+        }
+        Sched::Pct(seed) => Box::new(shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, 1)),
+    };
     install_quiet_hook();
     let result: Arc<Mutex<Option<Execution>>> = Arc::new(Mutex::new(None));
     let out = Arc::clone(&result);
@@ -166,7 +184,7 @@ fn execute(input: &Input, bugs: Bugs) -> Result<Execution, Abort> {
     config.max_steps = shuttle::MaxSteps::FailAfter(STEP_BOUND);
     config.failure_persistence = shuttle::FailurePersistence::None;
     config.silence_warnings = true;
-    let runner = shuttle::Runner::new(ByteScheduler::new(&input.schedule), config);
+    let runner = shuttle::Runner::new(scheduler, config);
     let body = move || {
         let e = run_body(&shared, bugs);
         if let Ok(mut slot) = out.lock() {
@@ -437,7 +455,12 @@ fn geo(r: &RefFs) -> (u64, u64) {
 
 /// Runs `input` concurrently under its schedule and checks it against the reference.
 pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
-    check(input, execute(input, bugs))
+    check(input, execute(input, bugs, Sched::Bytes))
+}
+
+/// Runs `input` concurrently with the given scheduler (benchmark baselines use shuttle's own).
+pub fn run_concurrent_with(input: &Input, bugs: Bugs, sched: Sched) -> Run {
+    check(input, execute(input, bugs, sched))
 }
 
 /// Runs `input` on real threads and checks the interleaving that happened against the

@@ -41,6 +41,20 @@ pub struct HuntConfig {
     pub progress: bool,
     /// Swarm testing on (each epoch draws its op kinds); off: every kind always enabled.
     pub swarm: bool,
+    /// Concurrent runs: the input's schedule bytes (fuzzing), or one of shuttle's schedulers
+    /// seeded per input (the benchmark baselines).
+    pub scheduler: Baseline,
+}
+
+/// Which scheduler concurrent hunt runs use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Baseline {
+    /// The input's schedule bytes.
+    Bytes,
+    /// shuttle's random scheduler.
+    ShuttleRandom,
+    /// shuttle's PCT scheduler.
+    ShuttlePct,
 }
 
 /// One minimized finding.
@@ -143,6 +157,17 @@ pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<
     input
 }
 
+/// Runs one input as the hunt's scheduler choice says.
+fn run_one(cfg: &HuntConfig, input: &Input, seed: u64) -> crate::oracle::Run {
+    use crate::concurrent::{run_concurrent_with, Sched};
+    match cfg.scheduler {
+        _ if input.threads.len() < 2 => exec::run_input(input, cfg.bugs),
+        Baseline::Bytes => exec::run_input(input, cfg.bugs),
+        Baseline::ShuttleRandom => run_concurrent_with(input, cfg.bugs, Sched::Random(seed)),
+        Baseline::ShuttlePct => run_concurrent_with(input, cfg.bugs, Sched::Pct(seed)),
+    }
+}
+
 /// Inputs per swarm epoch.
 const EPOCH: u64 = 256;
 
@@ -185,7 +210,7 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
                 return;
             }
             let input = generate(&mut rng, target, swarm, &mut buf);
-            let run = exec::run_input(&input, cfg.bugs);
+            let run = run_one(cfg, &input, rng.next_u64());
             shared.execs.fetch_add(1, Ordering::Relaxed);
             let Some(sig) = minimize::signature(&run) else {
                 continue;

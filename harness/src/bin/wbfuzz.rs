@@ -405,6 +405,7 @@ fn main() -> ExitCode {
                 stop_on_first: !keep_going,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 swarm: true,
+                scheduler: hunt::Baseline::Bytes,
             })
         }
     }

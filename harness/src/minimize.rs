@@ -86,18 +86,13 @@ impl Shrinker {
     }
 }
 
+/// The op's shrinkable numbers: offset and length, a truncate size, a folio index, a count.
 fn op_numbers(op: &Op) -> Vec<u64> {
-    match *op {
-        Op::Write { off, len, .. }
-        | Op::Read { off, len, .. }
-        | Op::DirectWrite { off, len, .. }
-        | Op::DirectRead { off, len, .. }
-        | Op::MmapWrite { off, len, .. }
-        | Op::MmapRead { off, len, .. }
-        | Op::Fallocate { off, len, .. }
-        | Op::PunchHole { off, len, .. }
-        | Op::ZeroRange { off, len, .. }
-        | Op::Flush { off, len, .. } => vec![off, len],
+    let mut op = op.clone();
+    if let Some((off, len)) = op.range_mut() {
+        return vec![*off, *len];
+    }
+    match op {
         Op::Truncate { size, .. } => vec![size],
         Op::Reclaim { folio, .. } => vec![folio],
         Op::CompleteIo { n } => vec![n as u64],
@@ -105,22 +100,14 @@ fn op_numbers(op: &Op) -> Vec<u64> {
     }
 }
 
+/// The op with its numbers replaced (same order as [`op_numbers`]).
 fn with_numbers(op: &Op, v: &[u64]) -> Op {
     let mut op = op.clone();
+    if let Some((off, len)) = op.range_mut() {
+        (*off, *len) = (v[0], v[1]);
+        return op;
+    }
     match &mut op {
-        Op::Write { off, len, .. }
-        | Op::Read { off, len, .. }
-        | Op::DirectWrite { off, len, .. }
-        | Op::DirectRead { off, len, .. }
-        | Op::MmapWrite { off, len, .. }
-        | Op::MmapRead { off, len, .. }
-        | Op::Fallocate { off, len, .. }
-        | Op::PunchHole { off, len, .. }
-        | Op::ZeroRange { off, len, .. }
-        | Op::Flush { off, len, .. } => {
-            *off = v[0];
-            *len = v[1];
-        }
         Op::Truncate { size, .. } => *size = v[0],
         Op::Reclaim { folio, .. } => *folio = v[0],
         Op::CompleteIo { n } => *n = v[0].min(u32::MAX as u64) as u32,
@@ -184,30 +171,11 @@ fn clear_flag(op: &Op) -> Option<Op> {
     }
 }
 
-fn remap_file(op: &Op, from: FileId, to: FileId) -> Op {
+/// The op after file `removed` was deleted from the file list: later files move down by one.
+fn renumber_after_removal(op: &Op, removed: FileId) -> Op {
     let mut op = op.clone();
-    let f = match &mut op {
-        Op::Write { file, .. }
-        | Op::Read { file, .. }
-        | Op::DirectWrite { file, .. }
-        | Op::DirectRead { file, .. }
-        | Op::MmapWrite { file, .. }
-        | Op::MmapRead { file, .. }
-        | Op::Fsync { file }
-        | Op::Fallocate { file, .. }
-        | Op::PunchHole { file, .. }
-        | Op::ZeroRange { file, .. }
-        | Op::Truncate { file, .. }
-        | Op::Flush { file, .. }
-        | Op::Reclaim { file, .. }
-        | Op::EvictInode { file }
-        | Op::JournalCommit { file } => Some(file),
-        _ => None,
-    };
-    if let Some(file) = f {
-        if *file == from {
-            *file = to;
-        } else if *file > from {
+    if let Some(file) = op.file_mut() {
+        if *file > removed {
             *file -= 1;
         }
     }
@@ -297,7 +265,7 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
                 cand.config.files.remove(f);
                 for ops in &mut cand.threads {
                     for op in ops.iter_mut() {
-                        *op = remap_file(op, f as FileId, f as FileId);
+                        *op = renumber_after_removal(op, f as FileId);
                     }
                 }
                 if s.try_replace(&mut cur, cand) {

@@ -189,6 +189,47 @@ impl Op {
     }
 }
 
+impl Op {
+    /// Mutable access to the op's file index, if it names a file (for tools that renumber files).
+    pub fn file_mut(&mut self) -> Option<&mut FileId> {
+        match self {
+            Op::Write { file, .. }
+            | Op::Read { file, .. }
+            | Op::DirectWrite { file, .. }
+            | Op::DirectRead { file, .. }
+            | Op::MmapWrite { file, .. }
+            | Op::MmapRead { file, .. }
+            | Op::Fsync { file }
+            | Op::Fallocate { file, .. }
+            | Op::PunchHole { file, .. }
+            | Op::ZeroRange { file, .. }
+            | Op::Truncate { file, .. }
+            | Op::Flush { file, .. }
+            | Op::Reclaim { file, .. }
+            | Op::EvictInode { file }
+            | Op::JournalCommit { file } => Some(file),
+            Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => None,
+        }
+    }
+
+    /// Mutable access to the op's byte range `(off, len)`, for ops that have one.
+    pub fn range_mut(&mut self) -> Option<(&mut u64, &mut u64)> {
+        match self {
+            Op::Write { off, len, .. }
+            | Op::Read { off, len, .. }
+            | Op::DirectWrite { off, len, .. }
+            | Op::DirectRead { off, len, .. }
+            | Op::MmapWrite { off, len, .. }
+            | Op::MmapRead { off, len, .. }
+            | Op::Fallocate { off, len, .. }
+            | Op::PunchHole { off, len, .. }
+            | Op::ZeroRange { off, len, .. }
+            | Op::Flush { off, len, .. } => Some((off, len)),
+            _ => None,
+        }
+    }
+}
+
 impl fmt::Display for Op {
     /// The script form of the op, e.g. `write f0 0x0 0x1400 sync`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

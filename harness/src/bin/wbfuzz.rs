@@ -271,48 +271,30 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
-    };
-    match cli.command {
+fn all_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Dispatches a parsed command line; `Err` is a usage error (exit 2).
+fn dispatch(command: Command) -> Result<ExitCode, String> {
+    Ok(match command {
         Command::Run {
             files,
             bugs,
             target,
             quiet,
             digest,
-        } => {
-            let bugs = match parse_bugs(&bugs) {
-                Ok(b) => b,
-                Err(e) => return usage_error(e),
-            };
-            let target = match parse_target(&target) {
-                Ok(t) => t,
-                Err(e) => return usage_error(e),
-            };
-            cmd_run(&files, bugs, target, quiet, digest)
-        }
+        } => cmd_run(
+            &files,
+            parse_bugs(&bugs)?,
+            parse_target(&target)?,
+            quiet,
+            digest,
+        ),
         Command::Show { file, target } => {
-            let target = match parse_target(&target) {
-                Ok(t) => t,
-                Err(e) => return usage_error(e),
-            };
-            match exec::load(&file, target) {
-                Ok(input) => {
-                    print!("{}", script::print(&input));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => usage_error(e),
-            }
+            let input = exec::load(&file, parse_target(&target)?).map_err(|e| e.to_string())?;
+            print!("{}", script::print(&input));
+            ExitCode::SUCCESS
         }
         Command::Minimize {
             file,
@@ -320,17 +302,13 @@ fn main() -> ExitCode {
             target,
             output,
             budget,
-        } => {
-            let bugs = match parse_bugs(&bugs) {
-                Ok(b) => b,
-                Err(e) => return usage_error(e),
-            };
-            let target = match parse_target(&target) {
-                Ok(t) => t,
-                Err(e) => return usage_error(e),
-            };
-            cmd_minimize(&file, bugs, target, output, budget)
-        }
+        } => cmd_minimize(
+            &file,
+            parse_bugs(&bugs)?,
+            parse_target(&target)?,
+            output,
+            budget,
+        ),
         Command::Bench {
             corpus,
             samples,
@@ -344,34 +322,25 @@ fn main() -> ExitCode {
             write_corpus,
         } => {
             if let Some(n) = write_corpus {
-                return match bench::write_corpus(&corpus, n) {
-                    Ok(()) => ExitCode::SUCCESS,
-                    Err(e) => usage_error(format!("{}: {e}", corpus.display())),
-                };
+                bench::write_corpus(&corpus, n)
+                    .map_err(|e| format!("{}: {e}", corpus.display()))?;
+                return Ok(ExitCode::SUCCESS);
             }
-            let bugs = match parse_bugs(&bugs) {
-                Ok(b) => b.iter().collect(),
-                Err(e) => return usage_error(e),
-            };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let cfg = bench::BenchConfig {
                 corpus,
                 samples,
                 sample_time: Duration::from_millis(sample_ms),
                 find_runs,
                 find_limit: Duration::from_secs(find_limit),
-                jobs,
-                bugs,
+                jobs: jobs.unwrap_or_else(all_cores),
+                bugs: parse_bugs(&bugs)?.iter().collect(),
             };
             let report = bench::run(&cfg, |m| eprintln!("bench: {m}"));
             let md = report.markdown();
             print!("{md}");
-            if let Err(e) =
-                std::fs::write(&markdown, &md).and_then(|()| std::fs::write(&json, report.json()))
-            {
-                return usage_error(e);
-            }
+            std::fs::write(&markdown, &md)
+                .and_then(|()| std::fs::write(&json, report.json()))
+                .map_err(|e| e.to_string())?;
             eprintln!("bench: wrote {} and {}", markdown.display(), json.display());
             ExitCode::SUCCESS
         }
@@ -383,30 +352,31 @@ fn main() -> ExitCode {
             target,
             out,
             keep_going,
-        } => {
-            let bugs = match parse_bugs(&bugs) {
-                Ok(b) => b,
-                Err(e) => return usage_error(e),
-            };
-            let targets = match parse_target(&target) {
-                Ok(Some(t)) => vec![t],
-                Ok(None) => Target::ALL.to_vec(),
-                Err(e) => return usage_error(e),
-            };
-            let jobs =
-                jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            cmd_hunt(HuntConfig {
-                time: Duration::from_secs(time),
-                jobs,
-                bugs,
-                seed,
-                targets,
-                out_dir: out,
-                stop_on_first: !keep_going,
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                swarm: true,
-                scheduler: hunt::Baseline::Bytes,
-            })
+        } => cmd_hunt(HuntConfig {
+            time: Duration::from_secs(time),
+            jobs: jobs.unwrap_or_else(all_cores),
+            bugs: parse_bugs(&bugs)?,
+            seed,
+            targets: parse_target(&target)?.map_or(Target::ALL.to_vec(), |t| vec![t]),
+            out_dir: out,
+            stop_on_first: !keep_going,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            swarm: true,
+            scheduler: hunt::Baseline::Bytes,
+        }),
+    })
+}
+
+fn main() -> ExitCode {
+    match Cli::try_parse() {
+        Ok(cli) => dispatch(cli.command).unwrap_or_else(usage_error),
+        Err(e) => {
+            let _ = e.print();
+            if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
     }
 }

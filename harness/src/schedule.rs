@@ -2,7 +2,8 @@
 //! input's schedule bytes, so the fuzzer explores interleavings as it explores ops.
 //!
 //! Encoding, one byte per context switch decision: the low nibble `k` says "let the chosen
-//! thread run `k` more scheduling points before the next decision", the high nibble `t` picks
+//! thread run `RUNS[k]` more scheduling points before the next decision" (0 to 4096, short runs
+//! finely graded, long runs coarsely), the high nibble `t` picks
 //! the next thread as `runnable[t % runnable.len()]`. Short byte strings therefore express the
 //! interleavings that matter (run A up to its mapping, switch to B for a few steps, back to A)
 //! and a single mutated byte moves one switch. When the bytes run out, the fallback is
@@ -13,6 +14,12 @@
 //! the bytes and the sequence of runnable sets, so a run is a pure function of its input.
 
 use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
+
+/// How many more scheduling points the chosen thread runs, by low nibble: mostly short runs
+/// (precise switches right after a mapping or a folio), with a tail of long ones, so random
+/// bytes also give the few-preemption schedules (one thread runs far, then one switch at the
+/// right place) that races like seed 000's need, as PCT does.
+const RUNS: [u32; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024, 4096];
 
 /// Reads scheduling decisions from bytes.
 #[derive(Clone, Debug)]
@@ -70,7 +77,7 @@ impl Scheduler for ByteScheduler {
         match self.bytes.get(self.pos) {
             Some(&b) => {
                 self.pos += 1;
-                self.run_left = (b & 0x0f) as u32;
+                self.run_left = RUNS[(b & 0x0f) as usize];
                 Some(runnable[(b >> 4) as usize % runnable.len()].id())
             }
             None => {

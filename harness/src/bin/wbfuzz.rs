@@ -169,7 +169,9 @@ fn cmd_run(
                 crc32c::crc32c(format!("{run:?}").as_bytes())
             );
         }
-        if run.ok() {
+        if run.rejected {
+            println!("{name}: rejected: the concurrent run went past the step bound (not a finding)");
+        } else if run.ok() {
             if !quiet {
                 println!("{name}: {}", report::config_line(&input));
                 print!("{}", report::render_trace(&run));

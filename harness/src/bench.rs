@@ -230,11 +230,17 @@ pub fn growth_input(ops: usize, file_size: u64) -> Input {
     }
 }
 
+/// Median of runs where `None` (not found within the limit) counts as longer than any time;
+/// `None` when at least half the runs found nothing.
 fn median_opt(v: &[Option<f64>]) -> Option<f64> {
-    if v.iter().any(Option::is_none) || v.is_empty() {
-        return None;
-    }
-    Some(median(v.iter().flatten().copied().collect()))
+    let mut sorted = v.to_vec();
+    sorted.sort_by(|a, b| match (a, b) {
+        (Some(x), Some(y)) => x.total_cmp(y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    sorted.get(sorted.len() / 2).copied().flatten()
 }
 
 fn time_to_find(

@@ -19,7 +19,9 @@ use shuttle::scheduler::{Schedule, Scheduler, Task, TaskId};
 /// (precise switches right after a mapping or a folio), with a tail of long ones, so random
 /// bytes also give the few-preemption schedules (one thread runs far, then one switch at the
 /// right place) that races like seed 000's need, as PCT does.
-const RUNS: [u32; 16] = [0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024, 4096];
+const RUNS: [u32; 16] = [
+    0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024, 4096,
+];
 
 /// Reads scheduling decisions from bytes.
 #[derive(Clone, Debug)]

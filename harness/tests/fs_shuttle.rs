@@ -32,7 +32,9 @@ fn bad_runs(
 ) -> usize {
     bad.store(0, Ordering::SeqCst);
     let _scope = wbfuzz::fs::sync::ShuttleScope::enter();
-    shuttle::check_random(
+    // A fixed seed: the same schedules on every run (determinism), enough of them that each
+    // race shows up in many (FS_DEBUG=1 prints the bad ones).
+    shuttle::check_random_with_seed(
         move || {
             let fs = Arc::new(Fs::new(&config(jdata), bugs));
             let got = scenario(fs.clone());
@@ -48,7 +50,8 @@ fn bad_runs(
                 bad.fetch_add(1, Ordering::SeqCst);
             }
         },
-        300,
+        0x5EED,
+        1000,
     );
     bad.load(Ordering::SeqCst)
 }
@@ -322,7 +325,7 @@ fn random_concurrent_ops_never_deadlock_and_settle_clean() {
     for seed in 1..=seeds {
         for policy in [Policy::KeepDirty, Policy::Invalidate] {
             let _scope = wbfuzz::fs::sync::ShuttleScope::enter();
-            shuttle::check_random(
+            shuttle::check_random_with_seed(
                 move || {
                     let cfg = Config {
                         geometry: Geometry {
@@ -365,6 +368,7 @@ fn random_concurrent_ops_never_deadlock_and_settle_clean() {
                     let v = fs.check_invariants();
                     assert!(v.is_empty(), "{v:?}");
                 },
+                seed,
                 iters,
             );
         }

@@ -170,7 +170,9 @@ fn cmd_run(
             );
         }
         if run.rejected {
-            println!("{name}: rejected: the concurrent run went past the step bound (not a finding)");
+            println!(
+                "{name}: rejected: the concurrent run went past the step bound (not a finding)"
+            );
         } else if run.ok() {
             if !quiet {
                 println!("{name}: {}", report::config_line(&input));

@@ -464,7 +464,8 @@ pub fn run_concurrent_with(input: &Input, bugs: Bugs, sched: Sched) -> Run {
 }
 
 /// Runs `input` on real threads and checks the interleaving that happened against the
-/// reference (see [`execute_real_threads`]).
+/// reference. The interleaving is the OS's, not reproducible, but the commit log records the order
+/// that happened, so the same replay checks it; for stress tests, fuzzing uses [`run_concurrent`].
 pub fn run_real_threads(input: &Input, bugs: Bugs) -> Run {
     check(input, execute_real_threads(input, bugs))
 }

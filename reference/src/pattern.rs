@@ -31,7 +31,7 @@ const RAMP: [u8; 510] = {
 ///
 /// Equal to calling [`pattern_byte`] for every offset (a test checks it), but at memcpy speed:
 /// between two multiples of 251 the mix grows by exactly one per byte, so each such run is a
-/// slice of [`RAMP`]. Filling pages is most of what a write costs in both models.
+/// slice of `RAMP`. Filling pages is most of what a write costs in both models.
 pub fn fill_pattern(seq: u32, off: u64, buf: &mut [u8]) {
     let mut o = off;
     let mut i = 0;

@@ -431,15 +431,3 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         rejected: false,
     }
 }
-
-/// Runs `input` on the reference alone, returning each op's outcome (no comparison).
-pub fn run_reference_only(input: &Input) -> Vec<(usize, u32, Op, Outcome)> {
-    let mut reference = RefFs::new(&input.config);
-    input
-        .numbered_ops()
-        .map(|(t, seq, op)| {
-            let out = reference.apply(seq, op);
-            (t, seq, op.clone(), out)
-        })
-        .collect()
-}

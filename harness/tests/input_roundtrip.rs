@@ -59,18 +59,10 @@ fn check_bounds(input: &Input, mode: Mode, data: &[u8]) {
             if let Some(f) = op.file() {
                 assert!((f as usize) < nfiles, "{op} with {nfiles} files");
             }
-            let (off, len) = match *op {
-                Op::Write { off, len, .. }
-                | Op::Read { off, len, .. }
-                | Op::DirectWrite { off, len, .. }
-                | Op::DirectRead { off, len, .. }
-                | Op::MmapWrite { off, len, .. }
-                | Op::MmapRead { off, len, .. }
-                | Op::Fallocate { off, len, .. }
-                | Op::PunchHole { off, len, .. }
-                | Op::ZeroRange { off, len, .. }
-                | Op::Flush { off, len, .. } => (off, len),
-                Op::Truncate { size, .. } => (size, 0),
+            let mut copy = op.clone();
+            let (off, len) = match (copy.range_mut(), op) {
+                (Some((off, len)), _) => (*off, *len),
+                (None, Op::Truncate { size, .. }) => (*size, 0),
                 _ => (0, 0),
             };
             assert!(off.checked_add(len).is_some(), "{op} overflows");

@@ -210,6 +210,30 @@ fn surely_zero(b: &BlockObs) -> bool {
     b.cache == reference::CacheState::NotCached && b.extent != reference::ExtentState::Written
 }
 
+thread_local! {
+    /// The reference's bytes of the window being compared, reused across comparisons.
+    static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Whether both sides hold the same bytes in `[lo, hi)`: the reference's are gathered once into a
+/// reused buffer and the implementation's compared slice by slice as it lends them, so the hot
+/// path allocates nothing and copies once.
+fn same_contents(file: FileId, lo: u64, hi: u64, r: &dyn Observe, i: &dyn Observe) -> bool {
+    SCRATCH.with(|buf| {
+        let mut buf = buf.borrow_mut();
+        buf.clear();
+        r.visit(file, lo, hi - lo, &mut |s| buf.extend_from_slice(s));
+        let (mut at, mut same) = (0usize, true);
+        i.visit(file, lo, hi - lo, &mut |s| {
+            if same {
+                same = buf.get(at..at + s.len()) == Some(s);
+                at += s.len();
+            }
+        });
+        same && at == buf.len()
+    })
+}
+
 fn contents_mismatch(
     file: FileId,
     lo: u64,
@@ -217,11 +241,12 @@ fn contents_mismatch(
     r: &dyn Observe,
     i: &dyn Observe,
 ) -> Option<Mismatch> {
-    let a = r.peek(file, lo, hi - lo);
-    let b = i.peek(file, lo, hi - lo);
-    if a == b {
+    if same_contents(file, lo, hi, r, i) {
         return None;
     }
+    // Rare path (a finding): materialize both sides to locate and show the difference.
+    let a = r.peek(file, lo, hi - lo);
+    let b = i.peek(file, lo, hi - lo);
     let first = a
         .iter()
         .zip(&b)
@@ -340,7 +365,8 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
     // The reference's self-check costs as much as the rest of the comparison together; it runs
     // after every op in the reference's own soak test, and here where whole states are compared
     // (complete, corrupt, repair, the epilogue, the end of concurrent runs). The implementation,
-    // where the bugs live, is checked after every op.
+    // where the bugs live, is checked after every op: its global invariants everywhere, its
+    // per-block ones inside the op's scope (everything at the next whole-state comparison).
     if matches!(scope, Scope::All) {
         for v in r.check_invariants() {
             out.push(Mismatch::Invariant {
@@ -349,7 +375,11 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
             });
         }
     }
-    for v in i.check_invariants() {
+    let own = match scope {
+        Scope::Range { file, first, end } => i.check_invariants_in(file, first, end),
+        Scope::All => i.check_invariants(),
+    };
+    for v in own {
         out.push(Mismatch::Invariant {
             side: Side::Implementation,
             violation: v,

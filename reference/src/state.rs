@@ -130,6 +130,12 @@ pub trait Observe {
     fn size(&self, file: FileId) -> u64;
     /// Logical contents of `[off, off+len)` clipped to EOF, as a buffered read would return them.
     fn peek(&self, file: FileId, off: u64, len: u64) -> Vec<u8>;
+    /// The same bytes as [`Observe::peek`], handed to `f` in order as consecutive slices that
+    /// together make up the clipped range. Models override it to lend their own memory instead
+    /// of copying: the oracle compares contents after every op, and copies were its main cost.
+    fn visit(&self, file: FileId, off: u64, len: u64, f: &mut dyn FnMut(&[u8])) {
+        f(&self.peek(file, off, len));
+    }
     /// One past the highest block of the file whose state is not [`BlockObs::UNTOUCHED`]
     /// (0 if none): how far [`Observe::blocks`] must look to see everything.
     fn block_span(&self, file: FileId) -> u64;
@@ -143,4 +149,11 @@ pub trait Observe {
     fn btree_corrupt(&self) -> bool;
     /// Checks the model's internal invariants (DESIGN.md section 7); empty when all hold.
     fn check_invariants(&self) -> Vec<Violation>;
+    /// [`Observe::check_invariants`] with the per-block checks limited to blocks `[first, end)`
+    /// of `file` (the global ones still run): the oracle's check after an op that changed only
+    /// those blocks. Models without a cheaper scoped check need not override it.
+    fn check_invariants_in(&self, file: FileId, first: u64, end: u64) -> Vec<Violation> {
+        let _ = (file, first, end);
+        self.check_invariants()
+    }
 }

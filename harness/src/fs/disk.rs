@@ -31,6 +31,11 @@ impl Disk {
         }
     }
 
+    /// Calls `f` with block `phys`'s bytes under the read lock (`None`: never written, zeros).
+    pub fn with_block<R>(&self, phys: u64, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
+        f(self.blocks.read().get(&phys).map(|b| &b[..]))
+    }
+
     /// Writes `data` (`bs` bytes) to block `phys`.
     pub fn write(&self, phys: u64, data: &[u8]) {
         let mut g = self.blocks.write();

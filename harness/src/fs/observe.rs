@@ -17,16 +17,6 @@ impl Fs {
     fn inode(&self, file: FileId) -> Option<&Inode> {
         self.inodes.get(file as usize)
     }
-
-    /// The bytes of block `b` as the mapping (not the cache) has them.
-    fn mapped_block(&self, ino: &Inode, b: u64, out: &mut [u8]) {
-        let m = ino.ilock.lock().lookup(b, b + 1);
-        if m.state == ExtentState::Written {
-            self.disk.read(m.phys, out);
-        } else {
-            out.fill(0);
-        }
-    }
 }
 
 impl Observe for Fs {
@@ -43,41 +33,53 @@ impl Observe for Fs {
     }
 
     fn peek(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
-        let Some(ino) = self.inode(file) else {
-            return Vec::new();
-        };
+        let mut out = Vec::new();
+        self.visit(file, off, len, &mut |s| out.extend_from_slice(s));
+        out
+    }
+
+    /// Lends cached bytes under the folio's memory lock and disk bytes under the disk lock, one
+    /// block at a time (a folio may mix uptodate and not-uptodate blocks).
+    fn visit(&self, file: FileId, off: u64, len: u64, out: &mut dyn FnMut(&[u8])) {
+        static ZEROS: [u8; 4096] = [0; 4096];
+        let Some(ino) = self.inode(file) else { return };
         let size = Fs::size(self, ino);
         if off >= size {
-            return Vec::new();
+            return;
         }
         let end = off.saturating_add(len).min(size);
         let g = self.geo;
-        let bs = g.bs as usize;
-        let mut out = vec![0u8; (end - off) as usize];
-        let mut blk = vec![0u8; bs];
-        let mut b = off / g.bs;
-        while b * g.bs < end {
-            let bstart = b * g.bs;
-            let idx = bstart / g.fsz;
-            let slot = (b - idx * g.bpf) as usize;
-            let from_cache = ino.cache.get(idx).and_then(|f| {
+        let mut pos = off;
+        while pos < end {
+            let idx = pos / g.fsz;
+            let fstart = idx * g.fsz;
+            let fend = end.min(fstart + g.fsz);
+            if let Some(f) = ino.cache.get(idx) {
                 let st = f.mem();
-                let up = st
-                    .ifs
-                    .as_ref()
-                    .is_some_and(|i| i.uptodate & (1 << slot) != 0);
-                up.then(|| blk.copy_from_slice(&st.data[slot * bs..(slot + 1) * bs]))
-            });
-            if from_cache.is_none() {
-                self.mapped_block(ino, b, &mut blk);
+                let up = st.ifs.as_ref().map_or(0, |i| i.uptodate);
+                // The longest run of uptodate blocks from `pos`, lent in one piece.
+                let mut stop = pos;
+                while stop < fend && up & (1 << ((stop - fstart) / g.bs)) != 0 {
+                    stop = ((stop / g.bs) + 1) * g.bs;
+                }
+                let stop = stop.min(fend);
+                if stop > pos {
+                    out(&st.data[(pos - fstart) as usize..(stop - fstart) as usize]);
+                    pos = stop;
+                    continue;
+                }
             }
-            let lo = bstart.max(off);
-            let hi = (bstart + g.bs).min(end);
-            out[(lo - off) as usize..(hi - off) as usize]
-                .copy_from_slice(&blk[(lo - bstart) as usize..(hi - bstart) as usize]);
-            b += 1;
+            let b = pos / g.bs;
+            let stop = end.min((b + 1) * g.bs);
+            let (lo, hi) = ((pos - b * g.bs) as usize, (stop - b * g.bs) as usize);
+            let m = ino.ilock.lock().lookup(b, b + 1);
+            if m.state == ExtentState::Written {
+                self.disk.with_block(m.phys, |d| out(&d.unwrap_or(&ZEROS[..g.bs as usize])[lo..hi]));
+            } else {
+                out(&ZEROS[lo..hi]);
+            }
+            pos = stop;
         }
-        out
     }
 
     fn block_span(&self, file: FileId) -> u64 {
@@ -141,10 +143,22 @@ impl Observe for Fs {
     }
 
     fn check_invariants(&self) -> Vec<Violation> {
+        self.check(None)
+    }
+
+    fn check_invariants_in(&self, file: FileId, first: u64, end: u64) -> Vec<Violation> {
+        self.check(Some((file as usize, first, end)))
+    }
+}
+
+impl Fs {
+    /// The invariant check. Global invariants (counters, delalloc and mapped totals, ownership,
+    /// the btree) always; the per-folio and per-block ones over every folio of every file, or with
+    /// `scope = (file, first, end)` only over the folios holding blocks `[first, end)` of `file`.
+    fn check(&self, scope: Option<(usize, u64, u64)>) -> Vec<Violation> {
         let mut v: Vec<Violation> = self.violations.lock().clone();
         let mut push = |name: &'static str, detail: String| v.push(Violation { name, detail });
         let g = self.geo;
-        let bs = g.bs as usize;
         let (free, reserved, allocated) = self.space.get();
         if free + reserved + allocated != self.geometry.capacity_blocks {
             push(
@@ -158,10 +172,15 @@ impl Observe for Fs {
         let mut delalloc_total = 0;
         let mut mapped_total = 0;
         let mut owners: Vec<(u64, u64, usize, u64)> = Vec::new();
-        let mut blk = vec![0u8; bs];
         for ino in &self.inodes {
             let size = Fs::size(self, ino);
-            let folios = ino.cache.range(0, u64::MAX);
+            // Blocks whose per-block invariants are checked.
+            let (b0, b1) = match scope {
+                None => (0, u64::MAX),
+                Some((f, first, end)) if f == ino.idx => (first, end),
+                Some(_) => (0, 0),
+            };
+            let folios = ino.cache.range(b0 / g.bpf, b1.div_ceil(g.bpf));
             let em = ino.ilock.lock();
             // Dirty masks by folio, in index order (for the delalloc check below).
             let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
@@ -197,12 +216,12 @@ impl Observe for Fs {
                         );
                     }
                 }
-                self.check_clean_blocks(ino, &em, f, &st, &mut blk, &mut push);
+                self.check_clean_blocks(ino, &em, f, &st, &mut push);
             }
             for (s, e) in em.extents() {
                 if e.state == ExtentState::Delalloc {
                     delalloc_total += e.len;
-                    for b in s..s + e.len {
+                    for b in s.max(b0)..(s + e.len).min(b1) {
                         let i = dirty_of.partition_point(|&(idx, _)| idx < b / g.bpf);
                         let dirty = dirty_of.get(i).is_some_and(|&(idx, d)| {
                             idx == b / g.bpf && d & (1 << (b % g.bpf)) != 0
@@ -266,9 +285,7 @@ impl Observe for Fs {
         }
         v
     }
-}
 
-impl Fs {
     /// `clean-cache-matches-disk` for one folio, given its file's extent map and its state.
     fn check_clean_blocks(
         &self,
@@ -276,7 +293,6 @@ impl Fs {
         em: &super::extent_map::ExtentMap,
         f: &Folio,
         st: &super::page_cache::FolioState,
-        blk: &mut [u8],
         push: &mut impl FnMut(&'static str, String),
     ) {
         let g = self.geo;
@@ -292,8 +308,8 @@ impl Fs {
                 }
                 let cached = &st.data[i * bs..(i + 1) * bs];
                 let same = if m.state == ExtentState::Written {
-                    self.disk.read(m.phys_of(b), blk);
-                    cached == &blk[..]
+                    self.disk
+                        .with_block(m.phys_of(b), |d| d.map_or_else(|| is_zero(cached), |d| d == cached))
                 } else {
                     is_zero(cached)
                 };

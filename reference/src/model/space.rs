@@ -141,6 +141,11 @@ impl Space {
         }
     }
 
+    /// The bytes of physical block `phys`, `None` if never written (reads as zeros).
+    pub fn block(&self, phys: u64) -> Option<&[u8]> {
+        self.disk.get(&phys).map(|b| &b[..])
+    }
+
     /// Writes one block's bytes to physical block `phys`.
     pub fn write_block(&mut self, phys: u64, data: &[u8]) {
         debug_assert_eq!(data.len(), self.bs);

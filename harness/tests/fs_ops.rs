@@ -294,6 +294,13 @@ fn discard_keeps_dirty_leaves_dirty_over_hole() {
                 }
             );
             assert!(names(&fs).contains(&"dirty-over-hole"));
+            // The oracle's scoped check sees it inside the block's folio and not elsewhere.
+            let scoped = |first, end| -> Vec<&'static str> {
+                let v = fs.check_invariants_in(0, first, end);
+                v.into_iter().map(|v| v.name).collect()
+            };
+            assert!(scoped(0, 1).contains(&"dirty-over-hole"));
+            assert!(!scoped(8, 16).contains(&"dirty-over-hole"));
             fs.apply(4, &Op::RepairAllocBtree);
             // Later writeback trips over the unbacked dirty data.
             assert_eq!(

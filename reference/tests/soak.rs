@@ -204,7 +204,18 @@ fn check_observations(run: &Run, seq: u32, op: &Op) {
     for f in 0..run.files {
         let size = run.fs.size(f);
         assert!(size <= run.max, "op {seq} {op}: size {size} past max");
-        assert_eq!(run.fs.peek(f, 0, u64::MAX).len() as u64, size);
+        let whole = run.fs.peek(f, 0, u64::MAX);
+        assert_eq!(whole.len() as u64, size);
+        // `visit` lends the same bytes `peek` copies, also for unaligned windows.
+        let lo = (seq as u64 * 331) % (size + 1);
+        let len = (seq as u64 * 1237) % (size + 700);
+        let mut lent = Vec::new();
+        run.fs.visit(f, lo, len, &mut |s| lent.extend_from_slice(s));
+        assert_eq!(
+            lent,
+            run.fs.peek(f, lo, len),
+            "op {seq}: visit {lo:#x}+{len:#x}"
+        );
         let span = run.fs.block_span(f);
         assert!(span <= run.max.div_ceil(run.bs), "op {seq}: span {span}");
         let blocks = run.fs.blocks(f, 0, span + 4);

@@ -74,7 +74,9 @@ impl Observe for Fs {
             let (lo, hi) = ((pos - b * g.bs) as usize, (stop - b * g.bs) as usize);
             let m = ino.ilock.lock().lookup(b, b + 1);
             if m.state == ExtentState::Written {
-                self.disk.with_block(m.phys, |d| out(&d.unwrap_or(&ZEROS[..g.bs as usize])[lo..hi]));
+                self.disk.with_block(m.phys, |d| {
+                    out(&d.unwrap_or(&ZEROS[..g.bs as usize])[lo..hi])
+                });
             } else {
                 out(&ZEROS[lo..hi]);
             }
@@ -308,8 +310,9 @@ impl Fs {
                 }
                 let cached = &st.data[i * bs..(i + 1) * bs];
                 let same = if m.state == ExtentState::Written {
-                    self.disk
-                        .with_block(m.phys_of(b), |d| d.map_or_else(|| is_zero(cached), |d| d == cached))
+                    self.disk.with_block(m.phys_of(b), |d| {
+                        d.map_or_else(|| is_zero(cached), |d| d == cached)
+                    })
                 } else {
                     is_zero(cached)
                 };

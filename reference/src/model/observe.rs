@@ -128,7 +128,9 @@ impl RefFs {
                 distinct -= 1;
                 v.push(Violation {
                     name: "double-owned",
-                    detail: format!("physical block {p} mapped by file {of} block {ob} and file {fi} block {b}"),
+                    detail: format!(
+                        "physical block {p} mapped by file {of} block {ob} and file {fi} block {b}"
+                    ),
                 });
             }
         }

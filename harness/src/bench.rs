@@ -158,17 +158,26 @@ pub struct Growth {
     pub us_per_exec: f64,
 }
 
-/// One time-to-find row: seconds per run (`None`: not found within the limit).
+/// One time-to-find run that found the bug.
+#[derive(Clone, Copy, Debug)]
+pub struct Found {
+    /// Seconds from the start of the hunt.
+    pub secs: f64,
+    /// Inputs executed by then (all workers): the machine-independent measure.
+    pub execs: u64,
+}
+
+/// One time-to-find row: one entry per run (`None`: not found within the limit).
 #[derive(Clone, Debug)]
 pub struct TimeToFind {
     /// The bug.
     pub bug: Bug,
-    /// `wbfuzz hunt`: swarm testing, fuzz-chosen schedules.
-    pub hunt: Vec<Option<f64>>,
+    /// `wbfuzz hunt`: swarm testing, mixed scheduling strategies.
+    pub hunt: Vec<Option<Found>>,
     /// Baseline: uniformly random ops (no swarm) with shuttle's random scheduler.
-    pub baseline: Vec<Option<f64>>,
+    pub baseline: Vec<Option<Found>>,
     /// Baseline: uniformly random ops with shuttle's PCT scheduler (race bugs only).
-    pub pct: Vec<Option<f64>>,
+    pub pct: Vec<Option<Found>>,
 }
 
 /// Everything one `wbfuzz bench` measured.
@@ -232,15 +241,22 @@ pub fn growth_input(ops: usize, file_size: u64) -> Input {
 
 /// Median of runs where `None` (not found within the limit) counts as longer than any time;
 /// `None` when at least half the runs found nothing.
-fn median_opt(v: &[Option<f64>]) -> Option<f64> {
+fn median_opt(v: &[Option<Found>]) -> Option<Found> {
     let mut sorted = v.to_vec();
     sorted.sort_by(|a, b| match (a, b) {
-        (Some(x), Some(y)) => x.total_cmp(y),
+        (Some(x), Some(y)) => x.secs.total_cmp(&y.secs),
         (Some(_), None) => std::cmp::Ordering::Less,
         (None, Some(_)) => std::cmp::Ordering::Greater,
         (None, None) => std::cmp::Ordering::Equal,
     });
     sorted.get(sorted.len() / 2).copied().flatten()
+}
+
+/// Median inputs-to-find, with not-found runs counting as more than any.
+fn median_execs(v: &[Option<Found>]) -> Option<u64> {
+    let mut e: Vec<u64> = v.iter().map(|x| x.map_or(u64::MAX, |f| f.execs)).collect();
+    e.sort_unstable();
+    e.get(e.len() / 2).copied().filter(|&x| x != u64::MAX)
 }
 
 fn time_to_find(
@@ -249,7 +265,7 @@ fn time_to_find(
     swarm: bool,
     scheduler: hunt::Baseline,
     seed: u64,
-) -> Option<f64> {
+) -> Option<Found> {
     let targets = if bug.needs_concurrency() {
         vec![Target::Concurrent]
     } else {
@@ -270,10 +286,10 @@ fn time_to_find(
     };
     let summary = hunt::hunt(&h);
     let _ = std::fs::remove_dir_all(&out);
-    summary
-        .findings
-        .first()
-        .map(|f| f.found_after.as_secs_f64())
+    summary.findings.first().map(|f| Found {
+        secs: f.found_after.as_secs_f64(),
+        execs: f.found_after_execs,
+    })
 }
 
 /// Runs every measurement.
@@ -382,8 +398,15 @@ fn machine() -> String {
     )
 }
 
-fn fmt_secs(v: Option<f64>) -> String {
-    v.map_or("not found".to_string(), |s| format!("{s:.2} s"))
+fn fmt_secs(v: Option<Found>) -> String {
+    v.map_or("not found".to_string(), |f| format!("{:.2} s", f.secs))
+}
+
+fn fmt_median(v: &[Option<Found>]) -> String {
+    match (median_opt(v), median_execs(v)) {
+        (Some(f), Some(e)) => format!("{:.2} s ({e} inputs)", f.secs),
+        _ => "not found".to_string(),
+    }
 }
 
 impl BenchReport {
@@ -428,7 +451,7 @@ impl BenchReport {
             );
             let _ = writeln!(s, "|---|---|---|---|---|---|---|");
             for f in &self.find {
-                let runs = |v: &[Option<f64>]| {
+                let runs = |v: &[Option<Found>]| {
                     v.iter()
                         .map(|x| fmt_secs(*x))
                         .collect::<Vec<_>>()
@@ -437,15 +460,15 @@ impl BenchReport {
                 let pct = if f.pct.is_empty() {
                     "-".to_string()
                 } else {
-                    fmt_secs(median_opt(&f.pct))
+                    fmt_median(&f.pct)
                 };
                 let _ = writeln!(
                     s,
                     "| {} | {} | {} | {} | {} | {} | {} |",
                     f.bug,
-                    fmt_secs(median_opt(&f.hunt)),
+                    fmt_median(&f.hunt),
                     runs(&f.hunt),
-                    fmt_secs(median_opt(&f.baseline)),
+                    fmt_median(&f.baseline),
                     runs(&f.baseline),
                     pct,
                     runs(&f.pct)
@@ -464,7 +487,8 @@ impl BenchReport {
                 "null".into()
             }
         };
-        let opt = |x: Option<f64>| x.map_or("null".to_string(), num);
+        let opt = |x: Option<Found>| x.map_or("null".to_string(), |f| num(f.secs));
+        let opt_execs = |x: Option<u64>| x.map_or("null".to_string(), |e| e.to_string());
         let mut s = String::from("{\n");
         let _ = writeln!(s, "  \"machine\": {:?},", self.machine);
         let tp: Vec<String> = self
@@ -499,16 +523,28 @@ impl BenchReport {
             .find
             .iter()
             .map(|f| {
-                let list = |v: &[Option<f64>]| v.iter().map(|x| opt(*x)).collect::<Vec<_>>().join(", ");
+                let list = |v: &[Option<Found>]| v.iter().map(|x| opt(*x)).collect::<Vec<_>>().join(", ");
+                let execs = |v: &[Option<Found>]| {
+                    v.iter()
+                        .map(|x| opt_execs(x.map(|f| f.execs)))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 format!(
-                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt\": [{}], \"random_median\": {}, \"random\": [{}], \"pct_median\": {}, \"pct\": [{}]}}",
+                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}]}}",
                     f.bug.name(),
                     opt(median_opt(&f.hunt)),
+                    opt_execs(median_execs(&f.hunt)),
                     list(&f.hunt),
+                    execs(&f.hunt),
                     opt(median_opt(&f.baseline)),
+                    opt_execs(median_execs(&f.baseline)),
                     list(&f.baseline),
+                    execs(&f.baseline),
                     opt(median_opt(&f.pct)),
-                    list(&f.pct)
+                    opt_execs(median_execs(&f.pct)),
+                    list(&f.pct),
+                    execs(&f.pct)
                 )
             })
             .collect();

@@ -16,7 +16,7 @@
 use crate::bugs::Bugs;
 use crate::fs::{sync, Fs};
 use crate::oracle::{compare_all, epilogue, Divergence, Mismatch, Run, TraceEntry};
-use crate::schedule::ByteScheduler;
+use crate::schedule::{encode_decisions, ByteScheduler, Decision, Recorder};
 use crate::snapshot::Snapshot;
 use reference::model::{Completion, RefFs};
 use reference::{Errno, Input, Op, Outcome, Step};
@@ -168,13 +168,26 @@ pub enum Sched {
     Pct(u64),
 }
 
-fn execute(input: &Input, bugs: Bugs, sched: Sched) -> Result<Execution, Abort> {
-    let scheduler: Box<dyn shuttle::scheduler::Scheduler + Send> = match sched {
-        Sched::Bytes => Box::new(ByteScheduler::new(&input.schedule)),
-        Sched::Random(seed) => {
-            Box::new(shuttle::scheduler::RandomScheduler::new_from_seed(seed, 1))
+fn execute(
+    input: &Input,
+    bugs: Bugs,
+    sched: Sched,
+    record: Option<Arc<Mutex<Vec<Decision>>>>,
+) -> Result<Execution, Abort> {
+    use shuttle::scheduler::{PctScheduler, RandomScheduler};
+    let scheduler: Box<dyn shuttle::scheduler::Scheduler + Send> = match (sched, record) {
+        (Sched::Bytes, None) => Box::new(ByteScheduler::new(&input.schedule)),
+        (Sched::Bytes, Some(log)) => {
+            Box::new(Recorder::new(ByteScheduler::new(&input.schedule), log))
         }
-        Sched::Pct(seed) => Box::new(shuttle::scheduler::PctScheduler::new_from_seed(seed, 3, 1)),
+        (Sched::Random(seed), None) => Box::new(RandomScheduler::new_from_seed(seed, 1)),
+        (Sched::Random(seed), Some(log)) => {
+            Box::new(Recorder::new(RandomScheduler::new_from_seed(seed, 1), log))
+        }
+        (Sched::Pct(seed), None) => Box::new(PctScheduler::new_from_seed(seed, 3, 1)),
+        (Sched::Pct(seed), Some(log)) => {
+            Box::new(Recorder::new(PctScheduler::new_from_seed(seed, 3, 1), log))
+        }
     };
     install_quiet_hook();
     let result: Arc<Mutex<Option<Execution>>> = Arc::new(Mutex::new(None));
@@ -455,12 +468,23 @@ fn geo(r: &RefFs) -> (u64, u64) {
 
 /// Runs `input` concurrently under its schedule and checks it against the reference.
 pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
-    check(input, execute(input, bugs, Sched::Bytes))
+    check(input, execute(input, bugs, Sched::Bytes, None))
 }
 
 /// Runs `input` concurrently with the given scheduler (benchmark baselines use shuttle's own).
 pub fn run_concurrent_with(input: &Input, bugs: Bugs, sched: Sched) -> Run {
-    check(input, execute(input, bugs, sched))
+    check(input, execute(input, bugs, sched, None))
+}
+
+/// [`run_concurrent_with`], also returning schedule bytes that replay the interleaving the
+/// scheduler chose: with them as the input's schedule, [`run_concurrent`] takes exactly the same
+/// decisions. The hunt uses it to turn a finding of shuttle's PCT or random scheduler into an
+/// ordinary, replayable script.
+pub fn run_concurrent_recorded(input: &Input, bugs: Bugs, sched: Sched) -> (Run, Vec<u8>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let run = check(input, execute(input, bugs, sched, Some(Arc::clone(&log))));
+    let decisions = log.lock().map(|l| l.clone()).unwrap_or_default();
+    (run, encode_decisions(&decisions))
 }
 
 /// Runs `input` on real threads and checks the interleaving that happened against the

@@ -9,10 +9,12 @@
 
 use crate::bugs::Bugs;
 use crate::exec::{self, Target};
-use crate::input::decode::decode;
+use crate::input::decode::{decode, MAX_SCHEDULE};
 use crate::input::script;
 use crate::minimize::{self, Signature};
+use crate::oracle::Run;
 use crate::report;
+use crate::schedule;
 use rayon::prelude::*;
 use reference::{Input, OpKind};
 use std::path::PathBuf;
@@ -68,6 +70,8 @@ pub struct Finding {
     pub ops: usize,
     /// Time from the start of the hunt to the (unminimized) finding.
     pub found_after: Duration,
+    /// Inputs executed (all workers) when it was found.
+    pub found_after_execs: u64,
     /// The script written, if it could be written.
     pub path: Option<PathBuf>,
     /// The report of the minimized input.
@@ -160,15 +164,74 @@ pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<
     input
 }
 
-/// Runs one input as the hunt's scheduler choice says.
-fn run_one(cfg: &HuntConfig, input: &Input, seed: u64) -> crate::oracle::Run {
-    use crate::concurrent::{run_concurrent_with, Sched};
-    match cfg.scheduler {
-        _ if input.threads.len() < 2 => exec::run_input(input, cfg.bugs),
-        Baseline::Bytes => exec::run_input(input, cfg.bugs),
-        Baseline::ShuttleRandom => run_concurrent_with(input, cfg.bugs, Sched::Random(seed)),
-        Baseline::ShuttlePct => run_concurrent_with(input, cfg.bugs, Sched::Pct(seed)),
+/// Scheduling points a concurrent execution takes per op, roughly (median measured over
+/// generated inputs: ~50): where a generated burst of switches may start.
+const POINTS_PER_OP: u64 = 60;
+
+/// Draws the schedule bytes of a concurrent input (`None`: keep the decoded ones). Decoded
+/// random bytes switch threads every few hundred scheduling points, at random; half the inputs
+/// get a burst instead: one thread runs to a random point, then 4 to 32 switches of 0-3 points
+/// each, then long runs again. Races whose window is a few points wide inside one op (seed 000's
+/// stale mapping) need exactly that, and it found them ~6x sooner than decoded bytes in a
+/// 7-seed comparison; slow-moving interleavings are left to the decoded bytes and to the
+/// shuttle strategies of [`run_hunt_input`].
+pub fn draw_schedule(rng: &mut SplitMix, input: &Input) -> Option<Vec<u8>> {
+    if input.threads.len() < 2 || rng.next_u64() % 2 == 0 {
+        return None;
     }
+    let points = POINTS_PER_OP * input.op_count() as u64 + 1;
+    let nibble = |rng: &mut SplitMix| (rng.next_u64() % 16) as u8;
+    let mut out = Vec::new();
+    schedule::encode_run(nibble(rng), rng.next_u64() % points, &mut out);
+    for _ in 0..4 + rng.next_u64() % 29 {
+        out.push(nibble(rng) << 4 | (rng.next_u64() % 4) as u8);
+    }
+    out.push(nibble(rng) << 4 | 0x0f);
+    out.truncate(MAX_SCHEDULE);
+    Some(out)
+}
+
+/// Runs one input as the hunt's scheduler choice says. With [`Baseline::Bytes`] (the hunt
+/// proper) a concurrent input is scheduled by one of three strategies, drawn per input: its
+/// schedule bytes (decoded or from [`draw_schedule`]), shuttle's PCT scheduler, or shuttle's
+/// random scheduler. They find different races fastest (PCT: one thread stopped in a window
+/// while another runs; random: many tight interleavings), and the mix is never much worse than
+/// the best of them. A divergence found by a shuttle scheduler is re-run with its decisions
+/// recorded and the input's schedule replaced by bytes that replay them, so every finding is an
+/// ordinary script.
+pub fn run_hunt_input(
+    bugs: Bugs,
+    scheduler: Baseline,
+    rng: &mut SplitMix,
+    input: &mut Input,
+) -> Run {
+    use crate::concurrent::{run_concurrent_recorded, run_concurrent_with, Sched};
+    if input.threads.len() < 2 {
+        return exec::run_input(input, bugs);
+    }
+    let seed = rng.next_u64();
+    let sched = match scheduler {
+        Baseline::ShuttleRandom => return run_concurrent_with(input, bugs, Sched::Random(seed)),
+        Baseline::ShuttlePct => return run_concurrent_with(input, bugs, Sched::Pct(seed)),
+        Baseline::Bytes => match seed % 3 {
+            0 => Sched::Bytes,
+            1 => Sched::Pct(seed >> 2),
+            _ => Sched::Random(seed >> 2),
+        },
+    };
+    if sched == Sched::Bytes {
+        if let Some(s) = draw_schedule(rng, input) {
+            input.schedule = s;
+        }
+        return exec::run_input(input, bugs);
+    }
+    let run = run_concurrent_with(input, bugs, sched);
+    if run.ok() || run.rejected {
+        return run;
+    }
+    let (run, bytes) = run_concurrent_recorded(input, bugs, sched);
+    input.schedule = bytes;
+    run
 }
 
 /// Inputs per swarm epoch.
@@ -212,13 +275,14 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
             if shared.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let input = generate(&mut rng, target, swarm, &mut buf);
-            let run = run_one(cfg, &input, rng.next_u64());
+            let mut input = generate(&mut rng, target, swarm, &mut buf);
+            let run = run_hunt_input(cfg.bugs, cfg.scheduler, &mut rng, &mut input);
             shared.execs.fetch_add(1, Ordering::Relaxed);
             let Some(sig) = minimize::signature(&run) else {
                 continue;
             };
             let found_after = start.elapsed();
+            let found_after_execs = shared.execs.load(Ordering::Relaxed);
             {
                 let known = shared
                     .findings
@@ -245,6 +309,7 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
                         ops: small.op_count(),
                         input: small,
                         found_after,
+                        found_after_execs,
                         path,
                         report: text,
                     });

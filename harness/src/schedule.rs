@@ -23,6 +23,20 @@ const RUNS: [u32; 16] = [
     0, 1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 64, 128, 256, 1024, 4096,
 ];
 
+/// Appends the bytes that give the thread picked by nibble `t` (as `runnable[t % len]`) a run of
+/// exactly `points` scheduling points from the next decision on, the longest runs first (used by
+/// generators that place context switches at chosen points). If the thread blocks or ends early,
+/// the remaining bytes pick whoever is `runnable[t % len]` then.
+pub fn encode_run(t: u8, points: u64, out: &mut Vec<u8>) {
+    let mut left = points;
+    while left > 0 {
+        // Every byte is one decision point plus RUNS[k] more.
+        let k = RUNS.iter().rposition(|&r| u64::from(r) < left).unwrap_or(0);
+        out.push((t & 0x0f) << 4 | k as u8);
+        left -= u64::from(RUNS[k]) + 1;
+    }
+}
+
 /// Reads scheduling decisions from bytes.
 #[derive(Clone, Debug)]
 pub struct ByteScheduler {
@@ -97,4 +111,98 @@ impl Scheduler for ByteScheduler {
             .wrapping_add(1442695040888963407);
         self.rng
     }
+}
+
+/// One scheduling decision as a scheduler took it: the runnable tasks in shuttle's order, the
+/// task that was running, and the task chosen.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Runnable task ids, in the order shuttle passed them.
+    pub runnable: Vec<usize>,
+    /// The task that ran before the decision.
+    pub current: Option<usize>,
+    /// The task chosen.
+    pub chosen: usize,
+}
+
+/// Wraps any scheduler and records its decisions, so that an execution driven by another
+/// scheduler (shuttle's PCT or random ones, as hunt strategies) can be re-expressed as schedule
+/// bytes with [`encode_decisions`].
+pub struct Recorder<S> {
+    inner: S,
+    log: std::sync::Arc<std::sync::Mutex<Vec<Decision>>>,
+}
+
+impl<S> Recorder<S> {
+    /// Records `inner`'s decisions into `log`.
+    pub fn new(inner: S, log: std::sync::Arc<std::sync::Mutex<Vec<Decision>>>) -> Self {
+        Recorder { inner, log }
+    }
+}
+
+impl<S: Scheduler> Scheduler for Recorder<S> {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        self.inner.new_execution()
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
+        let chosen = self.inner.next_task(runnable, current, is_yielding)?;
+        if let Ok(mut log) = self.log.lock() {
+            log.push(Decision {
+                runnable: runnable.iter().map(|t| usize::from(t.id())).collect(),
+                current: current.map(usize::from),
+                chosen: usize::from(chosen),
+            });
+        }
+        Some(chosen)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
+    }
+}
+
+/// Schedule bytes that make [`ByteScheduler`] take exactly `decisions` (which must come from one
+/// execution of the same input: same runnable sets in the same order), then fall back to its
+/// serial choice. Decisions after the last one that differs from that fallback are left to it, so
+/// the bytes stop there. Each byte picks the chosen task by its index in the runnable list and
+/// keeps it for the longest run that the recording keeps it for.
+pub fn encode_decisions(decisions: &[Decision]) -> Vec<u8> {
+    // The fallback's choice at each decision: keep the current task if runnable, else the first.
+    let fallback = |d: &Decision| match d.current {
+        Some(c) if d.runnable.contains(&c) => c,
+        _ => d.runnable.first().copied().unwrap_or(d.chosen),
+    };
+    let Some(last) = decisions.iter().rposition(|d| d.chosen != fallback(d)) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut run_left = 0u64;
+    for (i, d) in decisions[..=last].iter().enumerate() {
+        let cur_runnable = d.current.filter(|c| d.runnable.contains(c));
+        if cur_runnable.is_some() && run_left > 0 {
+            // ByteScheduler keeps the current task here; the runs below never overshoot.
+            debug_assert_eq!(cur_runnable, Some(d.chosen));
+            run_left -= 1;
+            continue;
+        }
+        let t = d.runnable.iter().position(|&x| x == d.chosen).unwrap_or(0);
+        // How many of the following decisions keep the chosen task while it stays runnable.
+        let keep = decisions[i + 1..]
+            .iter()
+            .take_while(|n| n.chosen == d.chosen && n.runnable.contains(&d.chosen))
+            .count() as u64;
+        let k = RUNS
+            .iter()
+            .rposition(|&r| u64::from(r) <= keep)
+            .unwrap_or(0);
+        out.push(((t & 0x0f) as u8) << 4 | k as u8);
+        run_left = u64::from(RUNS[k]);
+    }
+    out
 }

@@ -249,8 +249,9 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
     let summary = hunt::hunt(&cfg);
     for f in &summary.findings {
         println!(
-            "FOUND after {:.2}s: {} -> minimized to {} ops: {}",
+            "FOUND after {:.2}s ({} inputs): {} -> minimized to {} ops: {}",
             f.found_after.as_secs_f64(),
+            f.found_after_execs,
             f.signature,
             f.ops,
             f.path

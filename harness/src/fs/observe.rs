@@ -154,13 +154,15 @@ impl Observe for Fs {
 }
 
 impl Fs {
-    /// The invariant check. Global invariants (counters, delalloc and mapped totals, ownership,
-    /// the btree) always; the per-folio and per-block ones over every folio of every file, or with
-    /// `scope = (file, first, end)` only over the folios holding blocks `[first, end)` of `file`.
+    /// The invariant check. Without a scope: every invariant over the whole filesystem. With
+    /// `scope = (file, first, end)`: the per-block invariants of the folios holding blocks
+    /// `[first, end)` of `file`, and the O(1) counter sum; the invariants over the whole state
+    /// (reservation and allocation totals, ownership, the btree) are left to the next unscoped
+    /// check, so that the oracle's check after each op costs what the op touched and not what
+    /// the filesystem holds (the counters themselves are compared with the reference every op).
     fn check(&self, scope: Option<(usize, u64, u64)>) -> Vec<Violation> {
         let mut v: Vec<Violation> = self.violations.lock().clone();
         let mut push = |name: &'static str, detail: String| v.push(Violation { name, detail });
-        let g = self.geo;
         let (free, reserved, allocated) = self.space.get();
         if free + reserved + allocated != self.geometry.capacity_blocks {
             push(
@@ -171,74 +173,112 @@ impl Fs {
                 ),
             );
         }
+        match scope {
+            Some((file, first, end)) => {
+                if let Some(ino) = self.inodes.get(file) {
+                    self.check_blocks(ino, first, end, &mut push);
+                }
+            }
+            None => {
+                for ino in &self.inodes {
+                    self.check_blocks(ino, 0, u64::MAX, &mut push);
+                }
+                self.check_global(reserved, allocated, &mut push);
+            }
+        }
+        v
+    }
+
+    /// Per-block invariants of the cached folios and delalloc extents holding blocks `[b0, b1)`:
+    /// `dirty-over-hole`, `past-eof-zero`, `clean-cache-matches-disk`, `delalloc-not-dirty`.
+    fn check_blocks(
+        &self,
+        ino: &Inode,
+        b0: u64,
+        b1: u64,
+        push: &mut impl FnMut(&'static str, String),
+    ) {
+        let g = self.geo;
+        let size = Fs::size(self, ino);
+        let folios = ino.cache.range(b0 / g.bpf, b1.div_ceil(g.bpf));
+        let em = ino.ilock.lock();
+        // Dirty masks by folio, in index order (for the delalloc check below).
+        let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
+        for f in &folios {
+            let fb0 = f.index * g.bpf;
+            let st = f.mem();
+            let dirty = st.dirty();
+            dirty_of.push((f.index, dirty));
+            if dirty != 0 {
+                em.for_each(fb0, fb0 + g.bpf, |m| {
+                    if m.state == ExtentState::Hole {
+                        for b in m.start..m.end() {
+                            if dirty & (1 << (b - fb0)) != 0 {
+                                push(
+                                    "dirty-over-hole",
+                                    format!("file {} block {b} is dirty over a hole", ino.idx),
+                                );
+                            }
+                        }
+                    }
+                });
+            }
+            let fstart = f.index * g.fsz;
+            if fstart + g.fsz > size {
+                let from = size.saturating_sub(fstart) as usize;
+                if !is_zero(&st.data[from..]) {
+                    push(
+                        "past-eof-zero",
+                        format!(
+                            "file {} folio {} has non-zero bytes past EOF {size}",
+                            ino.idx, f.index
+                        ),
+                    );
+                }
+            }
+            self.check_clean_blocks(ino, &em, f, &st, push);
+        }
+        let mut reported = false;
+        em.for_each(b0, b1, |m| {
+            if m.state != ExtentState::Delalloc || reported {
+                return;
+            }
+            for b in m.start..m.end() {
+                let i = dirty_of.partition_point(|&(idx, _)| idx < b / g.bpf);
+                let dirty = dirty_of
+                    .get(i)
+                    .is_some_and(|&(idx, d)| idx == b / g.bpf && d & (1 << (b % g.bpf)) != 0);
+                if !dirty {
+                    push(
+                        "delalloc-not-dirty",
+                        format!(
+                            "file {} block {b} is delalloc but not cached dirty",
+                            ino.idx
+                        ),
+                    );
+                    reported = true;
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Invariants over the whole state: reservations equal delalloc blocks, allocations equal
+    /// mapped blocks, no physical block owned twice (by two files, or by a file and the free
+    /// tree), and the free-space btree's order and CRCs.
+    fn check_global(
+        &self,
+        reserved: u64,
+        allocated: u64,
+        push: &mut impl FnMut(&'static str, String),
+    ) {
         let mut delalloc_total = 0;
         let mut mapped_total = 0;
         let mut owners: Vec<(u64, u64, usize, u64)> = Vec::new();
         for ino in &self.inodes {
-            let size = Fs::size(self, ino);
-            // Blocks whose per-block invariants are checked.
-            let (b0, b1) = match scope {
-                None => (0, u64::MAX),
-                Some((f, first, end)) if f == ino.idx => (first, end),
-                Some(_) => (0, 0),
-            };
-            let folios = ino.cache.range(b0 / g.bpf, b1.div_ceil(g.bpf));
-            let em = ino.ilock.lock();
-            // Dirty masks by folio, in index order (for the delalloc check below).
-            let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
-            for f in &folios {
-                let fb0 = f.index * g.bpf;
-                let st = f.mem();
-                let dirty = st.dirty();
-                dirty_of.push((f.index, dirty));
-                if dirty != 0 {
-                    em.for_each(fb0, fb0 + g.bpf, |m| {
-                        if m.state == ExtentState::Hole {
-                            for b in m.start..m.end() {
-                                if dirty & (1 << (b - fb0)) != 0 {
-                                    push(
-                                        "dirty-over-hole",
-                                        format!("file {} block {b} is dirty over a hole", ino.idx),
-                                    );
-                                }
-                            }
-                        }
-                    });
-                }
-                let fstart = f.index * g.fsz;
-                if fstart + g.fsz > size {
-                    let from = size.saturating_sub(fstart) as usize;
-                    if !is_zero(&st.data[from..]) {
-                        push(
-                            "past-eof-zero",
-                            format!(
-                                "file {} folio {} has non-zero bytes past EOF {size}",
-                                ino.idx, f.index
-                            ),
-                        );
-                    }
-                }
-                self.check_clean_blocks(ino, &em, f, &st, &mut push);
-            }
-            for (s, e) in em.extents() {
+            for (s, e) in ino.ilock.lock().extents() {
                 if e.state == ExtentState::Delalloc {
                     delalloc_total += e.len;
-                    for b in s.max(b0)..(s + e.len).min(b1) {
-                        let i = dirty_of.partition_point(|&(idx, _)| idx < b / g.bpf);
-                        let dirty = dirty_of.get(i).is_some_and(|&(idx, d)| {
-                            idx == b / g.bpf && d & (1 << (b % g.bpf)) != 0
-                        });
-                        if !dirty {
-                            push(
-                                "delalloc-not-dirty",
-                                format!(
-                                    "file {} block {b} is delalloc but not cached dirty",
-                                    ino.idx
-                                ),
-                            );
-                            break;
-                        }
-                    }
                 } else {
                     mapped_total += e.len;
                     owners.push((e.phys, e.len, ino.idx, s));
@@ -285,7 +325,6 @@ impl Fs {
                 );
             }
         }
-        v
     }
 
     /// `clean-cache-matches-disk` for one folio, given its file's extent map and its state.

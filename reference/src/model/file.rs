@@ -139,10 +139,22 @@ impl File {
         self.folios.range(first..=last).map(|(&f, _)| f).collect()
     }
 
-    /// Observable state of block `b`, given the blocks per folio.
-    pub fn obs(&self, b: u64, bpf: u64) -> BlockObs {
+    /// Whether each folio `first / bpf ..` is cached, answered in increasing block order by
+    /// walking the cache once (instead of one map lookup per block, which made whole-file
+    /// observations cost a lookup per block).
+    pub fn cached_walk(&self, first: u64, bpf: u64) -> impl FnMut(u64) -> bool + '_ {
+        let mut it = self.folios.range(first / bpf..).map(|(&k, _)| k).peekable();
+        move |b: u64| {
+            let folio = b / bpf;
+            while it.next_if(|&k| k < folio).is_some() {}
+            it.peek() == Some(&folio)
+        }
+    }
+
+    /// Observable state of block `b` whose folio is cached or not as `cached` says.
+    pub fn obs_cached(&self, b: u64, cached: bool) -> BlockObs {
         let blk = self.block(b);
-        let cache = if !self.is_cached(b / bpf) {
+        let cache = if !cached {
             CacheState::NotCached
         } else if blk.dirty {
             CacheState::Dirty

@@ -226,8 +226,9 @@ impl Observe for RefFs {
         let end = first
             .saturating_add(count)
             .min(limit.saturating_add(1 << 20));
-        let bpf = self.bpf();
-        (first..end).map(|b| self.files[fi].obs(b, bpf)).collect()
+        let f = &self.files[fi];
+        let mut cached = f.cached_walk(first, self.bpf());
+        (first..end).map(|b| f.obs_cached(b, cached(b))).collect()
     }
 
     fn counters(&self) -> Counters {
@@ -265,9 +266,10 @@ impl Observe for RefFs {
         let zeros = zeros_of(bs as usize);
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
+            let mut is_cached = f.cached_walk(0, bpf);
             for b in 0..span {
                 let blk = f.block(b);
-                let cached = f.is_cached(b / bpf);
+                let cached = is_cached(b);
                 match blk.extent {
                     ExtentState::Delalloc => delalloc += 1,
                     ExtentState::Unwritten | ExtentState::Written => mapped += 1,

@@ -415,7 +415,9 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         .numbered_ops()
         .map(|(t, seq, op)| (t, seq, op.clone(), false));
     let last_seq = input.op_count() as u32;
-    let tail = epilogue(input)
+    let tail = epilogue(input);
+    let last_epilogue_seq = last_seq + tail.len() as u32;
+    let tail = tail
         .into_iter()
         .enumerate()
         .map(|(k, op)| (0, last_seq + 1 + k as u32, op, true));
@@ -429,8 +431,8 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
                 implementation: i.clone(),
             });
         }
-        // The epilogue's last op must see everything: compare the whole state there.
-        let scope = if is_epilogue {
+        // Epilogue ops are scoped like any other op; after the last one everything is compared.
+        let scope = if is_epilogue && seq == last_epilogue_seq {
             Scope::All
         } else {
             scope_of(&op, input)

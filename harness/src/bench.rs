@@ -33,6 +33,9 @@ pub struct BenchConfig {
     pub jobs: usize,
     /// Only these bugs for time-to-find (empty: all).
     pub bugs: Vec<Bug>,
+    /// Directory holding the built libFuzzer targets (`sequential`, `concurrent`), for the
+    /// cargo-fuzz column of time-to-find; `None` skips it.
+    pub libfuzzer: Option<PathBuf>,
 }
 
 /// Median of a list of measurements.
@@ -178,6 +181,8 @@ pub struct TimeToFind {
     pub baseline: Vec<Option<Found>>,
     /// Baseline: uniformly random ops with shuttle's PCT scheduler (race bugs only).
     pub pct: Vec<Option<Found>>,
+    /// The libFuzzer target from an empty corpus, one process (empty when not measured).
+    pub libfuzzer: Vec<Option<Found>>,
 }
 
 /// Everything one `wbfuzz bench` measured.
@@ -292,6 +297,51 @@ fn time_to_find(
     })
 }
 
+/// Runs the libFuzzer binary of the bug's target from an empty corpus with the bug switched on
+/// (`WBFUZZ_BUGS`), one process, until the first crash or the time limit. The concurrent target
+/// runs with `-len_control=0` (as in its OSS-Fuzz options): schedules need the whole input.
+fn libfuzzer_time_to_find(cfg: &BenchConfig, dir: &Path, bug: Bug, seed: u64) -> Option<Found> {
+    let target = if bug.needs_concurrency() {
+        Target::Concurrent
+    } else {
+        Target::Sequential
+    };
+    let work = std::env::temp_dir().join(format!("wbfuzz-bench-lf-{}", std::process::id()));
+    let corpus = work.join("corpus");
+    std::fs::create_dir_all(&corpus).ok()?;
+    let mut cmd = std::process::Command::new(dir.join(target.name()));
+    cmd.arg(&corpus)
+        .arg(format!("-seed={seed}"))
+        .arg(format!(
+            "-max_total_time={}",
+            cfg.find_limit.as_secs().max(1)
+        ))
+        .arg(format!("-artifact_prefix={}/", work.display()))
+        .arg("-print_final_stats=1")
+        .env("WBFUZZ_BUGS", bug.name())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    if target == Target::Concurrent {
+        cmd.arg("-len_control=0");
+    }
+    let start = Instant::now();
+    let out = cmd.output().ok();
+    let secs = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&work);
+    let out = out?;
+    if out.status.success() {
+        return None;
+    }
+    // `stat::number_of_executed_units: N` (printed on a crash with -print_final_stats=1).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let execs = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    Some(Found { secs, execs })
+}
+
 /// Runs every measurement.
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     let mut throughput = Vec::new();
@@ -343,6 +393,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                 hunt: vec![],
                 baseline: vec![],
                 pct: vec![],
+                libfuzzer: vec![],
             };
             for r in 0..cfg.find_runs {
                 progress(&format!(
@@ -360,6 +411,10 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                     hunt::Baseline::ShuttleRandom,
                     seed,
                 ));
+                if let Some(dir) = &cfg.libfuzzer {
+                    row.libfuzzer
+                        .push(libfuzzer_time_to_find(cfg, dir, bug, seed));
+                }
                 if bug.needs_concurrency() {
                     row.pct.push(time_to_find(
                         cfg,
@@ -445,11 +500,17 @@ impl BenchReport {
             let _ = writeln!(s, "| {ops} | {} | {per_op:.2} |", cells.join(" | "));
         }
         if !self.find.is_empty() {
+            let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());
             let _ = writeln!(
                 s,
-                "\n| bug | wbfuzz hunt, median | runs | uniform ops + shuttle random, median | runs | uniform ops + shuttle PCT, median | runs |"
+                "\n| bug | wbfuzz hunt, median | runs | uniform ops + shuttle random, median | runs | uniform ops + shuttle PCT, median | runs |{}",
+                if lf { " cargo fuzz (1 process), median | runs |" } else { "" }
             );
-            let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+            let _ = writeln!(
+                s,
+                "|---|---|---|---|---|---|---|{}",
+                if lf { "---|---|" } else { "" }
+            );
             for f in &self.find {
                 let runs = |v: &[Option<Found>]| {
                     v.iter()
@@ -462,9 +523,14 @@ impl BenchReport {
                 } else {
                     fmt_median(&f.pct)
                 };
+                let libfuzzer = if lf {
+                    format!(" {} | {} |", fmt_median(&f.libfuzzer), runs(&f.libfuzzer))
+                } else {
+                    String::new()
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} |{libfuzzer}",
                     f.bug,
                     fmt_median(&f.hunt),
                     runs(&f.hunt),
@@ -531,7 +597,7 @@ impl BenchReport {
                         .join(", ")
                 };
                 format!(
-                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}]}}",
+                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}], \"cargo_fuzz_median\": {}, \"cargo_fuzz_median_inputs\": {}, \"cargo_fuzz\": [{}], \"cargo_fuzz_inputs\": [{}]}}",
                     f.bug.name(),
                     opt(median_opt(&f.hunt)),
                     opt_execs(median_execs(&f.hunt)),
@@ -544,7 +610,11 @@ impl BenchReport {
                     opt(median_opt(&f.pct)),
                     opt_execs(median_execs(&f.pct)),
                     list(&f.pct),
-                    execs(&f.pct)
+                    execs(&f.pct),
+                    opt(median_opt(&f.libfuzzer)),
+                    opt_execs(median_execs(&f.libfuzzer)),
+                    list(&f.libfuzzer),
+                    execs(&f.libfuzzer)
                 )
             })
             .collect();

@@ -1,10 +1,11 @@
 //! `wbfuzz hunt`: the built-in parallel random search, on stable Rust, without libFuzzer.
 //!
-//! Each rayon worker runs epochs of swarm testing: an epoch draws its own set of enabled op kinds
-//! (each kind on with probability 3/4; writes always on) and a target, then decodes random byte
-//! strings and drops the ops of disabled kinds. Swarm testing finds bugs that need many ops of a
-//! few kinds, which uniform op mixes dilute. Every finding is minimized and saved as a script
-//! with its report. Inputs are a pure function of `--seed` and the worker number, so a hunt
+//! Each rayon worker runs epochs of 256 inputs: an epoch draws a target and, for the sequential
+//! target, its own set of enabled op kinds (swarm testing: each kind on with probability 3/4;
+//! writes always on), then decodes random byte strings and drops the ops of disabled kinds.
+//! Swarm testing finds bugs that need many ops of a few kinds, which uniform op mixes dilute.
+//! Concurrent inputs are scheduled by a strategy drawn per input (see [`run_hunt_input`]).
+//! Every finding is minimized and saved as a script with its report. Inputs are a pure function of `--seed` and the worker number, so a hunt
 //! explores the same inputs in the same order every time (how far it gets depends on time).
 
 use crate::bugs::Bugs;
@@ -193,14 +194,15 @@ pub fn draw_schedule(rng: &mut SplitMix, input: &Input) -> Option<Vec<u8>> {
 
 /// Runs one input as the hunt's scheduler choice says. With [`Baseline::Bytes`] (the hunt
 /// proper) a concurrent input is scheduled by one of three strategies, drawn per input: shuttle's
-/// PCT scheduler (half the inputs), shuttle's random scheduler (a quarter), or its schedule bytes
-/// (a quarter; decoded or from [`draw_schedule`]). They find different races fastest: PCT, which
-/// switches threads at the implementation's yield points where it drops and retakes state, finds
-/// a thread stopped inside a window while another runs a whole op ~4-30x sooner than random
-/// choices (bench: seeds 000 and 001); random choices find tight interleavings (seed 004) ~5x
-/// sooner than PCT; bytes reach schedules neither draws and are what libFuzzer mutates. A
-/// divergence found by a shuttle scheduler is re-run with its decisions recorded and the input's
-/// schedule replaced by bytes that replay them, so every finding is an ordinary script.
+/// PCT scheduler (3/4 of the inputs), shuttle's random scheduler (1/8), or its schedule bytes
+/// (1/8; decoded or from [`draw_schedule`]). PCT, which switches threads at the
+/// implementation's yield points where it drops and retakes state, finds a thread stopped inside
+/// a window while another runs a whole op 7-30x sooner than random choices (bench: seeds 000 and
+/// 001); random choices find tight interleavings (seed 004) ~5x sooner than PCT; bytes reach
+/// schedules neither draws. The two minor strategies are hedges for races unlike these, at the
+/// price of a third more inputs on PCT's. A divergence found by a shuttle scheduler is re-run
+/// with its decisions recorded and the input's schedule replaced by bytes that replay them, so
+/// every finding is an ordinary script.
 pub fn run_hunt_input(
     bugs: Bugs,
     scheduler: Baseline,
@@ -215,10 +217,10 @@ pub fn run_hunt_input(
     let sched = match scheduler {
         Baseline::ShuttleRandom => return run_concurrent_with(input, bugs, Sched::Random(seed)),
         Baseline::ShuttlePct => return run_concurrent_with(input, bugs, Sched::Pct(seed)),
-        Baseline::Bytes => match seed % 4 {
+        Baseline::Bytes => match seed % 8 {
             0 => Sched::Bytes,
-            1 => Sched::Random(seed >> 2),
-            _ => Sched::Pct(seed >> 2),
+            1 => Sched::Random(seed >> 3),
+            _ => Sched::Pct(seed >> 3),
         },
     };
     if sched == Sched::Bytes {
@@ -271,8 +273,15 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
     let mut n_found = 0u32;
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
         let drawn = Swarm::draw(&mut rng);
-        let swarm = if cfg.swarm { drawn } else { Swarm::ALL };
         let target = cfg.targets[(rng.next_u64() % cfg.targets.len() as u64) as usize];
+        // Concurrent epochs run without swarm: with PCT scheduling it slowed the race switches
+        // down (median inputs to find over 24 runs: fault-hole-race ~650 without, ~1,400 with;
+        // stale-mapping and put-folio-after-unlock about even).
+        let swarm = if cfg.swarm && target == Target::Sequential {
+            drawn
+        } else {
+            Swarm::ALL
+        };
         for _ in 0..EPOCH {
             if shared.stop.load(Ordering::Relaxed) {
                 return;

@@ -2,12 +2,14 @@
 //! observable (DESIGN.md section 7).
 //!
 //! Sequential runs compare, after every op: the op's outcome, every file's size and recorded
-//! writeback error, the counters, the corruption flag, the implementation's invariants, and the
-//! contents and block states inside the op's *scope* (the folios it touched; file-wide ops compare
-//! the whole file). The reference checks its own invariants wherever the whole state is compared
-//! (ops that touch every file, the epilogue), and after every op in its soak test. Cost per op therefore grows with what the op touched, not with the file size. At the end
-//! of every run an epilogue repairs the btree, fsyncs, completes all IO and evicts every file, and
-//! the whole state is compared again: a cache that lies about the disk shows up there.
+//! writeback error, the counters, the corruption flag, and the contents and block states inside
+//! the op's *scope* (the folios it touched; file-wide ops compare the whole file); the
+//! implementation checks its invariants in that scope. Where the whole state is compared (ops
+//! that touch every file, the end of the run) both models check all their invariants; the
+//! reference also checks itself after every op in its soak test. Cost per op therefore grows
+//! with what the op touched, not with the file size. At the end of every run an epilogue
+//! repairs the btree, fsyncs, completes all IO and evicts every file, and the whole state is
+//! compared again: a cache that lies about the disk shows up there.
 //!
 //! The oracle owns no model logic: it only calls `apply` and the [`Observe`] trait of each side.
 

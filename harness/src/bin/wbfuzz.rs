@@ -90,6 +90,10 @@ enum Command {
         /// Only these bugs for time to find (default: all).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+        /// Also time the libFuzzer targets built in this directory (e.g.
+        /// `fuzz/target/x86_64-unknown-linux-gnu/release` after `cargo +nightly fuzz build -s none`).
+        #[arg(long, value_name = "DIR")]
+        libfuzzer: Option<PathBuf>,
         /// Where to write the markdown table.
         #[arg(long, default_value = "bench.md")]
         markdown: PathBuf,
@@ -322,6 +326,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             find_limit,
             jobs,
             bugs,
+            libfuzzer,
             markdown,
             json,
             write_corpus,
@@ -339,6 +344,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 find_limit: Duration::from_secs(find_limit),
                 jobs: jobs.unwrap_or_else(all_cores),
                 bugs: parse_bugs(&bugs)?.iter().collect(),
+                libfuzzer,
             };
             let report = bench::run(&cfg, |m| eprintln!("bench: {m}"));
             let md = report.markdown();

@@ -105,6 +105,13 @@ fn unreadable_file_and_unknown_bug_exit_2() {
         .expect("spawn");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown bug switch"));
+    // A missing libFuzzer build is refused before any measuring starts.
+    let out = wbfuzz()
+        .args(["bench", "--libfuzzer", "/nonexistent"])
+        .output()
+        .expect("spawn");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no libFuzzer target"));
 }
 
 #[test]

@@ -336,6 +336,17 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                     .map_err(|e| format!("{}: {e}", corpus.display()))?;
                 return Ok(ExitCode::SUCCESS);
             }
+            if let Some(dir) = &libfuzzer {
+                for t in Target::ALL {
+                    let bin = dir.join(t.name());
+                    if !bin.is_file() {
+                        return Err(format!(
+                            "--libfuzzer: no libFuzzer target at {} (build it with `cd fuzz && cargo +nightly fuzz build -s none`)",
+                            bin.display()
+                        ));
+                    }
+                }
+            }
             let cfg = bench::BenchConfig {
                 corpus,
                 samples,

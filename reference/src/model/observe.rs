@@ -26,39 +26,8 @@ impl RefFs {
     /// clipped to EOF, from the cache where cached and through the mapping elsewhere. Changes
     /// nothing (the ops instantiate first).
     pub fn read_cached(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
-        let Some(fi) = self.fid(file) else {
-            return Vec::new();
-        };
-        let f = &self.files[fi];
-        if off >= f.size {
-            return Vec::new();
-        }
-        let end = off + len.min(f.size - off);
-        let (bs, fsz) = (self.bs(), self.fsz());
-        let mut out = Vec::with_capacity((end - off) as usize);
-        let mut block = vec![0u8; bs as usize];
-        let mut pos = off;
-        while pos < end {
-            let folio = pos / fsz;
-            match f.folios.get(&folio) {
-                Some(data) => {
-                    let stop = end.min((folio + 1) * fsz);
-                    out.extend_from_slice(
-                        &data[(pos - folio * fsz) as usize..(stop - folio * fsz) as usize],
-                    );
-                    pos = stop;
-                }
-                None => {
-                    let b = pos / bs;
-                    let stop = end.min((b + 1) * bs);
-                    self.disk_block(fi, b, &mut block);
-                    out.extend_from_slice(
-                        &block[(pos - b * bs) as usize..(stop - b * bs) as usize],
-                    );
-                    pos = stop;
-                }
-            }
-        }
+        let mut out = Vec::new();
+        self.visit(file, off, len, &mut |s| out.extend_from_slice(s));
         out
     }
 
@@ -165,7 +134,8 @@ impl Observe for RefFs {
         self.read_cached(file, off, len)
     }
 
-    /// The walk of [`RefFs::read_cached`], lending folio and disk memory instead of copying.
+    /// Cached folios lend their bytes; elsewhere each block comes through the mapping (`Written`
+    /// blocks from disk, everything else zeros).
     fn visit(&self, file: FileId, off: u64, len: u64, out: &mut dyn FnMut(&[u8])) {
         static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
         let Some(fi) = self.fid(file) else { return };

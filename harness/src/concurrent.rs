@@ -257,6 +257,8 @@ struct OpCtx {
     committed: u64,
     /// Bytes a buffered read collected, folio by folio.
     data: Vec<u8>,
+    /// A buffered write that stopped short: the byte range it reserved and did not copy.
+    unwritten: Option<(u64, u64)>,
 }
 
 impl OpCtx {
@@ -322,15 +324,24 @@ impl Replayer<'_> {
                 // A racing failed writeback may have punched this folio's reservation; the
                 // write then re-reserves, and on ENOSPC it ends here: short if it copied
                 // anything, failed if not (as xfs_buffered_write_iomap_begin).
+                let stop = |ctx: &mut OpCtx| ctx.unwritten = Some((a, end));
                 match r.write_folio_checked(seq, file, a, b - a) {
                     Ok(()) => r.extend_size(file, b),
-                    Err(e) if a == off => ctx.outcome = Some(Outcome::Err(e)),
+                    Err(e) if a == off => {
+                        stop(ctx);
+                        ctx.outcome = Some(Outcome::Err(e));
+                    }
                     Err(_) => {
+                        stop(ctx);
                         ctx.n = a - off;
                         ctx.outcome = Some(Outcome::Done(a - off));
                     }
                 }
             }
+            (Step::WritePunch { .. }, &Op::Write { file, .. }) => match ctx.unwritten.take() {
+                Some((from, end)) => r.punch_write_tail(file, from, end),
+                None => return Err(format!("step `{step}`: the write did not stop short")),
+            },
             (Step::ReadFolio { folio, .. }, &Op::Read { file, off, len }) => {
                 if ctx.data.is_empty() && ctx.n == 0 {
                     // The size cannot change under a read (IOLOCK shared excludes every op that

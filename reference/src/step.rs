@@ -11,7 +11,7 @@
 //!
 //! | op | steps |
 //! |---|---|
-//! | `Write` | `WriteBegin`, then per folio `Complete` (its writeback wait, if it waited) and `WriteFolio`; `sync`: the `Writeback`s and `Complete`s of its flush; `Op` |
+//! | `Write` | `WriteBegin`, then per folio `Complete` (its writeback wait, if it waited) and `WriteFolio`; `WritePunch` if it stopped short of what it reserved; `sync`: the `Writeback`s and `Complete`s of its flush; `Op` |
 //! | `Read` | per folio `ReadFolio`; `Op` |
 //! | `MmapWrite` / `MmapRead` | `Instantiate` (if it instantiated), `Complete` (wait), `Op` |
 //! | `DirectWrite` / `DirectRead` / `Fsync` / `EvictInode` | the `Writeback`s / `Commit` and `Complete`s of the flush; `Op` |
@@ -39,6 +39,10 @@ pub enum Step {
     /// Buffered write `seq` copied its bytes into `folio` (instantiating it if absent), dirtied
     /// them, and extended the size to the end of what it has copied so far.
     WriteFolio { seq: u32, folio: u64 },
+    /// Buffered write `seq` stopped short of its range (a folio's re-reservation failed): the
+    /// `Delalloc` blocks of the part it did not copy that are not dirty became holes again and
+    /// their reservation was released (`iomap_file_buffered_write_punch_delalloc`).
+    WritePunch { seq: u32 },
     /// Buffered read `seq` copied its bytes out of `folio` (instantiating it if absent).
     ReadFolio { seq: u32, folio: u64 },
     /// Fault `seq` instantiated `folio` of `file`.
@@ -61,6 +65,7 @@ impl Step {
             | Step::End { seq }
             | Step::WriteBegin { seq }
             | Step::WriteFolio { seq, .. }
+            | Step::WritePunch { seq }
             | Step::ReadFolio { seq, .. }
             | Step::Instantiate { seq, .. }
             | Step::Writeback { seq, .. }
@@ -78,6 +83,7 @@ impl fmt::Display for Step {
             Step::End { seq } => write!(f, "#{seq} end"),
             Step::WriteBegin { seq } => write!(f, "#{seq} write-begin"),
             Step::WriteFolio { seq, folio } => write!(f, "#{seq} write-folio {folio}"),
+            Step::WritePunch { seq } => write!(f, "#{seq} write-punch"),
             Step::ReadFolio { seq, folio } => write!(f, "#{seq} read-folio {folio}"),
             Step::Instantiate { seq, file, folio } => {
                 write!(f, "#{seq} instantiate f{file} folio {folio}")

@@ -158,8 +158,12 @@ impl Fs {
                 yield_point();
                 match self.write_iter(ino, seq, &iomap, pos, end) {
                     Ok(p) => pos = p,
-                    Err((p, e)) if p == off => return Err(self.early(seq, e)),
+                    Err((p, e)) if p == off => {
+                        self.punch_write_tail(ino, seq, p, end);
+                        return Err(self.early(seq, e));
+                    }
                     Err((p, _)) => {
+                        self.punch_write_tail(ino, seq, p, end);
                         pos = p;
                         break; // a short write
                     }
@@ -307,6 +311,45 @@ impl Fs {
             }
         }
         res
+    }
+
+    /// The end of a buffered write whose folio re-reservation failed at `from` (ordinary files):
+    /// the `Delalloc` blocks of `[from, end)` that are not dirty, the reservation it made and
+    /// did not use, become holes again and are unreserved, as
+    /// `iomap_file_buffered_write_punch_delalloc` punches after a short write. Under the
+    /// invalidate lock (no fault can instantiate and dirty a block meanwhile), the cached folios
+    /// of the range locked (their dirty bits hold still) and ILOCK, in one commit.
+    fn punch_write_tail(&self, ino: &Inode, seq: u32, from: u64, end: u64) {
+        if ino.jdata || from >= end {
+            return;
+        }
+        let g = self.geo;
+        let _inv = ino.invalidate.write();
+        let (f0, f1) = self.folio_span(from, end - from);
+        let held = ino.cache.lock_range(f0, f1);
+        let dirty: Vec<(u64, u64)> = held.iter().map(|lf| (lf.index, lf.mem().dirty())).collect();
+        let is_dirty = |b: u64| {
+            let idx = b / g.bpf;
+            dirty
+                .iter()
+                .any(|&(i, d)| i == idx && d & (1 << (b - idx * g.bpf)) != 0)
+        };
+        let mut em = ino.ilock.lock();
+        let mut punch = Vec::new();
+        em.for_each(from / g.bs, end.div_ceil(g.bs), |m| {
+            if m.state == ExtentState::Delalloc {
+                punch.extend((m.start..m.end()).filter(|&b| !is_dirty(b)));
+            }
+        });
+        // COMMIT POINT: the unused reservation of a short write released.
+        self.commit(Step::WritePunch { seq }, || {
+            for &b in &punch {
+                em.set(b, 1, ExtentState::Hole, 0);
+            }
+            self.space.unreserve(punch.len() as u64);
+        });
+        drop(em);
+        drop(held);
     }
 
     /// Marks blocks of a locked folio dirty and, for journaled data, logs them.

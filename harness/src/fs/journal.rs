@@ -10,8 +10,11 @@
 //! cleaned or reclaimed half way through it. Blocks are only ever logged under their folio lock,
 //! so once every folio is held the set cannot grow; if the set names a folio created after the
 //! folios were listed, the set is put back and the commit starts over.
-//! Locks: folio locks in increasing index order, the journal lock (a leaf) to take the set, then
-//! ILOCK, the folio memory locks one at a time and the disk lock.
+//! Blocks are logged before their op's commit point, except zero-range's edges, logged after it
+//! (its commit can still fail with nothing changed); zero-range holds `Inode::handles` shared
+//! until they are logged, and a commit holds it exclusive (jbd2 waits for open handles too).
+//! Locks: `Inode::handles` exclusive, folio locks in increasing index order, ILOCK, the journal
+//! lock (a leaf) to take the set, the folio memory locks one at a time and the disk lock.
 
 use super::buffered_write::mask_blocks;
 use super::page_cache::LockedFolio;
@@ -24,6 +27,8 @@ impl Fs {
     /// committed.
     pub(crate) fn journal_commit(&self, seq: u32, ino: &Inode) -> u64 {
         let g = self.geo;
+        // No op is between its commit point and the logging of its blocks (zero-range).
+        let _handles = ino.handles.write();
         loop {
             let held: BTreeMap<u64, LockedFolio> = ino
                 .cache

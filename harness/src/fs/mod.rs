@@ -15,6 +15,7 @@
 //! 1. `Inode::iolock` (IOLOCK, RwLock) — user ops only; background ops never take it.
 //! 2. `Inode::invalidate` (the mapping invalidate lock, RwLock). Fault injection and repair take
 //!    every inode's invalidate lock shared, in file order, to quiesce multi-step space changes.
+//!    Then `Inode::handles` (journaled data: zero-range shared, journal commit exclusive).
 //! 3. folio locks ([`page_cache::LockedFolio`]), several only in increasing index order (in
 //!    practice this code holds one at a time).
 //! 4. `Inode::ilock` (ILOCK, the extent map); several only in file order (repair).
@@ -119,6 +120,11 @@ pub(crate) struct Inode {
     pub wb_err: Mutex<Option<Errno>>,
     /// Blocks logged in the running transaction (journaled data only).
     pub journal: Mutex<BTreeSet<u64>>,
+    /// Open transaction handles (jbd2's `t_updates`), journaled data only: an op that logs
+    /// blocks after its commit point (zero-range) holds it shared from before that point until
+    /// its blocks are logged; a journal commit holds it exclusive, so it never takes the logged
+    /// set between such an op's commit and its logging.
+    pub handles: RwLock<()>,
 }
 
 /// The filesystem under test. `Send + Sync`: every op may run on any thread.
@@ -221,6 +227,7 @@ impl Fs {
                 ilock: Mutex::new(ExtentMap::new()),
                 wb_err: Mutex::new(None),
                 journal: Mutex::new(BTreeSet::new()),
+                handles: RwLock::new(()),
             })
             .collect();
         Fs {

@@ -380,6 +380,9 @@ impl Fs {
         };
         let _io = ino.iolock.write();
         let _inv = ino.invalidate.write();
+        // The edges are logged after the commit point below (the commit can still fail with
+        // nothing changed): keep journal commits out until they are.
+        let _handle = ino.jdata.then(|| ino.handles.read());
         let (f0, f1) = self.folio_span(off, end - off);
         let mut held = self.lock_and_wait(seq, ino, f0, f1);
         let old_size = self.size(ino);

@@ -69,6 +69,32 @@ impl RefFs {
         }
     }
 
+    /// Step (a buffered write that stopped short, `Step::WritePunch`): the blocks overlapping
+    /// `[from, end)`, the part of the write it did not copy, that are `Delalloc` and not dirty
+    /// (the write's own unused reservation) become holes and their reservation is released, as
+    /// `iomap_file_buffered_write_punch_delalloc` punches the delalloc range a short write leaves
+    /// behind while keeping whatever is dirty in the cache. Ordinary files only: a journaled-data
+    /// write allocates (`Unwritten`), which a short write keeps.
+    pub fn punch_write_tail(&mut self, file: FileId, from: u64, end: u64) {
+        let Some(fi) = self.fid(file) else { return };
+        if self.files[fi].jdata {
+            return;
+        }
+        let end = end.min(self.max_size());
+        let (b0, b1) = self.blocks_overlapping(from, end);
+        let b1 = b1.min(self.files[fi].block_len());
+        let mut released = 0;
+        for b in b0..b1 {
+            let blk = self.files[fi].block_mut(b);
+            if blk.extent == ExtentState::Delalloc && !blk.dirty {
+                *blk = super::file::Block::HOLE;
+                released += 1;
+            }
+        }
+        self.space.release(released);
+        self.files[fi].trim();
+    }
+
     /// Allocates every `Hole` block of `[b0, b1)` as `Unwritten`. Space was checked.
     fn allocate_holes(&mut self, fi: usize, b0: u64, b1: u64) {
         for b in b0..b1 {

@@ -332,9 +332,10 @@ impl Replayer<'_> {
                         ctx.outcome = Some(Outcome::Err(e));
                     }
                     Err(_) => {
+                        // Short: the outcome is decided at the op's commit, after an O_SYNC
+                        // write's flush (whose error it reports, as generic_write_sync does).
                         stop(ctx);
                         ctx.n = a - off;
-                        ctx.outcome = Some(Outcome::Done(a - off));
                     }
                 }
             }

@@ -5,8 +5,9 @@
 //! writes always on), then decodes random byte strings and drops the ops of disabled kinds.
 //! Swarm testing finds bugs that need many ops of a few kinds, which uniform op mixes dilute.
 //! Concurrent inputs are scheduled by a strategy drawn per input (see [`run_hunt_input`]).
-//! Every finding is minimized and saved as a script with its report. Inputs are a pure function of `--seed` and the worker number, so a hunt
-//! explores the same inputs in the same order every time (how far it gets depends on time).
+//! Every finding is minimized and saved as a script with its report. Inputs are a pure function
+//! of `--seed` and the worker number, so a hunt explores the same inputs in the same order every
+//! time (how far it gets depends on time).
 
 use crate::bugs::Bugs;
 use crate::exec::{self, Target};
@@ -197,8 +198,8 @@ pub fn draw_schedule(rng: &mut SplitMix, input: &Input) -> Option<Vec<u8>> {
 /// PCT scheduler (3/4 of the inputs), shuttle's random scheduler (1/8), or its schedule bytes
 /// (1/8; decoded or from [`draw_schedule`]). PCT, which switches threads at the
 /// implementation's yield points where it drops and retakes state, finds a thread stopped inside
-/// a window while another runs a whole op 7-30x sooner than random choices (bench: seeds 000 and
-/// 001); random choices find tight interleavings (seed 004) ~5x sooner than PCT; bytes reach
+/// a window while another runs a whole op in 7x (seed 001) to 150x (seed 000) fewer inputs than
+/// random choices; random choices find tight interleavings (seed 004) ~5x sooner; bytes reach
 /// schedules neither draws. The two minor strategies are hedges for races unlike these, at the
 /// price of a third more inputs on PCT's. A divergence found by a shuttle scheduler is re-run
 /// with its decisions recorded and the input's schedule replaced by bytes that replay them, so

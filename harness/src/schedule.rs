@@ -191,7 +191,9 @@ pub fn encode_decisions(decisions: &[Decision]) -> Vec<u8> {
             run_left -= 1;
             continue;
         }
+        // A nibble names the runnable index: fine for up to 16 tasks (wbfuzz runs at most 5).
         let t = d.runnable.iter().position(|&x| x == d.chosen).unwrap_or(0);
+        debug_assert!(t < 16, "more than 16 runnable tasks");
         // How many of the following decisions keep the chosen task while it stays runnable.
         let keep = decisions[i + 1..]
             .iter()

@@ -97,3 +97,42 @@ fn writeback_ignores_a_clean_delalloc_reservation() {
         .collect();
     assert_eq!(b, vec![(Delalloc, false), (Written, true)]);
 }
+
+/// corpus/regressions/short-write-punch-delalloc.wbf: a write that stops short gives back the
+/// reservation of the part it did not copy (`WritePunch`, as
+/// `iomap_file_buffered_write_punch_delalloc`), keeping whatever is dirty in that part.
+#[test]
+fn a_short_write_punches_its_unused_reservation_and_keeps_dirty_blocks() {
+    // 1 KiB blocks, one-page folios: 4 blocks per folio, 64 blocks of space.
+    let mut fs = fs_with(1024, 1, 64, Policy::KeepDirty, &[false]);
+    // An earlier write left block 5 (folio 1) dirty: delalloc with data.
+    assert_eq!(
+        fs.apply(
+            1,
+            &Op::Write {
+                file: 0,
+                off: 5 * 1024,
+                len: 1,
+                sync: false
+            }
+        ),
+        reference::Outcome::Done(1)
+    );
+    assert_eq!(fs.counters().reserved, 1);
+    // Write 2 covers blocks 0..8 (folios 0 and 1): 7 new reservations.
+    assert_eq!(fs.reserve_write(0, 0, 8 * 1024), Ok(()));
+    assert_eq!(fs.counters().reserved, 8);
+    // It copies folio 0, then stops short before folio 1.
+    fs.write_folio(2, 0, 0, 4 * 1024);
+    fs.extend_size(0, 4 * 1024);
+    fs.punch_write_tail(0, 4 * 1024, 8 * 1024);
+    let ext: Vec<_> = fs.blocks(0, 0, 8).iter().map(|b| b.extent).collect();
+    assert_eq!(
+        ext,
+        vec![Delalloc, Delalloc, Delalloc, Delalloc, Hole, Delalloc, Hole, Hole]
+    );
+    // Folio 0's 4 blocks and write 1's block 5 stay reserved; blocks 4, 6 and 7 are free again.
+    assert_eq!(fs.counters().reserved, 5);
+    assert_eq!(fs.counters().free, 64 - 5);
+    assert!(fs.check_invariants().is_empty());
+}

@@ -215,10 +215,7 @@ impl PageCache {
         }
         idx.clear();
         for lf in lfs {
-            let mut st = lf.mem();
-            st.mapped = false;
-            st.ifs = None;
-            st.uptodate = false;
+            unmap(&mut idx, lf);
         }
         let r = then();
         drop(idx);
@@ -289,16 +286,7 @@ impl PageCache {
     /// every copy out of the folio (readers check `mapped` under the memory lock).
     pub fn remove_then(&self, lf: &LockedFolio, then: impl FnOnce()) {
         let mut idx = self.index.write();
-        if idx
-            .get(&lf.index)
-            .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))
-        {
-            idx.remove(&lf.index);
-        }
-        let mut st = lf.mem();
-        st.mapped = false;
-        st.ifs = None;
-        st.uptodate = false;
+        let st = unmap(&mut idx, lf);
         then();
         drop(st);
         drop(idx);
@@ -310,16 +298,7 @@ impl PageCache {
     pub fn remove_many_then<R>(&self, lfs: &[&LockedFolio], then: impl FnOnce() -> R) -> R {
         let mut idx = self.index.write();
         for lf in lfs {
-            if idx
-                .get(&lf.index)
-                .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))
-            {
-                idx.remove(&lf.index);
-            }
-            let mut st = lf.mem();
-            st.mapped = false;
-            st.ifs = None;
-            st.uptodate = false;
+            unmap(&mut idx, lf);
         }
         let r = then();
         drop(idx);
@@ -378,4 +357,23 @@ impl PageCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Takes `lf` out of the index (if this very folio is still there) and marks it unmapped with its
+/// per-block state freed; returns its memory lock, still held.
+fn unmap<'a>(
+    idx: &mut BTreeMap<u64, Arc<Folio>>,
+    lf: &'a LockedFolio,
+) -> MutexGuard<'a, FolioState> {
+    if idx
+        .get(&lf.index)
+        .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))
+    {
+        idx.remove(&lf.index);
+    }
+    let mut st = lf.mem();
+    st.mapped = false;
+    st.ifs = None;
+    st.uptodate = false;
+    st
 }

@@ -7,10 +7,8 @@
 //! - [`bugs`]: the bug catalogue switches.
 
 pub mod bench;
-pub mod bugs;
 pub mod concurrent;
 pub mod exec;
-pub mod fs;
 pub mod hunt;
 pub mod input;
 pub mod minimize;
@@ -18,3 +16,8 @@ pub mod oracle;
 pub mod report;
 pub mod schedule;
 pub mod snapshot;
+
+/// The implementation under test (the `wbfuzz-fs` crate).
+pub use wbfs as fs;
+/// The bug catalogue switches of the implementation.
+pub use wbfs::bugs;

@@ -8,8 +8,8 @@
 //! the lock and compared later tells whether any mapping may have changed in between.
 //! Locks: the whole map lives behind the inode's ILOCK (`Inode::ilock`); this module takes none.
 
-use reference::ExtentState;
 use std::collections::BTreeMap;
+use vocab::ExtentState;
 
 /// One stored extent (never a hole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

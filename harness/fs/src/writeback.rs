@@ -18,8 +18,8 @@ use super::page_cache::{Folio, LockedFolio};
 use super::sync::{Arc, AtomicU64, Mutex, Ordering};
 use super::{assign_phys, Fs, Geo, Inode};
 use crate::bugs::Bug;
-use reference::{Errno, ExtentState, FileId, Outcome, Policy, Step};
 use std::collections::BTreeMap;
+use vocab::{Errno, ExtentState, FileId, Outcome, Policy, Step};
 
 /// One block of an IO.
 #[derive(Clone, Copy, Debug)]
@@ -78,11 +78,6 @@ impl IoQueue {
     /// IOs submitted and not yet completed.
     pub fn inflight(&self) -> u64 {
         self.inflight.load(Ordering::SeqCst)
-    }
-
-    /// Number of queued (unclaimed) IOs.
-    pub fn queued(&self) -> usize {
-        self.q.lock().1.len()
     }
 }
 

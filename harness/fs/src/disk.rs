@@ -38,6 +38,7 @@ impl Disk {
 
     /// Writes `data` (`bs` bytes) to block `phys`.
     pub fn write(&self, phys: u64, data: &[u8]) {
+        debug_assert_eq!(data.len(), self.bs, "disk writes are whole blocks");
         let mut g = self.blocks.write();
         match g.get_mut(&phys) {
             Some(b) => b.copy_from_slice(data),
@@ -68,10 +69,5 @@ impl Disk {
         for k in keys {
             g.remove(&k);
         }
-    }
-
-    /// Block size in bytes.
-    pub fn block_size(&self) -> usize {
-        self.bs
     }
 }

@@ -19,8 +19,8 @@
 use super::buffered_write::mask_blocks;
 use super::page_cache::LockedFolio;
 use super::{Fs, Inode};
-use reference::{ExtentState, FileId, Step};
 use std::collections::BTreeMap;
+use vocab::{ExtentState, FileId, Step};
 
 impl Fs {
     /// Commits the file's running transaction for op `seq`; returns the number of blocks

@@ -1,4 +1,4 @@
-//! The oracle's view of the implementation ([`reference::Observe`]) and its self-checks.
+//! The oracle's view of the implementation ([`vocab::Observe`]) and its self-checks.
 //!
 //! Owns: read-only observation and `check_invariants`.
 //! Invariants: observation has no side effects (no instantiation, writeback or waiting); it is
@@ -9,7 +9,7 @@
 
 use super::page_cache::Folio;
 use super::{Fs, Inode};
-use reference::{
+use vocab::{
     BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
 };
 

@@ -14,7 +14,7 @@
 
 use super::alloc_btree::{FreeExtent, FreeSpaceTree};
 use super::{Fs, Inode};
-use reference::{Outcome, Step};
+use vocab::{Outcome, Step};
 
 impl Fs {
     /// `Reclaim{folio}`: 1 if evicted.

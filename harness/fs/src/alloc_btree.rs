@@ -481,6 +481,7 @@ impl FreeSpaceTree {
     }
 
     /// Total free blocks in the tree.
+    #[cfg(test)]
     pub fn free_blocks(&self) -> u64 {
         self.records().iter().map(|e| e.len).sum()
     }

@@ -13,7 +13,7 @@ use super::buffered_write::Iomap;
 use super::page_cache::{Folio, LockedFolio};
 use super::sync::Arc;
 use super::{Fs, Inode};
-use reference::{ExtentState, FileId, Outcome, Step};
+use vocab::{ExtentState, FileId, Outcome, Step};
 
 impl Fs {
     /// Makes every non-uptodate block of a locked folio uptodate from the mapping. Blocks inside
@@ -116,7 +116,7 @@ impl Fs {
         f: &Folio,
         off: u64,
         out: &mut [u8],
-        step: reference::Step,
+        step: vocab::Step,
         check: impl FnOnce() -> Result<(), E>,
     ) -> Option<Result<(), E>> {
         let st = f.mem();

@@ -130,19 +130,6 @@ impl Folio {
         }
     }
 
-    /// Takes the folio lock if it is free (`folio_trylock`).
-    pub fn try_lock(self: &Arc<Self>) -> Option<LockedFolio> {
-        let mut g = self.locked.lock();
-        if *g {
-            return None;
-        }
-        *g = true;
-        drop(g);
-        Some(LockedFolio {
-            folio: self.clone(),
-        })
-    }
-
     fn unlock(&self) {
         let mut g = self.locked.lock();
         *g = false;
@@ -276,13 +263,8 @@ impl PageCache {
     }
 
     /// Removes a locked folio from the cache and frees its private state
-    /// (`filemap_remove_folio` + `folio_release`).
-    pub fn remove(&self, lf: &LockedFolio) {
-        self.remove_then(lf, || {})
-    }
-
-    /// [`PageCache::remove`], running `then` under both the index lock and the folio memory
-    /// lock once the folio is gone: a commit recorded there is ordered with every lookup and with
+    /// (`filemap_remove_folio` + `folio_release`), running `then` under both the index lock and
+    /// the folio memory lock once the folio is gone: a commit recorded there is ordered with every lookup and with
     /// every copy out of the folio (readers check `mapped` under the memory lock).
     pub fn remove_then(&self, lf: &LockedFolio, then: impl FnOnce()) {
         let mut idx = self.index.write();
@@ -346,16 +328,6 @@ impl PageCache {
             .next_back()
             .map(|k| k + 1)
             .unwrap_or(0)
-    }
-
-    /// Number of cached folios.
-    pub fn len(&self) -> usize {
-        self.index.read().len()
-    }
-
-    /// Whether nothing is cached.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

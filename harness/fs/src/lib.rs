@@ -34,31 +34,35 @@
 //! Each op and each background sub-step takes effect at one place, marked `// COMMIT POINT:`,
 //! inside the lock that makes it atomic.
 
-pub mod alloc_btree;
-pub mod buffered_read;
-pub mod buffered_write;
-pub mod direct_io;
-pub mod disk;
-pub mod extent_map;
-pub mod fault;
-pub mod journal;
-pub mod lifecycle;
-pub mod observe;
-pub mod page_cache;
-pub mod space;
-pub mod space_ops;
+mod alloc_btree;
+mod buffered_read;
+mod buffered_write;
+pub mod bugs;
+mod direct_io;
+mod disk;
+mod extent_map;
+mod fault;
+mod journal;
+mod lifecycle;
+mod observe;
+mod page_cache;
+mod space;
+mod space_ops;
 pub mod sync;
-pub mod writeback;
+mod writeback;
+
+#[cfg(test)]
+mod unit_tests;
 
 use crate::bugs::{Bug, Bugs};
 use alloc_btree::{AllocError, FreeExtent, FreeSpaceTree};
 use disk::Disk;
 use extent_map::ExtentMap;
 use page_cache::PageCache;
-use reference::{Config, Errno, Op, Outcome, Policy, Step, Violation};
 use space::Space;
 use std::collections::BTreeSet;
 use sync::{AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
+use vocab::{Config, Errno, Op, Outcome, Policy, Step, Violation};
 use writeback::IoQueue;
 
 /// Geometry constants, precomputed.
@@ -130,7 +134,7 @@ pub(crate) struct Inode {
 /// The filesystem under test. `Send + Sync`: every op may run on any thread.
 pub struct Fs {
     pub(crate) geo: Geo,
-    pub(crate) geometry: reference::Geometry,
+    pub(crate) geometry: vocab::Geometry,
     pub(crate) policy: Policy,
     pub(crate) bugs: Bugs,
     pub(crate) inodes: Vec<Inode>,
@@ -142,7 +146,7 @@ pub struct Fs {
     /// repair that found a different tree, writeback over a hole); reported by
     /// `check_invariants` from then on.
     pub(crate) violations: Mutex<Vec<Violation>>,
-    /// Concurrent runs: the commit log, in commit order (see [`reference::step`]).
+    /// Concurrent runs: the commit log, in commit order (see [`vocab::step`]).
     commit_log: Mutex<Vec<Step>>,
     /// Whether [`Fs::record`] appends to the log (off in sequential runs: no cost there).
     recording: AtomicBool,

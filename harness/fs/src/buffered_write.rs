@@ -20,8 +20,8 @@ use super::page_cache::LockedFolio;
 use super::sync::yield_point;
 use super::{Fs, Inode};
 use crate::bugs::Bug;
-use reference::fill_pattern;
-use reference::{Errno, ExtentState, Outcome, Step};
+use vocab::fill_pattern;
+use vocab::{Errno, ExtentState, Outcome, Step};
 
 /// A cached mapping of a block range (`struct iomap`), valid while `cookie` equals the extent
 /// map's sequence number.

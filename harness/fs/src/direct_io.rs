@@ -10,8 +10,8 @@
 //! device write, which happen in one ILOCK critical section.
 
 use super::{Fs, Inode};
-use reference::fill_pattern;
-use reference::{Errno, ExtentState, Outcome, Step};
+use vocab::fill_pattern;
+use vocab::{Errno, ExtentState, Outcome, Step};
 
 impl Fs {
     /// `DirectWrite`. After the flush, the range's folios are locked (and waited for), then the

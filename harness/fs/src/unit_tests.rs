@@ -1,8 +1,9 @@
 //! Unit tests of the implementation's data structures: the free-space B+tree and the extent map.
+//! They live inside the crate because those structures are private to it.
 
-use reference::ExtentState;
-use wbfuzz::fs::alloc_btree::{AllocError, FreeExtent, FreeSpaceTree};
-use wbfuzz::fs::extent_map::ExtentMap;
+use crate::alloc_btree::{AllocError, FreeExtent, FreeSpaceTree};
+use crate::extent_map::ExtentMap;
+use vocab::ExtentState;
 
 fn fe(start: u64, len: u64) -> FreeExtent {
     FreeExtent { start, len }

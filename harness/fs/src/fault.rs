@@ -15,8 +15,8 @@ use super::page_cache::Folio;
 use super::sync::{yield_point, Arc};
 use super::{Fs, Inode};
 use crate::bugs::Bug;
-use reference::fill_pattern;
-use reference::{Errno, ExtentState, FileId, Outcome, Step};
+use vocab::fill_pattern;
+use vocab::{Errno, ExtentState, FileId, Outcome, Step};
 
 impl Fs {
     /// The read fault of op `seq`: returns folio `idx`, instantiating it if absent (then

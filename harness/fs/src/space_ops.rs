@@ -24,8 +24,8 @@ use super::extent_map::ExtentMap;
 use super::page_cache::LockedFolio;
 use super::sync::Ordering;
 use super::{Fs, Geo, Inode};
-use reference::{Errno, ExtentState, Outcome, Step};
 use std::collections::BTreeMap;
+use vocab::{Errno, ExtentState, Outcome, Step};
 
 /// Folios an op holds locked until its commit, by index.
 type Held = BTreeMap<u64, LockedFolio>;

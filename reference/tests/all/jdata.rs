@@ -1,7 +1,7 @@
 //! Journaled-data files, expected values derived by hand from SPEC.md ("Journal" and the jdata
 //! clauses of each op).
 
-mod common;
+use crate::common;
 use common::*;
 use reference::{Errno, Observe, Policy};
 

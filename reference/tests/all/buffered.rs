@@ -1,6 +1,6 @@
 //! Buffered write, read and mmap ops, expected values derived by hand from SPEC.md.
 
-mod common;
+use crate::common;
 use common::*;
 use reference::{Errno, Observe, Policy};
 

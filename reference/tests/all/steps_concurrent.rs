@@ -2,7 +2,7 @@
 //! implementation that the reference's steps must be able to express. Expected values are derived
 //! by hand from SPEC.md and XFS (`xfs_buffered_write_iomap_begin`).
 
-mod common;
+use crate::common;
 
 use common::*;
 use reference::{Observe, Op, Policy};

@@ -1,7 +1,7 @@
 //! Direct IO, fsync, flush, IO completion, reclaim, eviction and the writeback error policies,
 //! expected values derived by hand from SPEC.md.
 
-mod common;
+use crate::common;
 use common::*;
 use reference::{Errno, Observe, Policy};
 

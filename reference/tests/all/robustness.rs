@@ -1,7 +1,7 @@
 //! Robustness (absurd arguments, bad file indices, bad configs), the step API, a long scripted
 //! sequence with counters checked after every op, and the resolved SPEC.md ambiguities.
 
-mod common;
+use crate::common;
 use common::*;
 use reference::model::{Completion, RefFs};
 use reference::{Config, Errno, FileSpec, Geometry, Observe, Op, Outcome, Policy};

@@ -1,6 +1,6 @@
 //! Fallocate, PunchHole, ZeroRange and Truncate, expected values derived by hand from SPEC.md.
 
-mod common;
+use crate::common;
 use common::*;
 use reference::{Errno, Observe, Policy};
 

@@ -4,7 +4,6 @@
 //! and its observations must agree with each other; ops that SPEC.md says cannot change logical
 //! contents must not.
 
-mod common;
 use reference::model::RefFs;
 use reference::{Config, ExtentState, FileSpec, Geometry, Observe, Op, Outcome, Policy};
 

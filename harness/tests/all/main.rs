@@ -1,0 +1,13 @@
+//! Every integration test of the `wbfuzz` crate, in one test binary (one link instead of one
+//! per file). Each module is one concern; `cargo test -p wbfuzz --test all MODULE::` runs one.
+
+mod cli;
+mod corpus;
+mod determinism;
+mod fs_ops;
+mod fs_shuttle;
+mod fs_threads;
+mod input_roundtrip;
+mod input_script;
+mod schedule_record;
+mod stress;

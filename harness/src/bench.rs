@@ -8,7 +8,8 @@
 use crate::bugs::{Bug, Bugs};
 use crate::exec::{self, Target};
 use crate::fs::Fs;
-use crate::hunt::{self, HuntConfig, SplitMix};
+use crate::generators::SplitMix;
+use crate::hunt::{self, HuntConfig};
 use crate::oracle;
 use reference::model::RefFs;
 use reference::{Config, FileSpec, Geometry, Input, Op, Policy};

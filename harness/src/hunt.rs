@@ -11,14 +11,13 @@
 
 use crate::bugs::Bugs;
 use crate::exec::{self, Target};
-use crate::input::decode::{decode, MAX_SCHEDULE};
+use crate::generators::{draw_schedule, generate, SplitMix, Swarm};
 use crate::input::script;
 use crate::minimize::{self, Signature};
 use crate::oracle::Run;
 use crate::report;
-use crate::schedule;
 use rayon::prelude::*;
-use reference::{Input, OpKind};
+use reference::Input;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -98,105 +97,10 @@ impl HuntSummary {
     }
 }
 
-/// SplitMix64: tiny, fast, and good enough to drive input generation.
-#[derive(Clone, Debug)]
-pub struct SplitMix(u64);
-
-impl SplitMix {
-    /// A generator for worker `worker` of a hunt seeded with `seed`.
-    pub fn new(seed: u64, worker: u64) -> SplitMix {
-        SplitMix(seed ^ worker.wrapping_mul(0xD1B5_4A32_D192_ED03))
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Fills a buffer with random bytes.
-    pub fn fill(&mut self, buf: &mut [u8]) {
-        for chunk in buf.chunks_mut(8) {
-            let v = self.next_u64().to_le_bytes();
-            chunk.copy_from_slice(&v[..chunk.len()]);
-        }
-    }
-}
-
-/// A swarm configuration: which op kinds an epoch may use.
-#[derive(Clone, Copy, Debug)]
-pub struct Swarm(u32);
-
-impl Swarm {
-    /// Draws a swarm: each kind on with probability 3/4, buffered writes always on. (With 1/2,
-    /// races that need three kinds at once, like a fault against a direct write, were rarer
-    /// than with no swarm at all.)
-    pub fn draw(rng: &mut SplitMix) -> Swarm {
-        let bits = rng.next_u64();
-        Swarm((bits as u32 | (bits >> 32) as u32) | 1 << (OpKind::Write as u32))
-    }
-
-    /// Every kind enabled.
-    pub const ALL: Swarm = Swarm(u32::MAX);
-
-    /// Whether ops of `kind` are enabled.
-    pub fn allows(self, kind: OpKind) -> bool {
-        self.0 & (1 << kind as u32) != 0
-    }
-
-    /// Drops the disabled kinds' ops from an input.
-    pub fn apply(self, input: &mut Input) {
-        for ops in &mut input.threads {
-            ops.retain(|op| self.allows(op.kind()));
-        }
-    }
-}
-
-/// Generates input number `k` of an epoch: random bytes decoded for the target, filtered by the
-/// swarm.
-pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<u8>) -> Input {
-    let len = 8 + (rng.next_u64() % 400) as usize;
-    buf.resize(len, 0);
-    rng.fill(buf);
-    let mut input = decode(buf, target.mode());
-    swarm.apply(&mut input);
-    input
-}
-
-/// Scheduling points a concurrent execution takes per op, roughly (median measured over
-/// generated inputs: ~50): where a generated burst of switches may start.
-const POINTS_PER_OP: u64 = 60;
-
-/// Draws the schedule bytes of a concurrent input (`None`: keep the decoded ones). Decoded
-/// random bytes switch threads every few hundred scheduling points, at random; half the inputs
-/// get a burst instead: one thread runs to a random point, then 4 to 32 switches of 0-3 points
-/// each, then long runs again. Races whose window is a few points wide inside one op (seed 000's
-/// stale mapping) need exactly that, and it found them ~6x sooner than decoded bytes in a
-/// 7-seed comparison; slow-moving interleavings are left to the decoded bytes and to the
-/// shuttle strategies of [`run_hunt_input`].
-pub fn draw_schedule(rng: &mut SplitMix, input: &Input) -> Option<Vec<u8>> {
-    if input.threads.len() < 2 || rng.next_u64() % 2 == 0 {
-        return None;
-    }
-    let points = POINTS_PER_OP * input.op_count() as u64 + 1;
-    let nibble = |rng: &mut SplitMix| (rng.next_u64() % 16) as u8;
-    let mut out = Vec::new();
-    schedule::encode_run(nibble(rng), rng.next_u64() % points, &mut out);
-    for _ in 0..4 + rng.next_u64() % 29 {
-        out.push(nibble(rng) << 4 | (rng.next_u64() % 4) as u8);
-    }
-    out.push(nibble(rng) << 4 | 0x0f);
-    out.truncate(MAX_SCHEDULE);
-    Some(out)
-}
-
 /// Runs one input as the hunt's scheduler choice says. With [`Baseline::Bytes`] (the hunt
 /// proper) a concurrent input is scheduled by one of three strategies, drawn per input: shuttle's
 /// PCT scheduler (3/4 of the inputs), shuttle's random scheduler (1/8), or its schedule bytes
-/// (1/8; decoded or from [`draw_schedule`]). PCT, which switches threads at the
+/// (1/8; decoded or from [`draw_schedule`](crate::generators::draw_schedule)). PCT, which switches threads at the
 /// implementation's yield points where it drops and retakes state, finds a thread stopped inside
 /// a window while another runs a whole op in 7x (seed 001) to 150x (seed 000) fewer inputs than
 /// random choices; random choices find tight interleavings (seed 004) ~5x sooner; bytes reach

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod concurrent;
 pub mod exec;
+pub mod generators;
 pub mod hunt;
 pub mod input;
 pub mod minimize;

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use wbfuzz::bugs::{Bug, Bugs};
 use wbfuzz::fs::sync::{thread, Arc};
 use wbfuzz::fs::Fs;
+use wbfuzz::generators::{random_op, OpShape, SplitMix, Swarm};
 
 fn config(jdata: bool) -> Config {
     Config {
@@ -246,68 +247,17 @@ fn put_folio_after_unlock_found_only_with_switch() {
     );
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n.max(1)
-    }
-}
-
-fn random_op(r: &mut Rng) -> Op {
-    let file = r.below(2) as u8;
-    let off = r.below(12) * 512 + if r.below(3) == 0 { r.below(512) } else { 0 };
-    let len = r.below(8) * 512 + if r.below(3) == 0 { r.below(512) } else { 0 };
-    match r.below(18) {
-        0..=2 => Op::Write {
-            file,
-            off,
-            len,
-            sync: r.below(6) == 0,
-        },
-        3 => Op::Read { file, off, len },
-        4 => Op::DirectWrite { file, off, len },
-        5 => Op::DirectRead { file, off, len },
-        6 => Op::MmapWrite { file, off, len },
-        7 => Op::MmapRead { file, off, len },
-        8 => Op::Fsync { file },
-        9 => Op::Fallocate {
-            file,
-            off,
-            len,
-            keep_size: r.below(2) == 0,
-        },
-        10 => Op::PunchHole { file, off, len },
-        11 => Op::ZeroRange {
-            file,
-            off,
-            len,
-            keep_size: false,
-        },
-        12 => Op::Truncate {
-            file,
-            size: r.below(8192),
-        },
-        13 => Op::Flush { file, off, len },
-        14 => Op::CompleteIo {
-            n: 1 + r.below(2) as u32,
-        },
-        15 => Op::Reclaim {
-            file,
-            folio: r.below(4),
-        },
-        16 => Op::EvictInode { file },
-        _ => [
-            Op::CorruptAllocBtree,
-            Op::RepairAllocBtree,
-            Op::JournalCommit { file },
-        ][r.below(3) as usize]
-            .clone(),
-    }
-}
+/// Two files, offsets in the first 12 blocks of 512 bytes, lengths up to 8 blocks: ops of
+/// three threads collide on the same folios.
+const SHAPE: OpShape = OpShape {
+    files: 2,
+    granule: 512,
+    folio: 512,
+    span: 12 * 512,
+    max_len: 8 * 512,
+    unaligned: true,
+    kinds: Swarm::ALL,
+};
 
 #[test]
 fn random_concurrent_ops_never_deadlock_and_settle_clean() {
@@ -347,11 +297,10 @@ fn random_concurrent_ops_never_deadlock_and_settle_clean() {
                         .map(|t| {
                             let fs = fs.clone();
                             thread::spawn(move || {
-                                let mut r = Rng((seed * 31 + t + 1)
-                                    .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-                                    | 1);
+                                let mut r = SplitMix::new(seed, t);
                                 for i in 0..12 {
-                                    fs.apply(t as u32 * 100 + i + 1, &random_op(&mut r));
+                                    let op = random_op(&mut r, &SHAPE).expect("kinds enabled");
+                                    fs.apply(t as u32 * 100 + i + 1, &op);
                                 }
                             })
                         })

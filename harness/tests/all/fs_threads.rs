@@ -1,109 +1,24 @@
 //! Randomized tests of the implementation alone: sequential runs that must keep every invariant
 //! after every op, and a real-threads smoke test (no panic, no deadlock, invariants at the end).
 
-use reference::{Config, FileSpec, Geometry, Observe, Op, Policy};
+use reference::{FileSpec, Observe, Op};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 use wbfuzz::bugs::Bugs;
 use wbfuzz::fs::Fs;
+use wbfuzz::generators::{random_config, random_op, OpShape, SplitMix, Swarm};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
-
-fn random_op(r: &mut Rng, files: u8, bs: u64) -> Op {
-    let file = r.below(files as u64) as u8;
-    let off = if r.below(2) == 0 {
-        r.below(40_000)
-    } else {
-        r.below(40) * bs
-    };
-    let len = if r.below(2) == 0 {
-        r.below(12_000)
-    } else {
-        r.below(12) * bs
-    };
-    match r.below(19) {
-        0..=2 => Op::Write {
-            file,
-            off,
-            len,
-            sync: r.below(8) == 0,
-        },
-        3 => Op::Read { file, off, len },
-        4 => Op::DirectWrite { file, off, len },
-        5 => Op::DirectRead { file, off, len },
-        6 => Op::MmapWrite { file, off, len },
-        7 => Op::MmapRead { file, off, len },
-        8 => Op::Fsync { file },
-        9 => Op::Fallocate {
-            file,
-            off,
-            len,
-            keep_size: r.below(2) == 0,
-        },
-        10 => Op::PunchHole { file, off, len },
-        11 => Op::ZeroRange {
-            file,
-            off,
-            len,
-            keep_size: r.below(2) == 0,
-        },
-        12 => Op::Truncate {
-            file,
-            size: r.below(40_000),
-        },
-        13 => Op::Flush { file, off, len },
-        14 => Op::CompleteIo {
-            n: r.below(4) as u32,
-        },
-        15 => Op::Reclaim {
-            file,
-            folio: r.below(12),
-        },
-        16 => Op::EvictInode { file },
-        17 => {
-            if r.below(4) == 0 {
-                Op::CorruptAllocBtree
-            } else {
-                Op::RepairAllocBtree
-            }
-        }
-        _ => Op::JournalCommit { file },
-    }
-}
-
-fn config(r: &mut Rng) -> Config {
-    let bs = [512, 1024, 4096][r.below(3) as usize];
-    let folio_pages = [1, 2, 4][r.below(3) as usize];
-    Config {
-        geometry: Geometry {
-            block_size: bs,
-            folio_pages,
-            capacity_blocks: 16 + r.below(200),
-            max_file_size: 64 << 10,
-        },
-        policy: if r.below(2) == 0 {
-            Policy::KeepDirty
-        } else {
-            Policy::Invalidate
-        },
-        files: (0..1 + r.below(3))
-            .map(|_| FileSpec {
-                jdata: r.below(3) == 0,
-            })
-            .collect(),
+/// Ops over the first 40,000 bytes, lengths up to 12,000, half of them block-aligned.
+fn shape(files: u8, bs: u64) -> OpShape {
+    OpShape {
+        files,
+        granule: bs,
+        folio: bs,
+        span: 40_000,
+        max_len: 12_000,
+        unaligned: true,
+        kinds: Swarm::ALL,
     }
 }
 
@@ -120,12 +35,13 @@ fn settle(fs: &Fs, files: usize) {
 #[test]
 fn sequential_random_runs_keep_invariants() {
     for seed in 1..=300u64 {
-        let mut r = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-        let cfg = config(&mut r);
+        let mut r = SplitMix::new(seed, 0);
+        let cfg = random_config(&mut r);
         let fs = Fs::new(&cfg, Bugs::NONE);
         let files = cfg.files.len();
+        let shape = shape(files as u8, cfg.geometry.bs());
         for seq in 1..=60u32 {
-            let op = random_op(&mut r, files as u8, cfg.geometry.bs());
+            let op = random_op(&mut r, &shape).expect("every kind enabled");
             fs.apply(seq, &op);
             let v = fs.check_invariants();
             assert!(v.is_empty(), "seed {seed} op {seq} {op}: {v:?}");
@@ -156,8 +72,8 @@ fn sequential_random_runs_keep_invariants() {
 #[test]
 fn threads_smoke_no_deadlock() {
     for seed in 1..=12u64 {
-        let mut r = Rng(seed.wrapping_mul(0xD1B5_4A32_D192_ED03) | 1);
-        let mut cfg = config(&mut r);
+        let mut r = SplitMix::new(seed, 1);
+        let mut cfg = random_config(&mut r);
         cfg.files = vec![
             FileSpec { jdata: false },
             FileSpec { jdata: true },
@@ -169,12 +85,12 @@ fn threads_smoke_no_deadlock() {
             .map(|t| {
                 let fs = fs.clone();
                 let tx = tx.clone();
-                let bs = cfg.geometry.bs();
+                let shape = shape(3, cfg.geometry.bs());
                 std::thread::spawn(move || {
-                    let mut r = Rng((seed << 8 | t).wrapping_mul(0x2545_F491_4F6C_DD1D) | 1);
+                    let mut r = SplitMix::new(seed, 2 + t);
                     for i in 0..400u32 {
                         // Threads 0 and 1 share file 0; 2 and 3 spread over all files.
-                        let mut op = random_op(&mut r, 3, bs);
+                        let mut op = random_op(&mut r, &shape).expect("every kind enabled");
                         if t < 2 {
                             op = retarget(op, 0);
                         }

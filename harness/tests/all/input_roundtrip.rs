@@ -4,28 +4,12 @@
 use reference::geometry::{MAX_FILES, MAX_THREADS};
 use reference::{FileSpec, Geometry, Input, Op, OpKind, Policy};
 use std::collections::BTreeSet;
+use wbfuzz::generators::SplitMix;
 use wbfuzz::input::decode::{
     decode, Mode, MAX_DECODED_CAPACITY, MAX_DECODED_SIZE_FOLIOS, MAX_SCHEDULE, MAX_SEQUENTIAL_OPS,
     MAX_THREAD_OPS, MIN_DECODED_CAPACITY,
 };
 use wbfuzz::input::script;
-
-/// xorshift64*: a fixed, dependency-free PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn bytes(&mut self, max_len: usize) -> Vec<u8> {
-        let len = (self.next() % (max_len as u64 + 1)) as usize;
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-}
 
 const CASES: usize = 5000;
 const MODES: [Mode; 3] = [Mode::Sequential, Mode::Concurrent, Mode::Any];
@@ -77,7 +61,7 @@ fn check_bounds(input: &Input, mode: Mode, data: &[u8]) {
 #[test]
 fn decode_is_total_bounded_and_round_trips() {
     for mode in MODES {
-        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut rng = SplitMix::new(0x9e37_79b9_7f4a_7c15, 0);
         for _ in 0..CASES {
             let data = rng.bytes(600);
             let input = decode(&data, mode);
@@ -111,7 +95,7 @@ fn short_inputs_decode() {
 /// Over the random cases, everything the fuzzer should reach is reached often enough.
 #[test]
 fn decoded_inputs_cover_the_interesting_space() {
-    let mut rng = Rng(42);
+    let mut rng = SplitMix::new(42, 0);
     let mut kinds = BTreeSet::new();
     let (mut direct, mut aligned) = (0u32, 0u32);
     let (mut zero_len, mut efbig, mut ops) = (0u32, 0u32, 0u32);

@@ -5,7 +5,7 @@
 use wbfuzz::bugs::{Bug, Bugs};
 use wbfuzz::concurrent::{run_concurrent, run_concurrent_recorded, Sched};
 use wbfuzz::exec::Target;
-use wbfuzz::hunt::{generate, SplitMix, Swarm};
+use wbfuzz::generators::{generate, SplitMix, Swarm};
 
 fn replays(bugs: Bugs, inputs: usize, seed: u64) -> usize {
     let mut rng = SplitMix::new(seed, 0);

@@ -4,68 +4,25 @@
 //! flush and eviction. The interleavings are the OS's (not reproducible), so this complements
 //! the deterministic shuttle runs rather than replacing them; it is bounded in ops, not time.
 
-use reference::{Config, FileSpec, Geometry, Input, Op, Policy};
+use reference::{Config, FileSpec, Geometry, Input, OpKind, Policy};
 use wbfuzz::bugs::Bugs;
 use wbfuzz::concurrent::run_real_threads;
-use wbfuzz::hunt::SplitMix;
+use wbfuzz::generators::{random_op, OpShape, SplitMix};
 use wbfuzz::report;
 
-fn random_op(rng: &mut SplitMix, g: &Geometry, files: u8) -> Op {
-    let file = (rng.next_u64() % files as u64) as u8;
-    let span = g.max_file_size;
-    let bs = g.bs();
-    let off = rng.next_u64() % span;
-    let aligned = off / bs * bs;
-    let len = 1 + rng.next_u64() % (3 * g.folio_size());
-    let blen = (1 + rng.next_u64() % 8) * bs;
-    match rng.next_u64() % 20 {
-        0..=4 => Op::Write {
-            file,
-            off,
-            len,
-            sync: rng.next_u64() % 8 == 0,
-        },
-        5 | 6 => Op::Read { file, off, len },
-        7 => Op::DirectWrite {
-            file,
-            off: aligned,
-            len: blen,
-        },
-        8 => Op::DirectRead {
-            file,
-            off: aligned,
-            len: blen,
-        },
-        9 => Op::MmapWrite { file, off, len },
-        10 => Op::MmapRead { file, off, len },
-        11 => Op::Flush {
-            file,
-            off: 0,
-            len: span,
-        },
-        12 | 13 => Op::CompleteIo {
-            n: 1 + (rng.next_u64() % 3) as u32,
-        },
-        14 => Op::Reclaim {
-            file,
-            folio: off / g.folio_size(),
-        },
-        15 => Op::Fsync { file },
-        16 => Op::PunchHole { file, off, len },
-        17 => Op::Truncate { file, size: off },
-        18 => Op::Fallocate {
-            file,
-            off,
-            len,
-            keep_size: rng.next_u64() % 2 == 0,
-        },
-        _ => Op::ZeroRange {
-            file,
-            off,
-            len,
-            keep_size: true,
-        },
+/// Every op kind but fault injection, repair, journal commits and eviction (eviction waits for
+/// writeback the other threads keep producing; the rest are covered by the shuttle runs).
+fn shape(g: &Geometry, files: u8) -> OpShape {
+    let mut shape = OpShape::for_geometry(g, files);
+    for k in [
+        OpKind::CorruptAllocBtree,
+        OpKind::RepairAllocBtree,
+        OpKind::JournalCommit,
+        OpKind::EvictInode,
+    ] {
+        shape.kinds = shape.kinds.without(k);
     }
+    shape
 }
 
 #[test]
@@ -93,10 +50,11 @@ fn real_threads_agree_with_the_reference() {
                 })
                 .collect(),
         };
+        let shape = shape(&geometry, files);
         let threads = (0..4)
             .map(|_| {
                 (0..150)
-                    .map(|_| random_op(&mut rng, &geometry, files))
+                    .filter_map(|_| random_op(&mut rng, &shape))
                     .collect()
             })
             .collect();

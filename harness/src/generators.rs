@@ -1,0 +1,256 @@
+//! Every random choice wbfuzz makes outside the fuzz engines: the generator ([`SplitMix`]), the
+//! hunt's inputs ([`generate`]) and swarm configurations ([`Swarm`]), generated schedule bursts
+//! ([`draw_schedule`]), and random ops and configurations for property tests and benchmarks
+//! ([`random_op`], [`random_config`]).
+//!
+//! Invariant: everything here is a pure function of the generator's state, so a hunt, a
+//! benchmark corpus or a test sees the same inputs in the same order in every process.
+
+use crate::exec::Target;
+use crate::input::decode::{decode, MAX_SCHEDULE};
+use crate::schedule;
+use reference::{Config, FileSpec, Geometry, Input, Op, OpKind, Policy};
+
+/// SplitMix64: tiny, fast, and good enough to drive input generation.
+#[derive(Clone, Debug)]
+pub struct SplitMix(u64);
+
+impl SplitMix {
+    /// A generator for worker `worker` of a run seeded with `seed`.
+    pub fn new(seed: u64, worker: u64) -> SplitMix {
+        SplitMix(seed ^ worker.wrapping_mul(0xD1B5_4A32_D192_ED03))
+    }
+
+    /// Next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A number in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
+    }
+
+    /// True with probability `1/n`.
+    pub fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    /// Fills a buffer with random bytes.
+    pub fn fill(&mut self, buf: &mut [u8]) {
+        for chunk in buf.chunks_mut(8) {
+            let v = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+    }
+
+    /// A byte string of random length `0..=max_len`.
+    pub fn bytes(&mut self, max_len: usize) -> Vec<u8> {
+        let mut v = vec![0u8; self.below(max_len as u64 + 1) as usize];
+        self.fill(&mut v);
+        v
+    }
+}
+
+/// A swarm configuration: which op kinds an epoch may use.
+#[derive(Clone, Copy, Debug)]
+pub struct Swarm(u32);
+
+impl Swarm {
+    /// Draws a swarm: each kind on with probability 3/4, buffered writes always on. (With 1/2,
+    /// races that need three kinds at once, like a fault against a direct write, were rarer
+    /// than with no swarm at all.)
+    pub fn draw(rng: &mut SplitMix) -> Swarm {
+        let bits = rng.next_u64();
+        Swarm((bits as u32 | (bits >> 32) as u32) | 1 << (OpKind::Write as u32))
+    }
+
+    /// Every kind enabled.
+    pub const ALL: Swarm = Swarm(u32::MAX);
+
+    /// This swarm without `kind`.
+    pub const fn without(self, kind: OpKind) -> Swarm {
+        Swarm(self.0 & !(1 << kind as u32))
+    }
+
+    /// Whether ops of `kind` are enabled.
+    pub fn allows(self, kind: OpKind) -> bool {
+        self.0 & (1 << kind as u32) != 0
+    }
+
+    /// Drops the disabled kinds' ops from an input.
+    pub fn apply(self, input: &mut Input) {
+        for ops in &mut input.threads {
+            ops.retain(|op| self.allows(op.kind()));
+        }
+    }
+}
+
+/// Generates one hunt input: random bytes decoded for the target, filtered by the swarm.
+pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<u8>) -> Input {
+    let len = 8 + rng.below(400) as usize;
+    buf.resize(len, 0);
+    rng.fill(buf);
+    let mut input = decode(buf, target.mode());
+    swarm.apply(&mut input);
+    input
+}
+
+/// Scheduling points a concurrent execution takes per op, roughly (median measured over
+/// generated inputs: ~50): where a generated burst of switches may start.
+const POINTS_PER_OP: u64 = 60;
+
+/// Draws the schedule bytes of a concurrent input (`None`: keep the decoded ones). Decoded
+/// random bytes switch threads every few hundred scheduling points, at random; half the inputs
+/// get a burst instead: one thread runs to a random point, then 4 to 32 switches of 0-3 points
+/// each, then long runs again. Races whose window is a few points wide inside one op (seed 000's
+/// stale mapping) need exactly that, and it found them ~6x sooner than decoded bytes in a
+/// 7-seed comparison; slow-moving interleavings are left to the decoded bytes and to the
+/// shuttle strategies of the hunt.
+pub fn draw_schedule(rng: &mut SplitMix, input: &Input) -> Option<Vec<u8>> {
+    if input.threads.len() < 2 || rng.one_in(2) {
+        return None;
+    }
+    let points = POINTS_PER_OP * input.op_count() as u64 + 1;
+    let nibble = |rng: &mut SplitMix| rng.below(16) as u8;
+    let mut out = Vec::new();
+    schedule::encode_run(nibble(rng), rng.below(points), &mut out);
+    for _ in 0..4 + rng.below(29) {
+        out.push(nibble(rng) << 4 | rng.below(4) as u8);
+    }
+    out.push(nibble(rng) << 4 | 0x0f);
+    out.truncate(MAX_SCHEDULE);
+    Some(out)
+}
+
+/// Where and how big the ops of [`random_op`] are.
+#[derive(Clone, Copy, Debug)]
+pub struct OpShape {
+    /// Files to choose from (`f0..files`).
+    pub files: u8,
+    /// Alignment unit of aligned offsets and lengths (the block size).
+    pub granule: u64,
+    /// Folio size in bytes (reclaim picks a folio of the span).
+    pub folio: u64,
+    /// Offsets (and truncate sizes) lie in `0..span`.
+    pub span: u64,
+    /// Lengths lie in `0..=max_len`.
+    pub max_len: u64,
+    /// One offset or length in three is unaligned; off: all are multiples of `granule`.
+    pub unaligned: bool,
+    /// The op kinds to draw from (buffered writes are drawn three times as often).
+    pub kinds: Swarm,
+}
+
+impl OpShape {
+    /// Ops spread over a geometry's whole maximum file size, lengths up to three folios.
+    pub fn for_geometry(g: &Geometry, files: u8) -> OpShape {
+        OpShape {
+            files,
+            granule: g.bs(),
+            folio: g.folio_size(),
+            span: g.max_file_size,
+            max_len: 3 * g.folio_size(),
+            unaligned: true,
+            kinds: Swarm::ALL,
+        }
+    }
+}
+
+/// One random op of `shape`: uniform over the enabled kinds, buffered writes weighted 3x.
+/// Returns `None` when `shape.kinds` enables none of them.
+pub fn random_op(rng: &mut SplitMix, shape: &OpShape) -> Option<Op> {
+    let enabled: Vec<OpKind> = OpKind::ALL
+        .into_iter()
+        .filter(|&k| shape.kinds.allows(k))
+        .collect();
+    if enabled.is_empty() {
+        return None;
+    }
+    let writes = if shape.kinds.allows(OpKind::Write) {
+        2
+    } else {
+        0
+    };
+    let pick = rng.below(enabled.len() as u64 + writes) as usize;
+    let kind = enabled.get(pick).copied().unwrap_or(OpKind::Write);
+    let g = shape.granule.max(1);
+    let pos = |rng: &mut SplitMix, limit: u64| {
+        let v = rng.below(limit + 1);
+        if shape.unaligned && rng.one_in(3) {
+            v
+        } else {
+            v / g * g
+        }
+    };
+    let file = rng.below(shape.files as u64) as u8;
+    let off = pos(rng, shape.span.saturating_sub(1));
+    let len = pos(rng, shape.max_len);
+    Some(match kind {
+        OpKind::Write => Op::Write {
+            file,
+            off,
+            len,
+            sync: rng.one_in(8),
+        },
+        OpKind::Read => Op::Read { file, off, len },
+        OpKind::DirectWrite => Op::DirectWrite { file, off, len },
+        OpKind::DirectRead => Op::DirectRead { file, off, len },
+        OpKind::MmapWrite => Op::MmapWrite { file, off, len },
+        OpKind::MmapRead => Op::MmapRead { file, off, len },
+        OpKind::Fsync => Op::Fsync { file },
+        OpKind::Fallocate => Op::Fallocate {
+            file,
+            off,
+            len,
+            keep_size: rng.one_in(2),
+        },
+        OpKind::PunchHole => Op::PunchHole { file, off, len },
+        OpKind::ZeroRange => Op::ZeroRange {
+            file,
+            off,
+            len,
+            keep_size: rng.one_in(2),
+        },
+        OpKind::Truncate => Op::Truncate { file, size: off },
+        OpKind::Flush => Op::Flush { file, off, len },
+        OpKind::CompleteIo => Op::CompleteIo {
+            n: 1 + rng.below(3) as u32,
+        },
+        OpKind::Reclaim => Op::Reclaim {
+            file,
+            folio: off / shape.folio.max(1),
+        },
+        OpKind::EvictInode => Op::EvictInode { file },
+        OpKind::JournalCommit => Op::JournalCommit { file },
+        OpKind::CorruptAllocBtree => Op::CorruptAllocBtree,
+        OpKind::RepairAllocBtree => Op::RepairAllocBtree,
+    })
+}
+
+/// A random configuration: every block and folio size, both policies, 1-3 files (a third of
+/// them journaled), capacities from 16 blocks (ENOSPC likely) to 215, 64 KiB files.
+pub fn random_config(rng: &mut SplitMix) -> Config {
+    Config {
+        geometry: Geometry {
+            block_size: [512, 1024, 4096][rng.below(3) as usize],
+            folio_pages: [1, 2, 4][rng.below(3) as usize],
+            capacity_blocks: 16 + rng.below(200),
+            max_file_size: 64 << 10,
+        },
+        policy: if rng.one_in(2) {
+            Policy::KeepDirty
+        } else {
+            Policy::Invalidate
+        },
+        files: (0..1 + rng.below(3))
+            .map(|_| FileSpec {
+                jdata: rng.one_in(3),
+            })
+            .collect(),
+    }
+}

@@ -5,7 +5,7 @@
 use crate::bugs::Bugs;
 use crate::oracle::{Mismatch, Run, TraceEntry};
 use reference::pattern::writers_of;
-use reference::{BlockObs, Input, Op};
+use reference::{BlockObs, Input, Op, Outcome};
 use similar::TextDiff;
 use std::fmt::Write as _;
 
@@ -129,11 +129,63 @@ fn op_seqs(run: &Run) -> Vec<u32> {
         .collect()
 }
 
-/// Describes one mismatch, with diffs where they help.
-fn render_mismatch(m: &Mismatch, run: &Run) -> String {
+/// What byte `k` of `bytes` (file offset `off`) is, and which op of the run wrote it.
+fn describe_byte(bytes: &[u8], k: usize, off: u64, run: &Run) -> String {
+    match bytes.get(k) {
+        None => "nothing (past the end)".to_string(),
+        Some(0) => "00 (zeros: no data)".to_string(),
+        Some(&b) => {
+            let w = writers_of(b, off, op_seqs(run));
+            if w.is_empty() {
+                format!("{b:02x} (written by no op of this run)")
+            } else {
+                let names: Vec<String> = w.iter().map(|s| format!("#{s}")).collect();
+                format!("{b:02x} (as written by op {})", names.join(" or "))
+            }
+        }
+    }
+}
+
+/// Bytes of context either side of the first differing byte of two reads.
+const READ_CONTEXT: usize = 64;
+
+/// Two reads of file offset `off` that returned different bytes: where they first differ, what
+/// each side holds there and who wrote it, and a hexdump diff of the window around it.
+fn render_read_diff(off: u64, reference: &[u8], implementation: &[u8], run: &Run) -> String {
+    let k = reference
+        .iter()
+        .zip(implementation)
+        .position(|(a, b)| a != b)
+        .unwrap_or(reference.len().min(implementation.len()));
+    let lo = k.saturating_sub(READ_CONTEXT) / 16 * 16;
+    let window = |b: &[u8]| b[lo.min(b.len())..(k + READ_CONTEXT).min(b.len())].to_vec();
+    let (r, i) = (window(reference), window(implementation));
+    format!(
+        "read of {off:#x} returned {:#x} bytes (reference) and {:#x} (implementation); first \
+         difference at {:#x}: reference {}, implementation {}\n{}",
+        reference.len(),
+        implementation.len(),
+        off + k as u64,
+        describe_byte(reference, k, off + k as u64, run),
+        describe_byte(implementation, k, off + k as u64, run),
+        diff(&hexdump(off + lo as u64, &r), &hexdump(off + lo as u64, &i))
+    )
+}
+
+/// Describes one mismatch, with diffs where they help; `op` is the op it was seen after.
+fn render_mismatch(m: &Mismatch, run: &Run, op: Option<&Op>) -> String {
     match m {
         Mismatch::Outcome { reference, implementation } => {
-            format!("outcome: reference {reference}, implementation {implementation}\n")
+            let read_off = match op {
+                Some(Op::Read { off, .. } | Op::DirectRead { off, .. } | Op::MmapRead { off, .. }) => {
+                    Some(*off)
+                }
+                _ => None,
+            };
+            match (reference, implementation, read_off) {
+                (Outcome::Data(r), Outcome::Data(i), Some(off)) => render_read_diff(off, r, i, run),
+                _ => format!("outcome: reference {reference}, implementation {implementation}\n"),
+            }
         }
         Mismatch::Size { file, reference, implementation } => {
             format!("f{file} size: reference {reference:#x}, implementation {implementation:#x}\n")
@@ -152,19 +204,7 @@ fn render_mismatch(m: &Mismatch, run: &Run) -> String {
         }
         Mismatch::Contents { file, first_bad, base, reference, implementation } => {
             let k = (first_bad - base) as usize;
-            let describe = |bytes: &[u8]| match bytes.get(k) {
-                None => "nothing (past EOF)".to_string(),
-                Some(0) => "00 (zeros: no data)".to_string(),
-                Some(&b) => {
-                    let w = writers_of(b, *first_bad, op_seqs(run));
-                    if w.is_empty() {
-                        format!("{b:02x} (written by no op of this run)")
-                    } else {
-                        let names: Vec<String> = w.iter().map(|s| format!("#{s}")).collect();
-                        format!("{b:02x} (as written by op {})", names.join(" or "))
-                    }
-                }
-            };
+            let describe = |bytes: &[u8]| describe_byte(bytes, k, *first_bad, run);
             format!(
                 "f{file} contents differ first at {first_bad:#x}: reference {}, implementation {}\n{}",
                 describe(reference),
@@ -218,8 +258,9 @@ pub fn render(name: &str, input: &Input, bugs: Bugs, run: &Run) -> String {
             let _ = writeln!(s, "\ndivergence in the concurrent run:");
         }
     }
+    let op = run.trace.get(d.at).map(|e| &e.op);
     for m in &d.mismatches {
-        for line in render_mismatch(m, run).lines() {
+        for line in render_mismatch(m, run, op).lines() {
             let _ = writeln!(s, "  {line}");
         }
     }

@@ -9,5 +9,6 @@ mod fs_shuttle;
 mod fs_threads;
 mod input_roundtrip;
 mod input_script;
+mod report;
 mod schedule_record;
 mod stress;

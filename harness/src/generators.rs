@@ -254,3 +254,127 @@ pub fn random_config(rng: &mut SplitMix) -> Config {
             .collect(),
     }
 }
+
+/// Folios of the shared file a generated racy kernel input works on.
+const RACY_FOLIOS: u64 = 8;
+
+/// A concurrent input for a real kernel that satisfies the race rule
+/// ([`crate::race_rule`]) by construction: 2-4 threads share file `f0`, whose first
+/// [`RACY_FOLIOS`] folios are dealt out to owner threads; each thread writes only folios it
+/// owns, while flushes, IO waits, reclaim and eviction (another thread's writeback racing a
+/// write: seeds 000 and 002) and reads and read faults (a read fault on a hole racing the direct
+/// write that allocates it: seed 001) go anywhere. Thread 0 also has a private file `f1` it may
+/// truncate. `geometry` must allow at least [`RACY_FOLIOS`] folios per file.
+pub fn racy_kernel_input(rng: &mut SplitMix, geometry: Geometry) -> Input {
+    let folio = geometry.folio_size();
+    let bs = geometry.bs();
+    let threads = 2 + rng.below(3) as usize;
+    let owner: Vec<usize> = (0..RACY_FOLIOS)
+        .map(|_| rng.below(threads as u64) as usize)
+        .collect();
+    let mut lists = Vec::with_capacity(threads);
+    for t in 0..threads {
+        let own: Vec<u64> = (0..RACY_FOLIOS)
+            .filter(|&k| owner[k as usize] == t)
+            .collect();
+        let n = 4 + rng.below(9);
+        let mut ops = Vec::new();
+        for _ in 0..n {
+            let any = rng.below(RACY_FOLIOS);
+            let in_folio = |rng: &mut SplitMix, k: u64, aligned: bool| {
+                let (o, l) = if aligned {
+                    let blocks = folio / bs;
+                    let first = rng.below(blocks);
+                    (first * bs, (1 + rng.below(blocks - first)) * bs)
+                } else {
+                    let o = rng.below(folio);
+                    (o, 1 + rng.below(folio - o))
+                };
+                (k * folio + o, l)
+            };
+            let op = match rng.below(20) {
+                // Writers, on a folio this thread owns (thread 0 falls back to its own file).
+                0..=7 => {
+                    let (file, k) = match own.get(rng.below(own.len() as u64) as usize) {
+                        Some(&k) => (0, k),
+                        None if t == 0 => (1, any),
+                        None => (0, u64::MAX),
+                    };
+                    if k == u64::MAX {
+                        Op::Flush {
+                            file: 0,
+                            off: any * folio,
+                            len: folio,
+                        }
+                    } else {
+                        let (off, len) = in_folio(rng, k, false);
+                        match rng.below(8) {
+                            0..=2 => Op::Write {
+                                file,
+                                off,
+                                len,
+                                sync: rng.one_in(6),
+                            },
+                            3 | 4 => {
+                                let (off, len) = in_folio(rng, k, true);
+                                Op::DirectWrite { file, off, len }
+                            }
+                            5 => Op::MmapWrite { file, off, len },
+                            6 => Op::PunchHole { file, off, len },
+                            _ => Op::ZeroRange {
+                                file,
+                                off,
+                                len,
+                                keep_size: true,
+                            },
+                        }
+                    }
+                }
+                // Background racers, anywhere.
+                8..=9 => Op::Flush {
+                    file: 0,
+                    off: any * folio,
+                    len: (1 + rng.below(2)) * folio,
+                },
+                10 => Op::CompleteIo {
+                    n: 1 + rng.below(4) as u32,
+                },
+                11 | 12 => Op::Reclaim {
+                    file: 0,
+                    folio: any,
+                },
+                13 => Op::EvictInode { file: 0 },
+                14 => Op::Fsync { file: 0 },
+                // Readers, anywhere: racy where another thread writes.
+                15 | 16 => Op::MmapRead {
+                    file: 0,
+                    off: any * folio + rng.below(folio),
+                    len: 1 + rng.below(folio),
+                },
+                17 => {
+                    let (off, len) = in_folio(rng, any, true);
+                    Op::DirectRead { file: 0, off, len }
+                }
+                18 if t == 0 => Op::Truncate {
+                    file: 1,
+                    size: rng.below(RACY_FOLIOS * folio),
+                },
+                _ => {
+                    let (off, len) = in_folio(rng, any, false);
+                    Op::Read { file: 0, off, len }
+                }
+            };
+            ops.push(op);
+        }
+        lists.push(ops);
+    }
+    Input {
+        config: Config {
+            geometry,
+            policy: Policy::KeepDirty,
+            files: vec![FileSpec::default(), FileSpec::default()],
+        },
+        threads: lists,
+        schedule: Vec::new(),
+    }
+}

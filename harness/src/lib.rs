@@ -14,6 +14,7 @@ pub mod hunt;
 pub mod input;
 pub mod minimize;
 pub mod oracle;
+pub mod race_rule;
 pub mod report;
 pub mod schedule;
 pub mod snapshot;

@@ -9,6 +9,7 @@ mod fs_shuttle;
 mod fs_threads;
 mod input_roundtrip;
 mod input_script;
+mod race_rule;
 mod report;
 mod schedule_record;
 mod stress;

@@ -1,0 +1,258 @@
+//! The race rule of concurrent runs on a real kernel: which inputs can be judged without knowing
+//! the interleaving, and how each op of such an input is judged.
+//!
+//! On a kernel the interleaving is not ours to choose or record, so the oracle may only rely on
+//! facts every interleaving shares. The rule (also in `reference/SPEC.md`, "Real kernels:
+//! concurrent runs"):
+//!
+//! - A file named by user ops of two or more threads is *shared*. Before the threads start, every
+//!   shared file is extended to the geometry's maximum size (a sparse truncate, run on both
+//!   sides), and no op may change a shared file's size: `truncate` on a shared file is refused.
+//!   Writes stay inside the maximum size by construction, so `i_size` is the same in every
+//!   interleaving.
+//! - A *writer* (`write`, `dwrite`, `mwrite`, `falloc`, `punch`, `zero`) on a shared file owns the
+//!   folios its range touches (folio = the geometry's folio, at least one page). Folios owned by
+//!   one thread's writers may not be touched by another thread's writer. Then the final contents
+//!   and every writer's result are those of the reference running the threads one after another.
+//! - A *reader* (`read`, `dread`, `mread`) whose range touches no folio another thread writes is
+//!   *exact*: its result is compared as in a single-thread run. A reader that does touch such a
+//!   folio is *racy*: it must succeed, and every byte it returns must be a byte that offset held
+//!   at some moment (zero, or what some op of the run wrote there); the bytes the file holds after
+//!   the threads join are compared exactly. This is how a read fault on a hole racing a direct
+//!   write that allocates it (a hole installed over written data) is caught.
+//! - *Background* ops (`flush`, `complete`, `reclaim`, `evict`, `fsync`, `commit`) may run over
+//!   anything; they change no logical contents, so they must succeed and nothing else.
+//! - Fault injection (`corrupt`, `repair`) is not part of threaded runs.
+//!
+//! Ops on files that are not shared are exact whatever they are.
+
+use reference::{FileId, Input, Op, OpKind};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How the kernel oracle judges one op of a concurrent run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Judgement {
+    /// Compared exactly with the reference run serially (thread 0's ops, then thread 1's, ...).
+    Exact,
+    /// A read over folios another thread writes: must succeed with bytes the offsets held.
+    RacyRead,
+    /// A background op: must succeed.
+    Background,
+}
+
+/// Why an input breaks the race rule.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleError {
+    /// A shared file's size would change.
+    SizeChange {
+        /// Thread of the op.
+        thread: usize,
+        /// Index of the op in its thread.
+        index: usize,
+        /// The file.
+        file: FileId,
+    },
+    /// Two threads' writers touch the same folio of a shared file.
+    SharedFolio {
+        /// Thread of the later op.
+        thread: usize,
+        /// Index of the later op in its thread.
+        index: usize,
+        /// The file.
+        file: FileId,
+        /// The folio index.
+        folio: u64,
+        /// The thread whose writer touched it first.
+        owner: usize,
+    },
+    /// An op that threaded kernel runs do not support.
+    Unsupported {
+        /// Thread of the op.
+        thread: usize,
+        /// Index of the op in its thread.
+        index: usize,
+        /// Its kind.
+        kind: OpKind,
+    },
+}
+
+impl RuleError {
+    /// Thread and index of the op that breaks the rule.
+    pub fn position(&self) -> (usize, usize) {
+        match *self {
+            RuleError::SizeChange { thread, index, .. }
+            | RuleError::SharedFolio { thread, index, .. }
+            | RuleError::Unsupported { thread, index, .. } => (thread, index),
+        }
+    }
+}
+
+impl fmt::Display for RuleError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RuleError::SizeChange { file, .. } => write!(
+                f,
+                "f{file} is used by several threads, so its size must not change (no truncate)"
+            ),
+            RuleError::SharedFolio {
+                file, folio, owner, ..
+            } => write!(
+                f,
+                "f{file} folio {folio} is already written by thread {owner}: writers of different \
+                 threads must touch different folios"
+            ),
+            RuleError::Unsupported { kind, .. } => write!(
+                f,
+                "`{}` is not supported in threaded kernel runs",
+                kind.keyword()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+/// What the rule decided for an input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Files named by user ops of several threads (extended to the maximum size first).
+    pub shared: Vec<FileId>,
+    /// One judgement per op, per thread, in input order.
+    pub judgements: Vec<Vec<Judgement>>,
+}
+
+fn is_writer(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::Write
+            | OpKind::DirectWrite
+            | OpKind::MmapWrite
+            | OpKind::Fallocate
+            | OpKind::PunchHole
+            | OpKind::ZeroRange
+    )
+}
+
+fn is_reader(kind: OpKind) -> bool {
+    matches!(kind, OpKind::Read | OpKind::DirectRead | OpKind::MmapRead)
+}
+
+fn is_background(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::Flush
+            | OpKind::CompleteIo
+            | OpKind::Reclaim
+            | OpKind::EvictInode
+            | OpKind::Fsync
+            | OpKind::JournalCommit
+    )
+}
+
+/// The folios `[first, end)` an op's byte range touches (`None`: it touches no bytes). Fault ops
+/// act on the folio holding their offset only, as the spec clips them.
+fn folios(op: &Op, folio: u64) -> Option<(u64, u64)> {
+    let mut op = op.clone();
+    let is_fault = matches!(op.kind(), OpKind::MmapRead | OpKind::MmapWrite);
+    let (off, len) = op.range_mut().map(|(o, l)| (*o, *l))?;
+    if len == 0 {
+        return None;
+    }
+    let first = off / folio;
+    if is_fault {
+        return Some((first, first + 1));
+    }
+    Some((first, off.saturating_add(len).div_ceil(folio)))
+}
+
+/// Checks an input against the race rule and judges each op.
+pub fn plan(input: &Input) -> Result<Plan, RuleError> {
+    let folio = input.config.geometry.folio_size().max(reference::PAGE_SIZE);
+    // Files named by user (non-background) ops, and by which threads.
+    let mut users: BTreeMap<FileId, Vec<usize>> = BTreeMap::new();
+    for (t, ops) in input.threads.iter().enumerate() {
+        for (i, op) in ops.iter().enumerate() {
+            let kind = op.kind();
+            if matches!(kind, OpKind::CorruptAllocBtree | OpKind::RepairAllocBtree) {
+                return Err(RuleError::Unsupported {
+                    thread: t,
+                    index: i,
+                    kind,
+                });
+            }
+            if let (Some(f), false) = (op.file(), is_background(kind)) {
+                let v = users.entry(f).or_default();
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+            }
+        }
+    }
+    let shared: Vec<FileId> = users
+        .iter()
+        .filter(|(_, ts)| ts.len() > 1)
+        .map(|(&f, _)| f)
+        .collect();
+    // Folio ownership of shared files, first writer wins; later writers of other threads fail.
+    let mut owner: BTreeMap<(FileId, u64), usize> = BTreeMap::new();
+    for (t, ops) in input.threads.iter().enumerate() {
+        for (i, op) in ops.iter().enumerate() {
+            let Some(f) = op.file().filter(|f| shared.contains(f)) else {
+                continue;
+            };
+            if op.kind() == OpKind::Truncate {
+                return Err(RuleError::SizeChange {
+                    thread: t,
+                    index: i,
+                    file: f,
+                });
+            }
+            if !is_writer(op.kind()) {
+                continue;
+            }
+            let Some((first, end)) = folios(op, folio) else {
+                continue;
+            };
+            for k in first..end {
+                let o = *owner.entry((f, k)).or_insert(t);
+                if o != t {
+                    return Err(RuleError::SharedFolio {
+                        thread: t,
+                        index: i,
+                        file: f,
+                        folio: k,
+                        owner: o,
+                    });
+                }
+            }
+        }
+    }
+    let judgements = input
+        .threads
+        .iter()
+        .enumerate()
+        .map(|(t, ops)| {
+            ops.iter()
+                .map(|op| {
+                    let kind = op.kind();
+                    if is_background(kind) {
+                        return Judgement::Background;
+                    }
+                    let racy = is_reader(kind)
+                        && op.file().filter(|f| shared.contains(f)).is_some_and(|f| {
+                            folios(op, folio).is_some_and(|(a, b)| {
+                                (a..b).any(|k| owner.get(&(f, k)).is_some_and(|&o| o != t))
+                            })
+                        });
+                    if racy {
+                        Judgement::RacyRead
+                    } else {
+                        Judgement::Exact
+                    }
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Plan { shared, judgements })
+}

@@ -5,10 +5,12 @@
 //! - [`oracle`]: runs both models and diffs them after every op.
 //! - [`report`]: divergence reports.
 //! - [`bugs`]: the bug catalogue switches.
+//! - [`fsx`]: import of xfstests `fsx --record-ops` logs.
 
 pub mod bench;
 pub mod concurrent;
 pub mod exec;
+pub mod fsx;
 pub mod hunt;
 pub mod input;
 pub mod minimize;

@@ -1030,7 +1030,10 @@ pub fn import(log: &str, opts: &ImportOptions) -> Result<Imported, FsxError> {
     // A file fsx did not create: stand in a fully written, clean, uncached file of the size
     // the first line records (its layout and contents are not in the log).
     if args.keep_file || args.lite {
-        let size = entries.first().map_or(0, |e| e.size);
+        let (line, size) = entries.first().map_or((0, 0), |e| (e.line, e.size));
+        if size > MAX_FILE_SIZE_LIMIT {
+            return err(line, FsxErrorKind::TooLarge { end: size });
+        }
         if size > 0 {
             t.push(
                 0,
@@ -1130,6 +1133,9 @@ pub fn import(log: &str, opts: &ImportOptions) -> Result<Imported, FsxError> {
             }
         } else {
             t.check_boundaries(e)?;
+            if end > MAX_FILE_SIZE_LIMIT && !e.op.unsupported() {
+                return err(e.line, FsxErrorKind::TooLarge { end });
+            }
             if !real {
                 // Simulated: only its effect on the size matters (the image write stands in).
             } else if e.op.unsupported() {
@@ -1137,8 +1143,6 @@ pub fn import(log: &str, opts: &ImportOptions) -> Result<Imported, FsxError> {
                     return err(e.line, FsxErrorKind::Unsupported(e.op.name().to_string()));
                 }
                 dropped.push(format!("line {} {}", e.line, e.op.name()));
-            } else if end > MAX_FILE_SIZE_LIMIT {
-                return err(e.line, FsxErrorKind::TooLarge { end });
             } else {
                 t.run_op(e);
                 if args.check_file {

@@ -14,7 +14,8 @@
 //! with `#` are ignored, as fsx's `--replay-ops` ignores them. Most ops have three numbers:
 //! offset, length and the file size fsx believed in before the op (truncate: 0, new size, old
 //! size; fsync: 0, 0, size); the two-range ops (`clone_range`, `dedupe_range`, `copy_range`,
-//! `exchange_range`) have four: offset, length, destination, size. `skip` marks an op fsx drew
+//! `exchange_range`) have four: offset, length, destination, size (or three when skipped: fsx
+//! re-logs an op it skips while replaying without its destination). `skip` marks an op fsx drew
 //! but did not run; `*` marks the op that overlapped the first bad byte and means nothing here.
 //!
 //! # Translation
@@ -381,6 +382,26 @@ fn c_number(t: &str) -> Option<u64> {
     u64::from_str_radix(digits, radix).ok()
 }
 
+/// The next token of log line `line` (op `op`) as a number, `what` naming it in errors.
+fn next_number<'a>(
+    toks: &mut std::iter::Peekable<impl Iterator<Item = &'a str>>,
+    line: usize,
+    op: &str,
+    what: &'static str,
+) -> Result<u64, FsxError> {
+    let t = toks.next().ok_or_else(|| FsxError {
+        line,
+        kind: FsxErrorKind::MissingArgument {
+            op: op.to_string(),
+            what,
+        },
+    })?;
+    c_number(t).ok_or_else(|| FsxError {
+        line,
+        kind: FsxErrorKind::BadNumber(t.to_string()),
+    })
+}
+
 /// Reads an fsx op log (see the module docs). Never panics.
 ///
 /// # Errors
@@ -416,30 +437,25 @@ pub fn parse_log(text: &str) -> Result<Vec<Entry>, FsxError> {
             line,
             kind: FsxErrorKind::UnknownOp(name.to_string()),
         })?;
-        let fields: &[&'static str] = if op.has_dest() {
-            &["offset", "length", "destination", "file size"]
+        let off = next_number(&mut toks, line, name, "offset")?;
+        let len = next_number(&mut toks, line, name, "length")?;
+        let (dest, size) = if !op.has_dest() {
+            (0, next_number(&mut toks, line, name, "file size")?)
         } else {
-            &["offset", "length", "file size"]
-        };
-        let mut nums = [0u64; 4];
-        for (slot, what) in nums.iter_mut().zip(fields) {
-            let t = toks.next().ok_or_else(|| FsxError {
+            let third = next_number(
+                &mut toks,
                 line,
-                kind: FsxErrorKind::MissingArgument {
-                    op: name.to_string(),
-                    what,
-                },
-            })?;
-            *slot = c_number(t).ok_or_else(|| FsxError {
-                line,
-                kind: FsxErrorKind::BadNumber(t.to_string()),
-            })?;
-        }
-        let (off, len) = (nums[0], nums[1]);
-        let (dest, size) = if op.has_dest() {
-            (nums[2], nums[3])
-        } else {
-            (0, nums[2])
+                name,
+                if skipped { "file size" } else { "destination" },
+            )?;
+            // fsx re-logs an op it skips while replaying with three numbers, dropping the
+            // destination: a skipped two-range op may have three.
+            let fourth_is_number = toks.peek().is_some_and(|t| c_number(t).is_some());
+            if skipped && !fourth_is_number {
+                (0, third)
+            } else {
+                (third, next_number(&mut toks, line, name, "file size")?)
+            }
         };
         let mut e = Entry {
             line,
@@ -1046,18 +1062,6 @@ pub fn import(log: &str, opts: &ImportOptions) -> Result<Imported, FsxError> {
             );
             t.push(0, Op::Fsync { file: FILE });
             t.push(0, Op::EvictInode { file: FILE });
-            if args.lite {
-                // fsx lite zeroes the whole file with one write before its first op.
-                t.push(
-                    0,
-                    Op::Write {
-                        file: FILE,
-                        off: 0,
-                        len: size,
-                        sync: false,
-                    },
-                );
-            }
         }
         t.fsx_size = size;
         t.wb_size = size;
@@ -1082,6 +1086,19 @@ pub fn import(log: &str, opts: &ImportOptions) -> Result<Imported, FsxError> {
                 },
             );
         }
+    }
+    // fsx lite zeroes the whole file with one write after the reservation, before its first op.
+    if args.lite && t.fsx_size > 0 {
+        let len = t.fsx_size;
+        t.push(
+            0,
+            Op::Write {
+                file: FILE,
+                off: 0,
+                len,
+                sync: false,
+            },
+        );
     }
     if args.pollute_eof {
         t.notes.push(

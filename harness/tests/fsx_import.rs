@@ -327,6 +327,20 @@ read 0x0 0x10 0x2000
             "truncate f0 0x1000",
         ]
     );
+    // -L -x: the existing file, the reservation of its size (fsx lite takes -l from the file),
+    // then lite's zeroing write.
+    let (_, ops) = translate("read 0x0 0x10 0x2000\n", &opts("-L -x"));
+    assert_eq!(
+        ops,
+        [
+            "write f0 0x0 0x2000",
+            "fsync f0",
+            "evict f0",
+            "falloc f0 0x0 0x2000 keep-size",
+            "write f0 0x0 0x2000",
+            "read f0 0x0 0x10",
+        ]
+    );
     // Folio size and capacity from the options; mapped ops split at 8 KiB folios.
     let o = ImportOptions {
         folio_pages: 2,
@@ -410,6 +424,21 @@ fn bad_lines_name_their_line() {
     for (log, want) in cases {
         assert_eq!(import_err(log, &d).to_string(), *want, "log {log:?}");
     }
+    // fsx re-logs a two-range op it skips while replaying with three numbers (no destination).
+    let (_, ops) = translate("skip clone_range 0x0 0x1000 0x0\nread 0x0 0x0 0x0\n", &d);
+    assert_eq!(ops, ["read f0 0x0 0x0"]);
+    let e = import_err("skip clone_range 0x0 0x1000 0x0 0x10\n", &d);
+    assert!(matches!(
+        e.kind,
+        FsxErrorKind::SizeMismatch {
+            logged: 0x10,
+            expected: 0
+        }
+    ));
+    assert_eq!(
+        import_err("clone_range 0x0 0x1000 0x0 keep_size\n", &d).to_string(),
+        "line 1: `keep_size` is not a number"
+    );
     // Octal, as strtoul reads it: 010 is 8.
     let (_, ops) = translate("write 010 0x8 0\n", &d);
     assert_eq!(ops, ["write f0 0x8 0x8"]);

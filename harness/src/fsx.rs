@@ -853,7 +853,7 @@ impl Translator<'_> {
             FsxOp::Truncate => e.len,
             FsxOp::Fallocate | FsxOp::ZeroRange if !e.keep_size => self.fsx_size.max(end),
             FsxOp::CollapseRange => self.fsx_size.saturating_sub(e.len),
-            FsxOp::InsertRange => self.fsx_size + e.len,
+            FsxOp::InsertRange => self.fsx_size.saturating_add(e.len),
             FsxOp::CloneRange | FsxOp::CopyRange => self.fsx_size.max(e.dest + e.len),
             _ => self.fsx_size,
         }

@@ -439,6 +439,16 @@ fn bad_lines_name_their_line() {
         import_err("clone_range 0x0 0x1000 0x0 keep_size\n", &d).to_string(),
         "line 1: `keep_size` is not a number"
     );
+    // Sizes past 64 bits from dropped ops saturate instead of wrapping.
+    let o = ImportOptions {
+        skip_unsupported: true,
+        ..ImportOptions::default()
+    };
+    let log =
+        "insert_range 0x0 0xffffffffffff0000 0x0\ninsert_range 0x0 0x10000 0xffffffffffff0000\n\
+               read 0x0 0x0 0xffffffffffffffff\n";
+    let (_, ops) = translate(log, &o);
+    assert_eq!(ops, ["read f0 0x0 0x0"]);
     // Octal, as strtoul reads it: 010 is 8.
     let (_, ops) = translate("write 010 0x8 0\n", &d);
     assert_eq!(ops, ["write f0 0x8 0x8"]);

@@ -5,10 +5,14 @@
 //! - [`oracle`]: runs both models and diffs them after every op.
 //! - [`report`]: divergence reports.
 //! - [`bugs`]: the bug catalogue switches.
+//! - [`fsx`]: import of xfstests `fsx --record-ops` logs.
+//! - [`generators`]: every random choice outside the fuzz engines.
+//! - [`race_rule`]: which threaded kernel inputs can be judged, and how.
 
 pub mod bench;
 pub mod concurrent;
 pub mod exec;
+pub mod fsx;
 pub mod generators;
 pub mod hunt;
 pub mod input;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use wbfuzz::bench;
 use wbfuzz::bugs::Bugs;
 use wbfuzz::exec::{self, Target};
+use wbfuzz::fsx;
 use wbfuzz::hunt::{self, HuntConfig};
 use wbfuzz::input::script;
 use wbfuzz::minimize;
@@ -127,6 +128,31 @@ enum Command {
         /// Keep searching after the first finding (each new kind of failure is saved).
         #[arg(long)]
         keep_going: bool,
+    },
+    /// Convert an xfstests `fsx --record-ops` log into a script.
+    ImportFsx {
+        /// The fsx op log (`.fsxops`).
+        log: PathBuf,
+        /// The fsx command line of the run, e.g. "-Z -r 4096 -w 4096 -l 1m" (the options that
+        /// change the translation are listed in README).
+        #[arg(long, value_name = "FSX ARGS", allow_hyphen_values = true)]
+        args: Option<String>,
+        /// Write the script here (default: standard output).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        /// Drop ops wbfuzz has no analogue for (collapse, insert, clone, dedupe, copy,
+        /// exchange range) instead of failing; the script lists them.
+        #[arg(long)]
+        skip_unsupported: bool,
+        /// Block size (default: 4096, or the largest dividing every O_DIRECT op).
+        #[arg(long)]
+        block_size: Option<u32>,
+        /// Folio size in pages.
+        #[arg(long, default_value_t = 1)]
+        folio_pages: u32,
+        /// Capacity in blocks (default: the whole max-size plus 64 blocks).
+        #[arg(long)]
+        capacity: Option<u64>,
     },
 }
 
@@ -280,6 +306,31 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
     }
 }
 
+fn cmd_import_fsx(
+    log: &Path,
+    args: Option<String>,
+    output: Option<PathBuf>,
+    mut opts: fsx::ImportOptions,
+) -> Result<ExitCode, String> {
+    if let Some(a) = args {
+        opts.args = fsx::FsxArgs::parse(&a).map_err(|e| format!("--args: {e}"))?;
+    }
+    let text = std::fs::read(log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let text = String::from_utf8_lossy(&text);
+    let imported = fsx::import(&text, &opts).map_err(|e| format!("{}: {e}", log.display()))?;
+    let script = imported.script(&log.display().to_string());
+    match output {
+        Some(p) => std::fs::write(&p, script).map_err(|e| format!("{}: {e}", p.display()))?,
+        None => print!("{script}"),
+    }
+    eprintln!(
+        "import-fsx: {} ops from {}",
+        imported.input.op_count(),
+        log.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 fn all_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -386,6 +437,26 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             swarm: true,
             scheduler: hunt::Baseline::Bytes,
         }),
+        Command::ImportFsx {
+            log,
+            args,
+            output,
+            skip_unsupported,
+            block_size,
+            folio_pages,
+            capacity,
+        } => cmd_import_fsx(
+            &log,
+            args,
+            output,
+            fsx::ImportOptions {
+                skip_unsupported,
+                block_size,
+                folio_pages,
+                capacity,
+                ..fsx::ImportOptions::default()
+            },
+        )?,
     })
 }
 

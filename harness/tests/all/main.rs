@@ -5,6 +5,7 @@ mod cli;
 mod corpus;
 mod determinism;
 mod fs_ops;
+mod fsx_import;
 mod fs_shuttle;
 mod fs_threads;
 mod input_roundtrip;

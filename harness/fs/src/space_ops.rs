@@ -460,16 +460,22 @@ impl Fs {
         let _io = ino.iolock.write();
         let _inv = ino.invalidate.write();
         let old = self.size(ino);
-        if new >= old {
+        if new > old {
             // COMMIT POINT: truncate up (i_size only).
             self.commit(Step::Op { seq }, || ino.size.store(new, Ordering::SeqCst));
             return Ok(Outcome::Done(0));
         }
+        // Down or to the same size: xfs_setattr_size calls xfs_itruncate_extents for
+        // `newsize <= oldsize`, so even an unchanged size drops every block past the EOF block
+        // (keep-size preallocation included).
         let keep = new.div_ceil(g.bs);
         let mut held = self.lock_and_wait(seq, ino, new / g.fsz, u64::MAX);
         self.check_free_possible(ino, seq, keep, u64::MAX)?;
         if new % g.bs != 0 {
-            self.zero_partial(ino, &mut held, new, keep * g.bs, old);
+            // iomap_truncate_page zeroes to the end of the EOF block whatever the old size was,
+            // so the clip is the block's end: with `new == old` a Written EOF block still gets
+            // dirtied (its tail is past EOF and already zero).
+            self.zero_partial(ino, &mut held, new, keep * g.bs, keep * g.bs);
         }
         // Cache: folios from keep*bs on go; in the EOF folio, blocks >= keep become clean zeros.
         let cut = (keep * g.bs).div_ceil(g.fsz);

@@ -448,7 +448,7 @@ fn cat_ext(parts: &[&[reference::ExtentState]]) -> Vec<reference::ExtentState> {
 fn direct_read_unaligned_edge_in_a_written_block_is_einval() {
     let mut fs = default_fs();
     run(&mut fs, 1, dwrite(1024, 1024)); // block 1 Written, size 2048
-    // Start 512 in hole block 0, end 2048 aligned: served.
+                                         // Start 512 in hole block 0, end 2048 aligned: served.
     let expect = cat(&[&zeros(512), &pattern(1, 1024, 1024)]);
     assert_eq!(run(&mut fs, 2, dread(512, 1536)), data(expect.clone()));
     // End 1536 inside Written block 1.
@@ -466,7 +466,7 @@ fn direct_read_unaligned_end_is_checked_before_the_eof_clip() {
     let mut fs = default_fs();
     run(&mut fs, 1, dwrite(0, 4096));
     run(&mut fs, 2, truncate(3584)); // block 3 stays, Written, EOF inside it
-    // Aligned request: served, clipped to EOF (512 bytes).
+                                     // Aligned request: served, clipped to EOF (512 bytes).
     assert_eq!(
         run(&mut fs, 3, dread(3072, 1024)),
         data(pattern(1, 3072, 512))

@@ -494,7 +494,10 @@ fn truncate_to_the_same_aligned_size_frees_without_zeroing() {
     run(&mut fs, 1, write(0, 2048));
     run(&mut fs, 2, fsync());
     run(&mut fs, 3, falloc(2048, 2048, true));
-    assert_eq!(extents(&fs, 0, 4), vec![Written, Written, Unwritten, Unwritten]);
+    assert_eq!(
+        extents(&fs, 0, 4),
+        vec![Written, Written, Unwritten, Unwritten]
+    );
     assert_eq!(run(&mut fs, 4, truncate(2048)), done(0));
     assert_eq!(extents(&fs, 0, 4), vec![Written, Written, Hole, Hole]);
     assert_eq!(caches(&fs, 0, 4), vec![Clean; 4]);

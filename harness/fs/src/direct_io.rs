@@ -141,17 +141,9 @@ impl Fs {
         let em = ino.ilock.lock();
         // The request's own end, past EOF if it goes there; a huge one lies past every extent.
         let req_end = off.saturating_add(len);
-        let mut edges = vec![off];
-        if req_end % g.bs != 0 {
-            edges.push(req_end);
-        }
-        let misaligned = edges.iter().any(|&e| {
-            e % g.bs != 0
-                && em
-                    .mappings(e / g.bs, e / g.bs + 1)
-                    .iter()
-                    .any(|m| m.state == ExtentState::Written)
-        });
+        let misaligned = [off, req_end]
+            .into_iter()
+            .any(|e| e % g.bs != 0 && em.state_of(e / g.bs) == ExtentState::Written);
         if misaligned {
             // COMMIT POINT: the direct read fails on a mapped extent it cannot read unaligned
             // (the flush above stays done).

@@ -834,13 +834,13 @@ impl RefFs {
     }
 
     /// Zeroes the on-disk bytes of `Written` block `b` from byte `new` (the new EOF) to the block's
-    /// end. Not in SPEC.md's text but required by its premise "bytes past EOF are zero on disk":
-    /// the zeroing rule only dirties the cached block, and if the invalidate policy later drops
-    /// that folio (its other blocks failing delalloc conversion) the disk's stale tail would be
-    /// read back past EOF, and exposed by a later extension. XFS gets this by writing the zeroed
-    /// EOF block back inside truncate (`xfs_setattr_size` calls `filemap_write_and_wait_range`
-    /// when it zeroed). Unobservable otherwise: the block stays dirty in the cache with the same
-    /// zeros, and its writeback writes them again.
+    /// end (SPEC.md, Truncate). Required by the premise "bytes past EOF are zero on disk": the
+    /// zeroing rule only dirties the cached block, and if the invalidate policy later drops that
+    /// folio (its other blocks failing delalloc conversion) the disk's stale tail would be read
+    /// back past EOF, and exposed by a later extension. A simplification of XFS, which writes
+    /// back only `[i_disk_size, new)` inside truncate and so leaves a zeroed EOF block below the
+    /// on-disk size dirty until the next writeback. Unobservable otherwise: the block stays dirty
+    /// in the cache with the same zeros, and its writeback writes them again.
     fn zero_disk_tail(&mut self, fi: usize, b: u64, new: u64) {
         let blk = self.files[fi].block(b);
         let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) else {

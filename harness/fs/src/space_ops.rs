@@ -145,8 +145,8 @@ impl Fs {
     }
 
     /// Truncate-down's on-disk zeroing of the new EOF block: if block `new / bs` is `Written`,
-    /// its bytes on disk from `new` to the block's end become zeros at once (SPEC.md Truncate;
-    /// XFS writes the zeroed EOF folio back before logging the size change). The cached block,
+    /// its bytes on disk from `new` to the block's end become zeros at once (SPEC.md Truncate: a
+    /// simplification; XFS only writes back `[i_disk_size, new)` inside truncate). The cached block,
     /// dirty with the same zeros, is written back later as usual. The read-modify-write of the
     /// disk block runs under ILOCK, which every disk writer of an allocated block (IO completion,
     /// journal commit, direct write) holds, so no completion can slip between read and write.

@@ -25,11 +25,13 @@ impl Fs {
         len: u64,
     ) -> Result<Outcome, Errno> {
         let g = self.geo;
-        if off % g.bs != 0 || len % g.bs != 0 {
-            return self.early(seq, Err(Errno::Einval));
-        }
+        // xfs_file_write_iter returns 0 for an empty write before xfs_file_dio_write checks the
+        // alignment (to the sector size, which is the block size here).
         if len == 0 {
             return self.early(seq, Ok(Outcome::Done(0)));
+        }
+        if off % g.bs != 0 || len % g.bs != 0 {
+            return self.early(seq, Err(Errno::Einval));
         }
         if off >= g.max {
             return self.early(seq, Err(Errno::Efbig));
@@ -107,7 +109,10 @@ impl Fs {
         Ok(Outcome::Done(n))
     }
 
-    /// `DirectRead`.
+    /// `DirectRead`. Alignment is not an argument check: as `iomap_dio_rw` does, the read
+    /// flushes first and then walks the mappings of the requested range (not clipped to EOF),
+    /// filling holes and unwritten extents with zeros at any offset and refusing (EINVAL) a
+    /// written extent whose part inside the request is not block aligned (`iomap_dio_bio_iter`).
     pub(crate) fn direct_read(
         &self,
         ino: &Inode,
@@ -116,26 +121,40 @@ impl Fs {
         len: u64,
     ) -> Result<Outcome, Errno> {
         let g = self.geo;
-        if off % g.bs != 0 || len % g.bs != 0 {
-            return self.early(seq, Err(Errno::Einval));
+        if len == 0 {
+            // xfs_file_dio_read: nothing to read, whatever the offset.
+            return self.early(seq, Ok(Outcome::Data(Vec::new())));
         }
         let _io = ino.iolock.read();
         let size = self.size(ino);
-        let n = if off >= size { 0 } else { len.min(size - off) };
-        if n == 0 {
+        if off >= size {
+            // __iomap_dio_rw returns 0 at or past EOF before looking at anything else.
             return self.early(seq, Ok(Outcome::Data(Vec::new())));
         }
+        let n = len.min(size - off);
         let (f0, f1) = self.folio_span(off, n);
         if let Some(e) = self.writeback_range(seq, ino, f0, f1, true).err() {
             return self.early(seq, Err(e));
         }
         let bs = g.bs as usize;
-        let mut out = vec![0u8; n.div_ceil(g.bs) as usize * bs];
+        let (b0, b1) = (off / g.bs, (off + n).div_ceil(g.bs));
         let em = ino.ilock.lock();
-        em.for_each(off / g.bs, (off + n).div_ceil(g.bs), |m| {
+        // The request's own end, past EOF if it goes there; a huge one lies past every extent.
+        let req_end = off.saturating_add(len);
+        let misaligned = [off, req_end]
+            .into_iter()
+            .any(|e| e % g.bs != 0 && em.state_of(e / g.bs) == ExtentState::Written);
+        if misaligned {
+            // COMMIT POINT: the direct read fails on a mapped extent it cannot read unaligned
+            // (the flush above stays done).
+            self.record(Step::Op { seq });
+            return Err(Errno::Einval);
+        }
+        let mut out = vec![0u8; (b1 - b0) as usize * bs];
+        em.for_each(b0, b1, |m| {
             if m.state == ExtentState::Written {
                 for b in m.start..m.end() {
-                    let i = (b - off / g.bs) as usize;
+                    let i = (b - b0) as usize;
                     self.disk.read(m.phys_of(b), &mut out[i * bs..(i + 1) * bs]);
                 }
             }
@@ -143,7 +162,7 @@ impl Fs {
         // COMMIT POINT: the direct read (the disk's view under ILOCK).
         self.record(Step::Op { seq });
         drop(em);
-        out.truncate(n as usize);
-        Ok(Outcome::Data(out))
+        let skip = (off - b0 * g.bs) as usize;
+        Ok(Outcome::Data(out[skip..skip + n as usize].to_vec()))
     }
 }

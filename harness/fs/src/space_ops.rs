@@ -145,8 +145,8 @@ impl Fs {
     }
 
     /// Truncate-down's on-disk zeroing of the new EOF block: if block `new / bs` is `Written`,
-    /// its bytes on disk from `new` to the block's end become zeros at once (SPEC.md Truncate;
-    /// XFS writes the zeroed EOF folio back before logging the size change). The cached block,
+    /// its bytes on disk from `new` to the block's end become zeros at once (SPEC.md Truncate: a
+    /// simplification; XFS only writes back `[i_disk_size, new)` inside truncate). The cached block,
     /// dirty with the same zeros, is written back later as usual. The read-modify-write of the
     /// disk block runs under ILOCK, which every disk writer of an allocated block (IO completion,
     /// journal commit, direct write) holds, so no completion can slip between read and write.
@@ -460,16 +460,22 @@ impl Fs {
         let _io = ino.iolock.write();
         let _inv = ino.invalidate.write();
         let old = self.size(ino);
-        if new >= old {
+        if new > old {
             // COMMIT POINT: truncate up (i_size only).
             self.commit(Step::Op { seq }, || ino.size.store(new, Ordering::SeqCst));
             return Ok(Outcome::Done(0));
         }
+        // Down or to the same size: xfs_setattr_size calls xfs_itruncate_extents for
+        // `newsize <= oldsize`, so even an unchanged size drops every block past the EOF block
+        // (keep-size preallocation included).
         let keep = new.div_ceil(g.bs);
         let mut held = self.lock_and_wait(seq, ino, new / g.fsz, u64::MAX);
         self.check_free_possible(ino, seq, keep, u64::MAX)?;
         if new % g.bs != 0 {
-            self.zero_partial(ino, &mut held, new, keep * g.bs, old);
+            // iomap_truncate_page zeroes to the end of the EOF block whatever the old size was,
+            // so the clip is the block's end: with `new == old` a Written EOF block still gets
+            // dirtied (its tail is past EOF and already zero).
+            self.zero_partial(ino, &mut held, new, keep * g.bs, keep * g.bs);
         }
         // Cache: folios from keep*bs on go; in the EOF folio, blocks >= keep become clean zeros.
         let cut = (keep * g.bs).div_ceil(g.fsz);

@@ -22,8 +22,8 @@
 //! |---|---|
 //! | `Write` | [`RefFs::write_args`], [`RefFs::reserve_write`], per folio [`RefFs::write_folio`] (which waits and instantiates), [`RefFs::extend_size`]; `sync`: [`RefFs::flush_range`], [`RefFs::take_wb_error`] |
 //! | `Read` | per folio [`RefFs::instantiate_folio`], then [`RefFs::read_cached`] |
-//! | `DirectWrite` | [`RefFs::flush_range`], [`RefFs::drop_folios`], [`RefFs::direct_write_locked`] |
-//! | `DirectRead` | [`RefFs::flush_range`], [`RefFs::read_disk`] |
+//! | `DirectWrite` | [`RefFs::direct_write_args`], [`RefFs::flush_range`], [`RefFs::drop_folios`], [`RefFs::direct_write_locked`] |
+//! | `DirectRead` | [`RefFs::direct_read_args`], [`RefFs::flush_range`], [`RefFs::direct_read_locked`] (alignment check, then [`RefFs::read_disk`]) |
 //! | `MmapWrite` | [`RefFs::instantiate_folio`], [`RefFs::wait_writeback`], [`RefFs::mmap_write_locked`] |
 //! | `MmapRead` | [`RefFs::instantiate_folio`], [`RefFs::read_cached`] |
 //! | `Fsync` | per cached folio [`RefFs::writeback_folio`] (journaled data: [`RefFs::journal_commit`]), [`RefFs::wait_file_io`], [`RefFs::fsync_finish`] |

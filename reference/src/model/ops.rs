@@ -256,28 +256,79 @@ impl RefFs {
         Ok(len.min(folio_end - off).min(size - off))
     }
 
-    /// Argument check shared by direct IO: offset and length multiples of the block size.
-    fn direct_aligned(&self, off: u64, len: u64) -> bool {
-        off % self.bs() == 0 && len % self.bs() == 0
+    /// Argument checks of a direct write: `Ok(0)` for `len == 0` (whatever the offset:
+    /// `xfs_file_write_iter` returns 0 for an empty write before `xfs_file_dio_write` looks at the
+    /// alignment), EINVAL if `off` or `len` is not a multiple of the block size (the up-front
+    /// sector check of `xfs_file_dio_write`; the sector size is the block size here), EFBIG at or
+    /// past the maximum size, else `Ok(n)` with the length cut at the maximum.
+    pub fn direct_write_args(&self, off: u64, len: u64) -> Result<u64, Errno> {
+        if len == 0 {
+            return Ok(0);
+        }
+        if off % self.bs() != 0 || len % self.bs() != 0 {
+            return Err(Errno::Einval);
+        }
+        if off >= self.max_size() {
+            return Err(Errno::Efbig);
+        }
+        Ok(len.min(self.max_size() - off))
+    }
+
+    /// Argument checks of a direct read: the number of bytes it covers, `min(len, size - off)`,
+    /// and 0 (the op returns no data, nothing else happens) for `len == 0` or `off >= size`
+    /// (`xfs_file_dio_read` returns 0 for an empty read, `__iomap_dio_rw` for a read at or past
+    /// EOF), whatever the alignment: alignment is only checked after the flush, per mapping.
+    pub fn direct_read_args(&self, file: FileId, off: u64, len: u64) -> Result<u64, Errno> {
+        let Some(fi) = self.fid(file) else {
+            return Err(Errno::Einval);
+        };
+        let size = self.files[fi].size;
+        if len == 0 || off >= size {
+            return Ok(0);
+        }
+        Ok(len.min(size - off))
+    }
+
+    /// Whether a direct read of `[off, off+len)` (the requested range, not clipped to EOF) meets
+    /// a `Written` block at an unaligned edge. `iomap_dio_iter` serves `Hole` and `Unwritten`
+    /// mappings with `iomap_dio_hole_iter` (zeros, no alignment check) and only a mapped extent
+    /// goes to `iomap_dio_bio_iter`, which fails with EINVAL when the part of the extent inside
+    /// the request does not start and end on a block boundary. Extents are whole blocks, so that
+    /// part can only be unaligned where the request's own start or end falls inside a `Written`
+    /// block.
+    fn direct_read_misaligned(&self, fi: usize, off: u64, len: u64) -> bool {
+        let bs = self.bs();
+        // Past the maximum size every block is a hole; saturating keeps a huge length there.
+        let end = off.saturating_add(len);
+        let written = |b: u64| self.files[fi].block(b).extent == ExtentState::Written;
+        (off % bs != 0 && written(off / bs)) || (end % bs != 0 && written(end / bs))
     }
 
     /// `DirectRead`.
     pub(super) fn op_direct_read(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
-        let Some(fi) = self.fid(file) else {
-            return Outcome::Err(Errno::Einval);
+        let n = match self.direct_read_args(file, off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Data(Vec::new()),
+            Ok(n) => n,
         };
-        if !self.direct_aligned(off, len) {
-            return Outcome::Err(Errno::Einval);
-        }
-        let size = self.files[fi].size;
-        let n = if off >= size { 0 } else { len.min(size - off) };
-        if n == 0 {
-            return Outcome::Data(Vec::new());
-        }
         if let Err(e) = self.flush_range(file, off, n) {
             return Outcome::Err(e);
         }
-        Outcome::Data(self.read_disk(file, off, n))
+        self.direct_read_locked(file, off, len)
+    }
+
+    /// Step: the copy-out of a direct read of `[off, off+len)` after its flush: EINVAL if a
+    /// `Written` block lies at an unaligned edge of the requested range (see
+    /// `direct_read_misaligned`; the flush stays done, as `kiocb_write_and_wait` runs before the
+    /// mapping loop), otherwise the disk's view clipped to EOF ([`RefFs::read_disk`]).
+    pub fn direct_read_locked(&self, file: FileId, off: u64, len: u64) -> Outcome {
+        let Some(fi) = self.fid(file) else {
+            return Outcome::Err(Errno::Einval);
+        };
+        if self.direct_read_misaligned(fi, off, len) {
+            return Outcome::Err(Errno::Einval);
+        }
+        Outcome::Data(self.read_disk(file, off, len))
     }
 
     // ===== DirectWrite =====
@@ -290,16 +341,11 @@ impl RefFs {
         off: u64,
         len: u64,
     ) -> Outcome {
-        if !self.direct_aligned(off, len) {
-            return Outcome::Err(Errno::Einval);
-        }
-        if len == 0 {
-            return Outcome::Done(0);
-        }
-        if off >= self.max_size() {
-            return Outcome::Err(Errno::Efbig);
-        }
-        let n = len.min(self.max_size() - off);
+        let n = match self.direct_write_args(off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Done(0),
+            Ok(n) => n,
+        };
         if let Err(e) = self.flush_range(file, off, n) {
             return Outcome::Err(e);
         }
@@ -689,7 +735,7 @@ impl RefFs {
         if new > self.max_size() {
             return Outcome::Err(Errno::Efbig);
         }
-        if new < self.files[fi].size {
+        if new <= self.files[fi].size {
             // Every folio from the one holding byte `new` to the end.
             let _ = self.wait_range(file, new, u64::MAX - new);
         }
@@ -697,16 +743,19 @@ impl RefFs {
     }
 
     /// Step: truncate to `new` after waiting for writeback on the folios from the one holding
-    /// byte `new` on. Growing (or equal) only sets the size. Shrinking: EFSCORRUPTED if corrupt
-    /// and any block past the new EOF block is allocated (nothing changes); otherwise zero the
-    /// tail of the new EOF block (the zeroing rule, plus the on-disk tail of a `Written` block:
-    /// see `zero_disk_tail`), punch every block past it (cache included), set the size.
+    /// byte `new` on. Growing only sets the size. Shrinking or keeping the size (XFS's
+    /// `xfs_setattr_size` runs `xfs_itruncate_extents` whenever `newsize <= oldsize`, so a
+    /// truncate to the same size frees the keep-size preallocation past EOF): EFSCORRUPTED if
+    /// corrupt and any block past the new EOF block is allocated (nothing changes); otherwise
+    /// zero the tail of the new EOF block (the zeroing rule, plus the on-disk tail of a
+    /// `Written` block: see `zero_disk_tail`), punch every block past it (cache included), set
+    /// the size.
     pub fn truncate_locked(&mut self, file: FileId, new: u64) -> Result<(), Errno> {
         let Some(fi) = self.fid(file) else {
             return Err(Errno::Einval);
         };
         let new = new.min(self.max_size());
-        if new >= self.files[fi].size {
+        if new > self.files[fi].size {
             self.files[fi].size = new;
             return Ok(());
         }
@@ -716,9 +765,10 @@ impl RefFs {
             return Err(Errno::Efscorrupted);
         }
         if keep > 0 {
-            // Still clipped to the old EOF: the range lies past the new EOF, so clipping it to the
-            // new one would make the zeroing a no-op.
-            self.zero_block_range(fi, keep - 1, new, keep * self.bs());
+            // The whole tail of the EOF block, not clipped to EOF: `iomap_truncate_page` zeroes
+            // from `new` to the end of the block, so a `Written` EOF block is dirtied even by a
+            // truncate to the same size (whose tail, past EOF, already reads as zeros).
+            self.zero_truncate_tail(fi, keep - 1, new, keep * self.bs());
             self.zero_disk_tail(fi, keep - 1, new);
         }
         self.punch_blocks(fi, keep, u64::MAX);
@@ -751,6 +801,12 @@ impl RefFs {
     /// The zeroing rule (SPEC.md) for bytes `[from, to)` inside block `b`, first clipped to EOF.
     fn zero_block_range(&mut self, fi: usize, b: u64, from: u64, to: u64) {
         let to = to.min(self.files[fi].size);
+        self.zero_truncate_tail(fi, b, from, to);
+    }
+
+    /// The zeroing rule for bytes `[from, to)` inside block `b`, without the clip to EOF
+    /// (truncate's EOF block tail; every other user goes through `zero_block_range`).
+    fn zero_truncate_tail(&mut self, fi: usize, b: u64, from: u64, to: u64) {
         if from >= to {
             return;
         }
@@ -778,13 +834,13 @@ impl RefFs {
     }
 
     /// Zeroes the on-disk bytes of `Written` block `b` from byte `new` (the new EOF) to the block's
-    /// end. Not in SPEC.md's text but required by its premise "bytes past EOF are zero on disk":
-    /// the zeroing rule only dirties the cached block, and if the invalidate policy later drops
-    /// that folio (its other blocks failing delalloc conversion) the disk's stale tail would be
-    /// read back past EOF, and exposed by a later extension. XFS gets this by writing the zeroed
-    /// EOF block back inside truncate (`xfs_setattr_size` calls `filemap_write_and_wait_range`
-    /// when it zeroed). Unobservable otherwise: the block stays dirty in the cache with the same
-    /// zeros, and its writeback writes them again.
+    /// end (SPEC.md, Truncate). Required by the premise "bytes past EOF are zero on disk": the
+    /// zeroing rule only dirties the cached block, and if the invalidate policy later drops that
+    /// folio (its other blocks failing delalloc conversion) the disk's stale tail would be read
+    /// back past EOF, and exposed by a later extension. A simplification of XFS, which writes
+    /// back only `[i_disk_size, new)` inside truncate and so leaves a zeroed EOF block below the
+    /// on-disk size dirty until the next writeback. Unobservable otherwise: the block stays dirty
+    /// in the cache with the same zeros, and its writeback writes them again.
     fn zero_disk_tail(&mut self, fi: usize, b: u64, new: u64) {
         let blk = self.files[fi].block(b);
         let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) else {

@@ -95,7 +95,8 @@ fn length(rng: &mut Rng, run: &Run) -> u64 {
     }
 }
 
-/// Direct IO needs block alignment: round down most of the time, keep the odd value sometimes.
+/// Direct writes need block alignment (direct reads only where an unaligned end meets a Written
+/// block): round down most of the time, keep the odd value sometimes.
 fn aligned(rng: &mut Rng, run: &Run, v: u64) -> u64 {
     if rng.chance(85) {
         v / run.bs * run.bs

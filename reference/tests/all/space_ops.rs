@@ -453,3 +453,90 @@ fn truncate_under_corruption() {
         cat(&[&pattern(1, 0, 4096), &pattern(3, 4096, 404)])
     );
 }
+
+/// Block 0 Written with 1000 bytes, blocks 1..=8 keep-size preallocation past EOF.
+fn prealloc_past_eof() -> reference::model::RefFs {
+    let mut fs = default_fs();
+    run(&mut fs, 1, write(0, 1000));
+    run(&mut fs, 2, fsync());
+    assert_eq!(run(&mut fs, 3, falloc(1024, 8192, true)), done(0));
+    assert_eq!(fs.size(0), 1000);
+    let mut ext = vec![Written];
+    ext.extend([Unwritten; 8]);
+    assert_eq!(extents(&fs, 0, 9), ext);
+    let c = fs.counters();
+    assert_eq!((c.free, c.allocated), (247, 9));
+    assert_eq!(caches(&fs, 0, 4), vec![Clean; 4]);
+    fs
+}
+
+#[test]
+fn truncate_to_the_same_size_frees_preallocation_past_eof() {
+    let mut fs = prealloc_past_eof();
+    // keep = ceil(1000 / 1024) = 1: blocks 1.. are freed, as a shrink would.
+    assert_eq!(run(&mut fs, 4, truncate(1000)), done(0));
+    assert_eq!(fs.size(0), 1000);
+    let mut ext = vec![Written];
+    ext.extend([Hole; 8]);
+    assert_eq!(extents(&fs, 0, 9), ext);
+    let c = fs.counters();
+    assert_eq!((c.free, c.reserved, c.allocated), (255, 0, 1));
+    // The EOF block's tail [1000, 1024) is zeroed unclipped: Written, so block 0 is dirtied
+    // (iomap_truncate_page); blocks 1..=3 of folio 0 are clean zeros.
+    assert_eq!(caches(&fs, 0, 4), vec![Dirty, Clean, Clean, Clean]);
+    assert_eq!(contents(&fs), pattern(1, 0, 1000));
+    assert_eq!(run(&mut fs, 5, flush_all()), done(1));
+}
+
+#[test]
+fn truncate_to_the_same_aligned_size_frees_without_zeroing() {
+    let mut fs = default_fs();
+    run(&mut fs, 1, write(0, 2048));
+    run(&mut fs, 2, fsync());
+    run(&mut fs, 3, falloc(2048, 2048, true));
+    assert_eq!(
+        extents(&fs, 0, 4),
+        vec![Written, Written, Unwritten, Unwritten]
+    );
+    assert_eq!(run(&mut fs, 4, truncate(2048)), done(0));
+    assert_eq!(extents(&fs, 0, 4), vec![Written, Written, Hole, Hole]);
+    assert_eq!(caches(&fs, 0, 4), vec![Clean; 4]);
+    assert_eq!(fs.counters().allocated, 2);
+}
+
+#[test]
+fn truncate_to_zero_of_an_empty_file_frees_its_preallocation() {
+    let mut fs = default_fs();
+    run(&mut fs, 1, falloc(0, 4096, true));
+    assert_eq!(fs.size(0), 0);
+    assert_eq!(fs.counters().allocated, 4);
+    assert_eq!(run(&mut fs, 2, truncate(0)), done(0));
+    assert_eq!(fs.block_span(0), 0);
+    let c = fs.counters();
+    assert_eq!((c.free, c.allocated), (256, 0));
+}
+
+#[test]
+fn truncate_up_keeps_preallocation_past_the_new_eof() {
+    // xfs_setattr_size only frees for newsize <= oldsize (checked on Linux 6.18, XFS and ext4).
+    let mut fs = prealloc_past_eof();
+    assert_eq!(run(&mut fs, 4, truncate(3000)), done(0));
+    assert_eq!(fs.size(0), 3000);
+    let mut ext = vec![Written];
+    ext.extend([Unwritten; 8]);
+    assert_eq!(extents(&fs, 0, 9), ext);
+    assert_eq!(fs.counters().allocated, 9);
+    assert_eq!(caches(&fs, 0, 4), vec![Clean; 4]);
+}
+
+#[test]
+fn truncate_to_the_same_size_under_corruption() {
+    let mut fs = prealloc_past_eof();
+    run(&mut fs, 4, corrupt());
+    let before = fs.counters();
+    // Blocks >= 1 are allocated: freeing them needs the btree.
+    assert_eq!(run(&mut fs, 5, truncate(1000)), err(Errno::Efscorrupted));
+    assert_eq!(fs.counters(), before);
+    assert_eq!(extents(&fs, 1, 1), vec![Unwritten]);
+    assert_eq!(caches(&fs, 0, 1), vec![Clean]);
+}

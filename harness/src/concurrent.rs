@@ -410,37 +410,27 @@ impl Replayer<'_> {
             }
             Op::Read { .. } => Outcome::Data(std::mem::take(&mut ctx.data)),
             Op::DirectWrite { file, off, len } => {
-                let (bs, max) = geo(r);
-                if off % bs != 0 || len % bs != 0 {
-                    return Outcome::Err(Errno::Einval);
-                }
-                if len == 0 {
-                    return Outcome::Done(0);
-                }
-                if off >= max {
-                    return Outcome::Err(Errno::Efbig);
-                }
+                let n = match r.direct_write_args(off, len) {
+                    Err(e) => return Outcome::Err(e),
+                    Ok(0) => return Outcome::Done(0),
+                    Ok(n) => n,
+                };
                 if let Some(e) = ctx.flush_err() {
                     return Outcome::Err(e);
                 }
-                let n = len.min(max - off);
                 r.drop_folios(file, off, n);
                 r.direct_write_locked(seq, file, off, n)
             }
             Op::DirectRead { file, off, len } => {
-                let (bs, _) = geo(r);
-                if off % bs != 0 || len % bs != 0 {
-                    return Outcome::Err(Errno::Einval);
-                }
-                let sz = reference::Observe::size(r, file);
-                let n = if off >= sz { 0 } else { len.min(sz - off) };
-                if n == 0 {
-                    return Outcome::Data(Vec::new());
+                match r.direct_read_args(file, off, len) {
+                    Err(e) => return Outcome::Err(e),
+                    Ok(0) => return Outcome::Data(Vec::new()),
+                    Ok(_) => {}
                 }
                 if let Some(e) = ctx.flush_err() {
                     return Outcome::Err(e);
                 }
-                Outcome::Data(r.read_disk(file, off, n))
+                r.direct_read_locked(file, off, len)
             }
             Op::MmapWrite { file, off, len } => match r.fault_args(file, off, len) {
                 Err(e) => Outcome::Err(e),
@@ -470,12 +460,6 @@ impl Replayer<'_> {
             _ => r.apply(seq, op),
         }
     }
-}
-
-/// Block size and maximum file size.
-fn geo(r: &RefFs) -> (u64, u64) {
-    let g = reference::Observe::geometry(r);
-    (g.bs(), g.max_file_size)
 }
 
 /// Runs `input` concurrently under its schedule and checks it against the reference.

@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod concurrent;
+pub mod epilogue;
 pub mod exec;
 pub mod hunt;
 pub mod input;

@@ -46,6 +46,7 @@ mod file;
 mod io;
 mod observe;
 mod ops;
+pub mod replay;
 mod space;
 
 pub use io::Completion;

@@ -261,19 +261,41 @@ impl RefFs {
         off % self.bs() == 0 && len % self.bs() == 0
     }
 
-    /// `DirectRead`.
-    pub(super) fn op_direct_read(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+    /// Argument checks of a direct read: EINVAL unless block aligned, else `Ok(n)` with the
+    /// length clipped to EOF (`Ok(0)`: nothing to read, `Data([])`).
+    pub fn direct_read_args(&self, file: FileId, off: u64, len: u64) -> Result<u64, Errno> {
         let Some(fi) = self.fid(file) else {
-            return Outcome::Err(Errno::Einval);
+            return Err(Errno::Einval);
         };
         if !self.direct_aligned(off, len) {
-            return Outcome::Err(Errno::Einval);
+            return Err(Errno::Einval);
         }
         let size = self.files[fi].size;
-        let n = if off >= size { 0 } else { len.min(size - off) };
-        if n == 0 {
-            return Outcome::Data(Vec::new());
+        Ok(if off >= size { 0 } else { len.min(size - off) })
+    }
+
+    /// Argument checks of a direct write: EINVAL unless block aligned, `Ok(0)` for `len == 0`,
+    /// EFBIG at or past the maximum size, else `Ok(n)` with the length cut at the maximum size.
+    pub fn direct_write_args(&self, off: u64, len: u64) -> Result<u64, Errno> {
+        if !self.direct_aligned(off, len) {
+            return Err(Errno::Einval);
         }
+        if len == 0 {
+            return Ok(0);
+        }
+        if off >= self.max_size() {
+            return Err(Errno::Efbig);
+        }
+        Ok(len.min(self.max_size() - off))
+    }
+
+    /// `DirectRead`.
+    pub(super) fn op_direct_read(&mut self, file: FileId, off: u64, len: u64) -> Outcome {
+        let n = match self.direct_read_args(file, off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Data(Vec::new()),
+            Ok(n) => n,
+        };
         if let Err(e) = self.flush_range(file, off, n) {
             return Outcome::Err(e);
         }
@@ -290,16 +312,11 @@ impl RefFs {
         off: u64,
         len: u64,
     ) -> Outcome {
-        if !self.direct_aligned(off, len) {
-            return Outcome::Err(Errno::Einval);
-        }
-        if len == 0 {
-            return Outcome::Done(0);
-        }
-        if off >= self.max_size() {
-            return Outcome::Err(Errno::Efbig);
-        }
-        let n = len.min(self.max_size() - off);
+        let n = match self.direct_write_args(off, len) {
+            Err(e) => return Outcome::Err(e),
+            Ok(0) => return Outcome::Done(0),
+            Ok(n) => n,
+        };
         if let Err(e) = self.flush_range(file, off, n) {
             return Outcome::Err(e);
         }

@@ -587,7 +587,11 @@ impl Replayer {
                     return Err(foreign());
                 };
                 self.check_next_folio(step, op, st, folio)?;
-                if !self.r.fid(file).is_some_and(|fi| self.r.files[fi].is_cached(folio)) {
+                if !self
+                    .r
+                    .fid(file)
+                    .is_some_and(|fi| self.r.files[fi].is_cached(folio))
+                {
                     return Err(ReplayError::NotCached {
                         step,
                         op: op.clone(),
@@ -620,7 +624,11 @@ impl Replayer {
                     }
                     _ => return Err(foreign()),
                 }
-                if self.r.fid(file).is_some_and(|fi| self.r.files[fi].is_cached(folio)) {
+                if self
+                    .r
+                    .fid(file)
+                    .is_some_and(|fi| self.r.files[fi].is_cached(folio))
+                {
                     return Err(ReplayError::AlreadyCached {
                         step,
                         op: op.clone(),
@@ -647,7 +655,10 @@ impl Replayer {
                     }
                     None => return Err(foreign()),
                 }
-                let cached = self.r.fid(file).is_some_and(|fi| self.r.files[fi].is_cached(folio));
+                let cached = self
+                    .r
+                    .fid(file)
+                    .is_some_and(|fi| self.r.files[fi].is_cached(folio));
                 if !cached || self.folio_blocks(file, folio, |b| b.dirty).is_empty() {
                     return Err(ReplayError::WritebackClean {
                         step,
@@ -871,7 +882,8 @@ impl Replayer {
         }
         for io in now {
             let f = &self.r.files[io.file];
-            let intact = f.is_cached(io.folio) && io.blocks.iter().all(|&(b, _)| f.block(b).writeback);
+            let intact =
+                f.is_cached(io.folio) && io.blocks.iter().all(|&(b, _)| f.block(b).writeback);
             if !intact {
                 return Err(ReplayError::DroppedUnderWriteback {
                     step,
@@ -1125,7 +1137,11 @@ impl Replayer {
         file: FileId,
         folio: u64,
     ) -> Result<(), ReplayError> {
-        if self.r.fid(file).is_some_and(|fi| self.r.files[fi].is_cached(folio)) {
+        if self
+            .r
+            .fid(file)
+            .is_some_and(|fi| self.r.files[fi].is_cached(folio))
+        {
             Ok(())
         } else {
             Err(ReplayError::Missing {

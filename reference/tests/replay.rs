@@ -192,7 +192,7 @@ fn write_begin_in_another_op_or_twice_is_refused() {
         off: 0,
         len: 10,
     };
-    let e = refused(&[read.clone()], &[begin(1), wbegin(1)], 1);
+    let e = refused(std::slice::from_ref(&read), &[begin(1), wbegin(1)], 1);
     assert_eq!(
         e,
         ReplayError::Foreign {
@@ -556,7 +556,7 @@ fn completion_of_no_io_too_many_or_out_of_order_is_refused() {
 fn journal_commit_of_an_ordinary_file_is_refused() {
     let step = Step::Commit { seq: 1, file: 0 };
     let op = Op::JournalCommit { file: 0 };
-    let e = refused(&[op.clone()], &[begin(1), step], 1);
+    let e = refused(std::slice::from_ref(&op), &[begin(1), step], 1);
     assert_eq!(e, ReplayError::Foreign { step, op });
     // On a journaled-data file it commits the logged blocks: 4 of them.
     let ops = [write(0, 0x1000), Op::JournalCommit { file: 0 }];

@@ -779,11 +779,10 @@ impl Replayer {
                 outcome: o.clone(),
             });
         }
-        let (first, last) = match *op {
-            Op::Write { off, .. } if st.n > 0 => self.span(off, st.n),
+        let last = match *op {
+            Op::Write { off, .. } if st.n > 0 => self.span(off, st.n).1,
             _ => return Ok(()),
         };
-        let _ = first;
         if !st.stopped && st.next_folio <= last {
             return Err(ReplayError::Missing {
                 step,

@@ -8,8 +8,9 @@
 //!
 //! An execution that produced nothing is an [`Abort`], classified by how it ended, not by any
 //! message: a panic of the implementation is caught where it happens (in the task) and kept; a
-//! run stopped at [`STEP_BOUND`] returns from shuttle without a result; a shuttle failure with no
-//! panic of ours is its deadlock detection (all threads blocked).
+//! shuttle failure after [`STEP_BOUND`] scheduling decisions (counted by our scheduler wrapper)
+//! is the step bound; any other shuttle failure with no panic of ours is its deadlock detection
+//! (all threads blocked).
 //!
 //! Locks: one shuttle execution at a time per process (`SERIAL`), because the generator crate
 //! swaps the process-wide panic hook around every cancelled continuation.
@@ -22,6 +23,7 @@ use crate::snapshot::Snapshot;
 use reference::{Input, Outcome, Step};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// Scheduling points one concurrent run may take before it is rejected as too long.
@@ -44,7 +46,7 @@ pub(super) enum Abort {
     Deadlock(String),
     /// The implementation panicked (a finding): the panic's message.
     Panic(String),
-    /// Stopped at the step bound (this many scheduling points): the input is rejected.
+    /// Failed at the step bound (this many scheduling decisions): the input is rejected.
     StepBound(usize),
 }
 
@@ -197,6 +199,11 @@ pub(super) fn execute(
             Box::new(Recorder::new(PctScheduler::new_from_seed(seed, 3, 1), log))
         }
     };
+    let decisions = Arc::new(AtomicUsize::new(0));
+    let scheduler = Counting {
+        inner: scheduler,
+        decisions: Arc::clone(&decisions),
+    };
     install_quiet_hook();
     let result: Arc<Mutex<Option<Execution>>> = Arc::new(Mutex::new(None));
     let panics: PanicSlot = Arc::new(Mutex::new(None));
@@ -204,8 +211,9 @@ pub(super) fn execute(
     let caught = Arc::clone(&panics);
     let shared = Arc::new(input.clone());
     let mut config = shuttle::Config::new();
-    // Stop (not fail) at the bound: the execution then simply ends without a result.
-    config.max_steps = shuttle::MaxSteps::ContinueAfter(STEP_BOUND);
+    // shuttle fails the execution at the bound (before its next decision): `Counting` tells
+    // that failure apart from every other by the decisions it counted.
+    config.max_steps = shuttle::MaxSteps::FailAfter(STEP_BOUND);
     config.failure_persistence = shuttle::FailurePersistence::None;
     config.silence_warnings = true;
     let runner = shuttle::Runner::new(scheduler, config);
@@ -231,11 +239,41 @@ pub(super) fn execute(
     QUIET.with(|q| q.set(false));
     let panicked = panics.lock().ok().and_then(|mut s| s.take());
     let taken = result.lock().ok().and_then(|mut s| s.take());
-    match (panicked, failure, taken) {
-        (Some(msg), _, _) => Err(Abort::Panic(msg)),
-        (None, Some(shuttle_says), _) => Err(Abort::Deadlock(shuttle_says)),
-        (None, None, Some(e)) => Ok(e),
-        (None, None, None) => Err(Abort::StepBound(STEP_BOUND)),
+    let at_bound = decisions.load(Ordering::SeqCst) >= STEP_BOUND;
+    match (panicked, at_bound, failure, taken) {
+        (Some(msg), _, _, _) => Err(Abort::Panic(msg)),
+        (None, true, Some(_), _) => Err(Abort::StepBound(STEP_BOUND)),
+        (None, false, Some(shuttle_says), _) => Err(Abort::Deadlock(shuttle_says)),
+        (None, _, None, Some(e)) => Ok(e),
+        // shuttle returned without failing and without our result: nothing ran to the end.
+        (None, _, None, None) => Err(Abort::Deadlock("the execution ended early".into())),
+    }
+}
+
+/// The scheduler of an execution, counting its decisions: shuttle fails an execution at
+/// [`STEP_BOUND`] decisions, and this count is how that failure is told from the others.
+struct Counting {
+    inner: Box<dyn shuttle::scheduler::Scheduler + Send>,
+    decisions: Arc<AtomicUsize>,
+}
+
+impl shuttle::scheduler::Scheduler for Counting {
+    fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
+        self.inner.new_execution()
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&shuttle::scheduler::Task],
+        current: Option<shuttle::scheduler::TaskId>,
+        is_yielding: bool,
+    ) -> Option<shuttle::scheduler::TaskId> {
+        self.decisions.fetch_add(1, Ordering::SeqCst);
+        self.inner.next_task(runnable, current, is_yielding)
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.inner.next_u64()
     }
 }
 

@@ -717,3 +717,54 @@ fn a_step_after_the_commit_is_refused() {
         }
     );
 }
+
+#[test]
+fn a_wait_by_an_op_that_never_waits_or_outside_its_range_is_refused() {
+    // Folio 0's IO is in flight (op 2). A read never waits for writeback; a punch of folio 1
+    // waits only for folio 1.
+    let flush = Op::Flush {
+        file: 0,
+        off: 0,
+        len: 0x1000,
+    };
+    let read = Op::Read {
+        file: 0,
+        off: 0,
+        len: 0x1000,
+    };
+    let punch = Op::PunchHole {
+        file: 0,
+        off: 0x1000,
+        len: 0x1000,
+    };
+    let head = cat(&[
+        &WRITE_FOLIO0,
+        &[begin(2), writeback(2, 0), commit(2), end(2)],
+    ]);
+    let e = refused(
+        &[write(0, 0x1000), flush.clone(), read.clone()],
+        &cat(&[&head, &[begin(3), complete(3, 0)]]),
+        10,
+    );
+    assert_eq!(
+        e,
+        ReplayError::Foreign {
+            step: complete(3, 0),
+            op: read
+        }
+    );
+    let e = refused(
+        &[write(0, 0x1000), flush, punch.clone()],
+        &cat(&[&head, &[begin(3), complete(3, 0)]]),
+        10,
+    );
+    assert_eq!(
+        e,
+        ReplayError::OutOfRange {
+            step: complete(3, 0),
+            op: punch,
+            file: 0,
+            folio: Some(0)
+        }
+    );
+}

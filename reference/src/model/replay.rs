@@ -27,8 +27,9 @@
 //! - a copy into a folio (`WriteFolio`, a write fault) finds it idle: not under writeback;
 //! - `Writeback` finds the folio cached, dirty and idle in the reference, inside the op's flush
 //!   range; `Commit` is on a journaled-data file;
-//! - `Complete` finds that IO in flight; a `CompleteIo` completes an IO with no more older IOs
-//!   in flight than other ops could be holding, claimed (the FIFO order), and at most `n`;
+//! - `Complete` finds that IO in flight, of a folio the op waits for (its range; only ops that
+//!   wait); a `CompleteIo` completes an IO with no more older IOs in flight than other ops could
+//!   be holding, claimed (the FIFO order), and at most `n`;
 //! - a direct write's cache drop finds the range clean and idle ([`ReplayError::DirtyAtDrop`]);
 //! - no step's rule completes an IO the log does not record ([`ReplayError::UnrecordedCompletion`],
 //!   e.g. a punch that did not wait) or drops a folio with IO in flight
@@ -515,6 +516,31 @@ impl Replayer {
         }
     }
 
+    /// The folios an op may wait for (complete the IO of): `(file, first, last)`; `None` for an
+    /// op that never waits. `CompleteIo` completes any IO and is not asked.
+    fn wait_span(&self, op: &Op, st: &OpState) -> Option<(FileId, u64, u64)> {
+        match *op {
+            // Each folio's copy waits for it; an O_SYNC flush waits inside the same range.
+            Op::Write { file, off, len, .. } => match self.r.write_args(off, len) {
+                Ok(n) if n > 0 => {
+                    let (a, b) = self.span(off, n);
+                    Some((file, a, b))
+                }
+                _ => None,
+            },
+            Op::MmapWrite { file, off, .. } => {
+                let k = off / self.r.fsz();
+                Some((file, k, k))
+            }
+            Op::PunchHole { file, off, len } | Op::ZeroRange { file, off, len, .. } if len > 0 => {
+                let (a, b) = self.span(off, len);
+                Some((file, a, b))
+            }
+            Op::Truncate { file, size } => Some((file, size / self.r.fsz(), u64::MAX)),
+            _ => self.flush_span(op, st),
+        }
+    }
+
     /// Whether `file` is a journaled-data file of this run.
     fn jdata(&self, file: FileId) -> bool {
         self.r.fid(file).is_some_and(|fi| self.r.files[fi].jdata)
@@ -698,14 +724,18 @@ impl Replayer {
                 Ok(IoEffect::None)
             }
             Step::Complete { file, folio, .. } => {
-                if let Some(f) = op.file() {
-                    if f != file {
-                        return Err(ReplayError::OutOfRange {
-                            step,
-                            op: op.clone(),
-                            file,
-                            folio: Some(folio),
-                        });
+                if !matches!(op, Op::CompleteIo { .. }) {
+                    match self.wait_span(op, st) {
+                        Some((f, a, b)) if f == file && (a..=b).contains(&folio) => {}
+                        Some(_) => {
+                            return Err(ReplayError::OutOfRange {
+                                step,
+                                op: op.clone(),
+                                file,
+                                folio: Some(folio),
+                            })
+                        }
+                        None => return Err(foreign()),
                     }
                 }
                 let fi = file as usize;
@@ -740,7 +770,6 @@ impl Replayer {
                             });
                         }
                     }
-                    Op::CorruptAllocBtree | Op::RepairAllocBtree => return Err(foreign()),
                     _ => {}
                 }
                 Ok(IoEffect::Completes(fi, folio))

@@ -752,25 +752,22 @@ impl Replayer {
                         folio,
                     });
                 };
-                match *op {
-                    Op::CompleteIo { n } => {
-                        if st.completed >= u64::from(n) {
-                            return Err(ReplayError::TooManyCompletions {
-                                step,
-                                op: op.clone(),
-                            });
-                        }
-                        let others = self.running.saturating_sub(1);
-                        if pos > others {
-                            return Err(ReplayError::OutOfOrder {
-                                step,
-                                op: op.clone(),
-                                older: pos,
-                                others,
-                            });
-                        }
+                if let Op::CompleteIo { n } = *op {
+                    if st.completed >= u64::from(n) {
+                        return Err(ReplayError::TooManyCompletions {
+                            step,
+                            op: op.clone(),
+                        });
                     }
-                    _ => {}
+                    let others = self.running.saturating_sub(1);
+                    if pos > others {
+                        return Err(ReplayError::OutOfOrder {
+                            step,
+                            op: op.clone(),
+                            older: pos,
+                            others,
+                        });
+                    }
                 }
                 Ok(IoEffect::Completes(fi, folio))
             }

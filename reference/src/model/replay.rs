@@ -462,11 +462,23 @@ impl Replayer {
             _ => {}
         }
         let effect = self.check(step, &op)?;
-        self.before.clear();
-        self.before
-            .extend(self.r.inflight.iter().map(|io| (io.file, io.folio)));
+        // Only these steps' rules can wait (complete IO) or drop and punch folios; the others
+        // (reserve, punch a write's tail, copy out, instantiate, one named completion, a
+        // journal commit) leave every other in-flight IO and its folio alone.
+        let guarded = matches!(
+            step,
+            Step::WriteFolio { .. } | Step::Writeback { .. } | Step::Op { .. }
+        );
+        if guarded {
+            self.before.clear();
+            self.before
+                .extend(self.r.inflight.iter().map(|io| (io.file, io.folio)));
+        }
         self.apply(step, &op)?;
-        self.check_io(step, &op, effect)
+        if guarded {
+            self.check_io(step, &op, effect)?;
+        }
+        Ok(())
     }
 
     fn state(&mut self, seq: u32) -> &mut OpState {

@@ -108,18 +108,10 @@ pub fn write_corpus(dir: &Path, count: usize) -> std::io::Result<()> {
 
 /// Every op a differential run executes, epilogue included, so the alone-runs do the same work.
 fn all_ops(input: &Input) -> Vec<(u32, Op)> {
-    let mut v: Vec<(u32, Op)> = input
-        .numbered_ops()
-        .map(|(_, s, op)| (s, op.clone()))
-        .collect();
-    let base = input.op_count() as u32;
-    v.extend(
-        oracle::epilogue(input)
-            .into_iter()
-            .enumerate()
-            .map(|(k, op)| (base + 1 + k as u32, op)),
-    );
-    v
+    crate::epilogue::run_ops(input)
+        .into_iter()
+        .map(|o| (o.seq, o.op))
+        .collect()
 }
 
 fn run_impl_only(input: &Input) {

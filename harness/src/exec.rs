@@ -86,7 +86,7 @@ pub fn fuzz_one(target: Target, data: &[u8]) {
     let input = decode(data, target.mode());
     let bugs = env_bugs();
     let run = run_input(&input, bugs);
-    if !run.ok() {
+    if run.diverged() {
         let text = report::render(target.name(), &input, bugs, &run);
         panic!("{text}\nscript:\n{}", script::print(&input));
     }

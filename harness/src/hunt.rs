@@ -135,7 +135,7 @@ pub fn run_hunt_input(
         return exec::run_input(input, bugs);
     }
     let run = run_concurrent_with(input, bugs, sched);
-    if run.ok() || run.rejected {
+    if !run.diverged() {
         return run;
     }
     let (run, bytes) = run_concurrent_recorded(input, bugs, sched);

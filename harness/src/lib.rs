@@ -2,7 +2,10 @@
 //!
 //! - [`fs`]: the optimized concurrent implementation under test (XFS + iomap style).
 //! - [`input`]: binary input decoding (`arbitrary`) and the `.wbf` script format.
-//! - [`oracle`]: runs both models and diffs them after every op.
+//! - [`oracle`]: runs both models and diffs them after every op; the run's [`oracle::Verdict`].
+//! - [`concurrent`]: concurrent runs: execution under shuttle, and the oracle that hands the
+//!   commit log to the reference's replayer.
+//! - [`epilogue`]: the end-of-run epilogue and the numbering of a run's ops.
 //! - [`report`]: divergence reports.
 //! - [`bugs`]: the bug catalogue switches.
 //! - [`fsx`]: import of xfstests `fsx --record-ops` logs.
@@ -11,6 +14,7 @@
 
 pub mod bench;
 pub mod concurrent;
+pub mod epilogue;
 pub mod exec;
 pub mod fsx;
 pub mod generators;

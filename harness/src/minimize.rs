@@ -47,7 +47,7 @@ fn mismatch_name(m: &Mismatch) -> &'static str {
 
 /// The signature of a failing run (`None` if the run agreed).
 pub fn signature(run: &Run) -> Option<Signature> {
-    let d = run.divergence.as_ref()?;
+    let d = run.divergence()?;
     let e = run.trace.get(d.at);
     Some(Signature {
         op: e.filter(|e| !e.epilogue).map(|e| e.op.kind()),

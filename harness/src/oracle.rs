@@ -14,7 +14,9 @@
 //! The oracle owns no model logic: it only calls `apply` and the [`Observe`] trait of each side.
 
 use crate::bugs::Bugs;
+use crate::epilogue::run_ops;
 use crate::fs::Fs;
+use reference::model::replay::ReplayError;
 use reference::model::RefFs;
 use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation};
 
@@ -102,12 +104,8 @@ pub enum Mismatch {
     },
     /// A model found one of its own invariants broken.
     Invariant { side: Side, violation: Violation },
-    /// Concurrent run: the implementation recorded a step the reference cannot take there.
-    Replay {
-        index: usize,
-        step: Step,
-        detail: String,
-    },
+    /// Concurrent run: commit log entry `index` is a step the reference cannot take there.
+    Replay { index: usize, error: ReplayError },
     /// Concurrent run: every thread blocked.
     Deadlock { detail: String },
     /// Concurrent run: the implementation panicked.
@@ -123,23 +121,72 @@ pub struct Divergence {
     pub mismatches: Vec<Mismatch>,
 }
 
+/// Why a run checked nothing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejection {
+    /// The concurrent run went past this many scheduling points (an unfair schedule, not a
+    /// finding).
+    StepBound(usize),
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::StepBound(n) => write!(
+                f,
+                "the concurrent run went past the step bound ({n} scheduling points)"
+            ),
+        }
+    }
+}
+
+/// What a differential run concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Both models agreed on every op and on the end state.
+    Agree,
+    /// They disagreed (or one broke its invariants, deadlocked, panicked).
+    Diverged(Divergence),
+    /// Nothing was checked: the input was rejected.
+    Rejected(Rejection),
+}
+
 /// The result of one differential run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Run {
     /// Every op executed, input ops first, then the epilogue (cut at the divergence).
     pub trace: Vec<TraceEntry>,
-    /// The first divergence, if any.
-    pub divergence: Option<Divergence>,
+    /// What the run concluded.
+    pub verdict: Verdict,
     /// Concurrent runs: the implementation's commit log, in commit order.
     pub commit_log: Vec<Step>,
-    /// Concurrent runs: the input ran past the step bound and was rejected (not a finding).
-    pub rejected: bool,
 }
 
 impl Run {
-    /// Whether the models agreed throughout.
+    /// Whether the models were compared and agreed throughout.
     pub fn ok(&self) -> bool {
-        self.divergence.is_none()
+        self.verdict == Verdict::Agree
+    }
+
+    /// The divergence, if the models disagreed.
+    pub fn divergence(&self) -> Option<&Divergence> {
+        match &self.verdict {
+            Verdict::Diverged(d) => Some(d),
+            _ => None,
+        }
+    }
+
+    /// Whether the models disagreed (a finding).
+    pub fn diverged(&self) -> bool {
+        self.divergence().is_some()
+    }
+
+    /// Why nothing was checked, if the input was rejected.
+    pub fn rejected(&self) -> Option<Rejection> {
+        match self.verdict {
+            Verdict::Rejected(r) => Some(r),
+            _ => None,
+        }
     }
 }
 
@@ -395,16 +442,6 @@ pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
     compare(Scope::All, r, i)
 }
 
-/// The ops that end every run: repair, write everything back, complete all IO, evict every file.
-pub fn epilogue(input: &Input) -> Vec<Op> {
-    let files = input.config.files.len() as FileId;
-    let mut ops = vec![Op::RepairAllocBtree];
-    ops.extend((0..files).map(|file| Op::Fsync { file }));
-    ops.push(Op::CompleteIo { n: u32::MAX });
-    ops.extend((0..files).map(|file| Op::EvictInode { file }));
-    ops
-}
-
 /// Runs `input` sequentially on both models, comparing after every op and after the epilogue.
 ///
 /// Threads are run one after another in thread order (a sequential run has one thread; a
@@ -412,18 +449,12 @@ pub fn epilogue(input: &Input) -> Vec<Op> {
 pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
     let mut reference = RefFs::new(&input.config);
     let implementation = Fs::new(&input.config, bugs);
-    let mut trace = Vec::with_capacity(input.op_count() + 8);
-    let body = input
-        .numbered_ops()
-        .map(|(t, seq, op)| (t, seq, op.clone(), false));
-    let last_seq = input.op_count() as u32;
-    let tail = epilogue(input);
-    let last_epilogue_seq = last_seq + tail.len() as u32;
-    let tail = tail
-        .into_iter()
-        .enumerate()
-        .map(|(k, op)| (0, last_seq + 1 + k as u32, op, true));
-    for (thread, seq, op, is_epilogue) in body.chain(tail) {
+    let ops = run_ops(input);
+    let last_seq = ops.last().map_or(0, |o| o.seq);
+    let mut trace = Vec::with_capacity(ops.len());
+    for planned in ops {
+        let (thread, seq, op, is_epilogue) =
+            (planned.thread, planned.seq, planned.op, planned.epilogue);
         let r = reference.apply(seq, &op);
         let i = implementation.apply(seq, &op);
         let mut mismatches = Vec::new();
@@ -434,7 +465,7 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
             });
         }
         // Epilogue ops are scoped like any other op; after the last one everything is compared.
-        let scope = if is_epilogue && seq == last_epilogue_seq {
+        let scope = if is_epilogue && seq == last_seq {
             Scope::All
         } else {
             scope_of(&op, input)
@@ -452,16 +483,14 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
             let at = trace.len() - 1;
             return Run {
                 trace,
-                divergence: Some(Divergence { at, mismatches }),
+                verdict: Verdict::Diverged(Divergence { at, mismatches }),
                 commit_log: vec![],
-                rejected: false,
             };
         }
     }
     Run {
         trace,
-        divergence: None,
+        verdict: Verdict::Agree,
         commit_log: vec![],
-        rejected: false,
     }
 }

@@ -64,7 +64,7 @@ fn trace_line(e: &TraceEntry, mark: bool) -> String {
 
 /// Writes the trace of a run, one line per op; the op where the divergence was seen is marked.
 pub fn render_trace(run: &Run) -> String {
-    let at = run.divergence.as_ref().map(|d| d.at);
+    let at = run.divergence().map(|d| d.at);
     let mut s = String::new();
     for (k, e) in run.trace.iter().enumerate() {
         let _ = writeln!(s, "{}", trace_line(e, Some(k) == at));
@@ -212,8 +212,8 @@ fn render_mismatch(m: &Mismatch, run: &Run, op: Option<&Op>) -> String {
                 diff(&hexdump(*base, reference), &hexdump(*base, implementation))
             )
         }
-        Mismatch::Replay { index, step, detail } => {
-            format!("commit log entry {index} (`{step}`) cannot be replayed: {detail}\n")
+        Mismatch::Replay { index, error } => {
+            format!("commit log entry {index} cannot be replayed: {error}\n")
         }
         Mismatch::Deadlock { detail } => format!("deadlock: every thread blocked ({detail})\n"),
         Mismatch::Panic { detail } => format!("the implementation panicked: {detail}\n"),
@@ -226,7 +226,7 @@ fn render_mismatch(m: &Mismatch, run: &Run, op: Option<&Op>) -> String {
 
 /// The full divergence report for a run of `input` named `name` (empty string if the run agreed).
 pub fn render(name: &str, input: &Input, bugs: Bugs, run: &Run) -> String {
-    let Some(d) = &run.divergence else {
+    let Some(d) = run.divergence() else {
         return String::new();
     };
     let mut s = String::new();

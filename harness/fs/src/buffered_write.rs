@@ -16,6 +16,7 @@
 //! the folio memory lock for the copy, then the journal lock (journaled data). The `sync` flush
 //! runs after IOLOCK is dropped, as `generic_write_sync` does.
 
+use super::folio_mask;
 use super::page_cache::LockedFolio;
 use super::sync::yield_point;
 use super::{Fs, Inode};
@@ -233,7 +234,7 @@ impl Fs {
                 // lock is dropped; reclaim may have evicted the folio (and the data) meanwhile.
                 yield_point();
                 if let Some(lf) = ino.cache.get_locked(idx) {
-                    self.log_blocks(ino, &lf, g.overlap_mask(idx, pos, chunk_end));
+                    self.log_blocks(ino, &lf, folio_mask::overlapping(&g, idx, pos, chunk_end));
                 }
                 // What the reference is told is the late log's effect: the folio's data as
                 // it is now (lost if reclaim dropped it), dirty in the transaction.
@@ -259,7 +260,7 @@ impl Fs {
         end: u64,
     ) -> Result<(), Errno> {
         let g = self.geo;
-        let mask = g.overlap_mask(lf.index, pos, end);
+        let mask = folio_mask::overlapping(&g, lf.index, pos, end);
         let fstart = lf.index * g.fsz;
         let late_log = ino.jdata && self.has(Bug::PutFolioAfterUnlock);
         let mut em = (!ino.jdata).then(|| ino.ilock.lock());
@@ -295,7 +296,7 @@ impl Fs {
                     st.set_dirty(mask);
                 }
                 if let Some(j) = journal.as_mut() {
-                    j.extend(mask_blocks(mask, lf.index * g.bpf));
+                    j.extend(folio_mask::blocks(mask, lf.index * g.bpf));
                 }
                 ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
                 Ok(())
@@ -358,14 +359,7 @@ impl Fs {
         if ino.jdata {
             ino.journal
                 .lock()
-                .extend(mask_blocks(mask, lf.index * self.geo.bpf));
+                .extend(folio_mask::blocks(mask, lf.index * self.geo.bpf));
         }
     }
-}
-
-/// The file blocks named by a folio mask.
-pub(crate) fn mask_blocks(mask: u64, fb0: u64) -> impl Iterator<Item = u64> {
-    (0..64u64)
-        .filter(move |i| mask & (1 << i) != 0)
-        .map(move |i| fb0 + i)
 }

@@ -21,17 +21,22 @@ pub enum Bug {
     /// Seed 004: a journaled-data write adds the folio's blocks to the transaction after
     /// unlocking the folio.
     PutFolioAfterUnlock,
+    /// A direct write drops the invalidate lock between its flush and its cache drop (as before
+    /// XFS's MMAPLOCK, "xfs: introduce mmap/truncate lock"): a write fault dirties a folio in
+    /// between, and the drop discards the fault's data.
+    DirtyAfterDioFlush,
 }
 
 impl Bug {
     /// Every bug, in catalogue order.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 7] = [
         Bug::StaleMapping,
         Bug::FaultHoleRace,
         Bug::UnstablePages,
         Bug::DiscardKeepsDirty,
         Bug::DiscardWidePunch,
         Bug::PutFolioAfterUnlock,
+        Bug::DirtyAfterDioFlush,
     ];
 
     /// The switch name used by `--bug` and `WBFUZZ_BUGS`.
@@ -43,6 +48,7 @@ impl Bug {
             Bug::DiscardKeepsDirty => "discard-keeps-dirty",
             Bug::DiscardWidePunch => "discard-wide-punch",
             Bug::PutFolioAfterUnlock => "put-folio-after-unlock",
+            Bug::DirtyAfterDioFlush => "dirty-after-dio-flush",
         }
     }
 
@@ -50,7 +56,10 @@ impl Bug {
     pub fn needs_concurrency(self) -> bool {
         matches!(
             self,
-            Bug::StaleMapping | Bug::FaultHoleRace | Bug::PutFolioAfterUnlock
+            Bug::StaleMapping
+                | Bug::FaultHoleRace
+                | Bug::PutFolioAfterUnlock
+                | Bug::DirtyAfterDioFlush
         )
     }
 

@@ -175,13 +175,13 @@ impl Fs {
                 let s = (off - idx * g.fsz) as usize;
                 fill_pattern(seq, off, &mut st.data[s..s + n as usize]);
                 let mask = if fb_end > fb0 {
-                    super::Geo::mask(0, fb_end - fb0)
+                    super::folio_mask::range(0, fb_end - fb0)
                 } else {
                     0
                 };
                 st.set_dirty(mask);
                 if let Some(j) = journal.as_mut() {
-                    j.extend(super::buffered_write::mask_blocks(mask, fb0));
+                    j.extend(super::folio_mask::blocks(mask, fb0));
                 }
                 Ok((n, holes, pieces))
             });

@@ -16,7 +16,7 @@
 //! Locks: `Inode::handles` exclusive, folio locks in increasing index order, ILOCK, the journal
 //! lock (a leaf) to take the set, the folio memory locks one at a time and the disk lock.
 
-use super::buffered_write::mask_blocks;
+use super::folio_mask;
 use super::page_cache::LockedFolio;
 use super::{Fs, Inode};
 use std::collections::BTreeMap;
@@ -82,7 +82,7 @@ impl Fs {
                 {
                     let st = lf.mem();
                     let todo = st.dirty() & mask;
-                    for blk in mask_blocks(todo, fb0) {
+                    for blk in folio_mask::blocks(todo, fb0) {
                         let m = em.lookup(blk, blk + 1);
                         if !m.state.is_allocated() {
                             continue; // cannot be logged without backing; left for the invariants
@@ -92,7 +92,7 @@ impl Fs {
                         done |= 1 << i;
                     }
                 }
-                for blk in mask_blocks(done, fb0) {
+                for blk in folio_mask::blocks(done, fb0) {
                     em.convert(blk, blk + 1, ExtentState::Unwritten, ExtentState::Written);
                 }
                 lf.mem().clear_dirty(done);

@@ -42,6 +42,7 @@ mod direct_io;
 mod disk;
 mod extent_map;
 mod fault;
+mod folio_mask;
 mod journal;
 mod lifecycle;
 mod observe;
@@ -78,30 +79,6 @@ pub(crate) struct Geo {
     pub all: u64,
     /// Maximum file size.
     pub max: u64,
-}
-
-impl Geo {
-    /// Bitmask of folio slots `[from, to)`.
-    #[inline]
-    pub fn mask(from: u64, to: u64) -> u64 {
-        if to <= from {
-            return 0;
-        }
-        let hi = if to >= 64 { u64::MAX } else { (1u64 << to) - 1 };
-        hi & !((1u64 << from) - 1)
-    }
-
-    /// Slots of the folio `fidx` whose blocks overlap bytes `[from, to)`.
-    #[inline]
-    pub fn overlap_mask(&self, fidx: u64, from: u64, to: u64) -> u64 {
-        let fstart = fidx * self.fsz;
-        let lo = from.max(fstart);
-        let hi = to.min(fstart + self.fsz);
-        if hi <= lo {
-            return 0;
-        }
-        Geo::mask((lo - fstart) / self.bs, (hi - fstart).div_ceil(self.bs))
-    }
 }
 
 /// One file.
@@ -214,7 +191,7 @@ impl Fs {
             bs,
             fsz,
             bpf,
-            all: Geo::mask(0, bpf),
+            all: folio_mask::range(0, bpf),
             max: g.max_file_size,
         };
         let inodes = config

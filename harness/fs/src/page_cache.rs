@@ -17,7 +17,6 @@
 //! is a leaf too, taken under a folio lock for insertion/removal, never held while sleeping.
 
 use super::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
-use super::writeback::Io;
 use std::collections::BTreeMap;
 
 /// Per-block state of a folio (iomap_folio_state): bitmaps, bit `i` = block `i` of the folio.
@@ -43,8 +42,9 @@ pub struct FolioState {
     pub writeback: bool,
     /// Blocks that belong to the in-flight IO.
     pub wb_mask: u64,
-    /// The in-flight IO (whoever waits on writeback completes it).
-    pub io: Option<Arc<Io>>,
+    /// The id of the in-flight IO in the IO queue (whoever waits on writeback claims it there
+    /// and completes it). An id, not the IO: the IO holds the folio, not the other way round.
+    pub io: Option<u64>,
 }
 
 impl FolioState {

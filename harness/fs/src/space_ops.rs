@@ -23,7 +23,7 @@ use super::alloc_btree::FreeSpaceTree;
 use super::extent_map::ExtentMap;
 use super::page_cache::LockedFolio;
 use super::sync::Ordering;
-use super::{Fs, Geo, Inode};
+use super::{Fs, Inode};
 use std::collections::BTreeMap;
 use vocab::{Errno, ExtentState, Outcome, Step};
 
@@ -188,7 +188,7 @@ impl Fs {
                 continue;
             }
             let Some(lf) = held.get(&i) else { continue };
-            let mask = g.overlap_mask(i, lo, hi);
+            let mask = super::folio_mask::overlapping(&g, i, lo, hi);
             let mut st = lf.mem();
             let bs = g.bs as usize;
             for k in 0..g.bpf as usize {
@@ -483,7 +483,7 @@ impl Fs {
         if keep > 0 && keep % g.bpf != 0 {
             if let Some(lf) = held.get(&((keep - 1) / g.bpf)) {
                 let slot = keep % g.bpf;
-                let mask = Geo::mask(slot, g.bpf);
+                let mask = super::folio_mask::range(slot, g.bpf);
                 let mut st = lf.mem();
                 let bs = g.bs as usize;
                 st.data[slot as usize * bs..].fill(0);

@@ -14,9 +14,10 @@
 //! disk lock and leaf locks; it never takes a folio lock, so a folio-lock holder may wait for
 //! writeback.
 
+use super::folio_mask;
 use super::page_cache::{Folio, LockedFolio};
 use super::sync::{Arc, AtomicU64, Mutex, Ordering};
-use super::{assign_phys, Fs, Geo, Inode};
+use super::{assign_phys, Fs, Inode};
 use crate::bugs::Bug;
 use std::collections::BTreeMap;
 use vocab::{Errno, ExtentState, FileId, Outcome, Policy, Step};
@@ -70,9 +71,9 @@ impl IoQueue {
         self.q.lock().1.pop_first().map(|(_, io)| io)
     }
 
-    /// Removes IO `id` if it is still queued: true if the caller now owns its completion.
-    pub fn claim(&self, id: u64) -> bool {
-        self.q.lock().1.remove(&id).is_some()
+    /// Removes IO `id` if it is still queued: the caller now owns its completion.
+    pub fn claim(&self, id: u64) -> Option<Arc<Io>> {
+        self.q.lock().1.remove(&id)
     }
 
     /// IOs submitted and not yet completed.
@@ -117,25 +118,25 @@ impl Fs {
     /// the IO and the device rejected it. The caller must not hold ILOCK or anything after it.
     pub(crate) fn wait_writeback(&self, seq: u32, folio: &Folio) -> Option<Errno> {
         loop {
-            let io = {
+            let id = {
                 let st = folio.mem();
                 if !st.writeback {
                     return None;
                 }
-                st.io.clone()
+                st.io
             };
-            let Some(io) = io else {
+            let Some(id) = id else {
                 // Cannot happen (`writeback` is set exactly while `io` is); never spin on it.
                 return None;
             };
-            if self.ioq.claim(io.id) {
+            if let Some(io) = self.ioq.claim(id) {
                 return self.complete_io(seq, &io);
             }
             // Another thread claimed this IO and completes it: sleep until it has, then look
             // again. A new IO may have been submitted for the folio meanwhile, and nobody else
             // may ever claim that one: sleeping until `writeback` clears would then hang.
             let mut st = folio.mem();
-            while st.writeback && st.io.as_ref().is_some_and(|x| x.id == io.id) {
+            while st.writeback && st.io == Some(id) {
                 st = folio.wb_cv.wait(st);
             }
         }
@@ -327,7 +328,7 @@ impl Fs {
         let delalloc = mask_of(ExtentState::Delalloc, &state);
         let mut tree = None;
         if dirty & delalloc != 0 {
-            let runs = mask_runs(delalloc, fb0);
+            let runs = folio_mask::runs(delalloc, fb0);
             let k = delalloc.count_ones() as u64;
             // Delalloc conversion: the reservation becomes the allocation, no space check.
             let mut t = self.alloc.lock();
@@ -345,7 +346,7 @@ impl Fs {
                     // Only the dirty delalloc blocks are punched: a delalloc block of this folio
                     // that is not dirty is the reservation of a buffered write still copying
                     // (it dirties the block before it returns), which keeps it.
-                    let dirty_runs = mask_runs(delalloc & dirty, fb0);
+                    let dirty_runs = folio_mask::runs(delalloc & dirty, fb0);
                     let (drop_folio, release) = self.discard_failed_folio(&mut em, &dirty_runs);
                     if drop_folio {
                         // The folio leaves the cache in the same step (under the index lock).
@@ -391,7 +392,7 @@ impl Fs {
             st.clear_dirty(dirty);
             st.writeback = true;
             st.wb_mask = dirty;
-            st.io = Some(io.clone());
+            st.io = Some(id);
             q.1.insert(id, io);
             self.ioq.inflight.fetch_add(1, Ordering::SeqCst);
             // COMMIT POINT: one folio written back (IO submitted, blocks clean + under writeback).
@@ -508,17 +509,4 @@ impl Fs {
             None => Ok(Outcome::Done(0)),
         }
     }
-}
-
-/// Runs of set bits of a folio mask as `(first file block, len)`.
-pub(crate) fn mask_runs(mask: u64, fb0: u64) -> Vec<(u64, u64)> {
-    let mut runs = Vec::new();
-    let mut m = mask;
-    while m != 0 {
-        let s = m.trailing_zeros() as u64;
-        let len = (m >> s).trailing_ones() as u64;
-        runs.push((fb0 + s, len));
-        m &= !Geo::mask(s, s + len);
-    }
-    runs
 }

@@ -12,6 +12,7 @@ use wbfuzz::fsx;
 use wbfuzz::hunt::{self, HuntConfig};
 use wbfuzz::input::script;
 use wbfuzz::minimize;
+use wbfuzz::oracle::Verdict;
 use wbfuzz::report;
 
 /// Differential fuzzing of a filesystem's buffered write / writeback / delalloc path.
@@ -185,7 +186,7 @@ fn cmd_run(
     quiet: bool,
     digest: bool,
 ) -> ExitCode {
-    let mut diverged = 0usize;
+    let (mut diverged, mut rejected) = (0usize, 0usize);
     for path in files {
         let input = match exec::load(path, target) {
             Ok(i) => i,
@@ -199,33 +200,44 @@ fn cmd_run(
                 crc32c::crc32c(format!("{run:?}").as_bytes())
             );
         }
-        if run.rejected {
-            println!(
-                "{name}: rejected: the concurrent run went past the step bound (not a finding)"
-            );
-        } else if run.ok() {
-            if !quiet {
-                println!("{name}: {}", report::config_line(&input));
-                print!("{}", report::render_trace(&run));
+        match &run.verdict {
+            Verdict::Rejected(why) => {
+                rejected += 1;
+                println!("{name}: rejected: {why} (nothing checked, not a finding)");
             }
-            println!("{name}: ok ({} ops, models agree)", run.trace.len());
-        } else {
-            diverged += 1;
-            print!("{}", report::render(&name, &input, bugs, &run));
+            Verdict::Agree => {
+                if !quiet {
+                    println!("{name}: {}", report::config_line(&input));
+                    print!("{}", report::render_trace(&run));
+                }
+                println!("{name}: ok ({} ops, models agree)", run.trace.len());
+            }
+            Verdict::Diverged(_) => {
+                diverged += 1;
+                print!("{}", report::render(&name, &input, bugs, &run));
+            }
         }
     }
     println!(
-        "{} inputs, {} passed, {} diverged",
+        "{} inputs, {} passed, {} rejected, {} diverged",
         files.len(),
-        files.len() - diverged,
+        files.len() - diverged - rejected,
+        rejected,
         diverged
     );
     if diverged > 0 {
         ExitCode::from(1)
+    } else if rejected > 0 {
+        // Not a pass: the rejected inputs were not checked at all.
+        ExitCode::from(EXIT_NOTHING_CHECKED)
     } else {
         ExitCode::SUCCESS
     }
 }
+
+/// `wbfuzz run`'s exit status when no input diverged but at least one was rejected (nothing
+/// was checked for it).
+const EXIT_NOTHING_CHECKED: u8 = 3;
 
 fn cmd_minimize(
     file: &Path,

@@ -134,3 +134,41 @@ fn run_prints_each_op_with_its_result_and_exits_0() {
         "{stdout}"
     );
 }
+
+/// Two threads of 150 writes of 64 folios each: far past the 200,000 scheduling points a
+/// concurrent run may take (each folio copy is several).
+fn too_long_script() -> String {
+    let mut s = String::from(
+        "geometry block=1024 folio-pages=1 capacity=4096 max-size=0x40000\npolicy keep-dirty\nfile f0\n",
+    );
+    for t in 0..2 {
+        s.push_str(&format!("thread {t}\n"));
+        for _ in 0..150 {
+            s.push_str("  write f0 0x0 0x40000\n");
+        }
+    }
+    s
+}
+
+#[test]
+fn a_rejected_input_is_counted_as_rejected_and_exits_3() {
+    let dir = scratch("rejected");
+    let p = dir.join("long.wbf");
+    std::fs::write(&p, too_long_script()).expect("write script");
+    let out = wbfuzz()
+        .args(["run", "-q"])
+        .arg(&p)
+        .output()
+        .expect("spawn wbfuzz");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(3), "stdout: {stdout}");
+    assert!(
+        stdout.contains("rejected: the concurrent run went past the step bound"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("1 inputs, 0 passed, 1 rejected, 0 diverged"),
+        "{stdout}"
+    );
+}

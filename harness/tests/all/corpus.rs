@@ -43,6 +43,9 @@ fn replay_clean(paths: Vec<PathBuf>, target: Option<Target>) -> Vec<String> {
                 Err(e) => return Some(format!("{e}")),
             };
             let run = exec::run_input(&input, Bugs::NONE);
+            if let Some(why) = run.rejected() {
+                return Some(format!("{}: rejected ({why}): checks nothing", p.display()));
+            }
             (!run.ok()).then(|| report::render(&p.display().to_string(), &input, Bugs::NONE, &run))
         })
         .collect()
@@ -79,6 +82,9 @@ fn every_bug_has_a_reproducer_that_fails_on_and_passes_off() {
                 Err(e) => return Some(e.to_string()),
             };
             let off = exec::run_input(&input, Bugs::NONE);
+            if let Some(why) = off.rejected() {
+                return Some(format!("{}: rejected ({why}): checks nothing", p.display()));
+            }
             if !off.ok() {
                 return Some(format!(
                     "{} diverges with every switch off:\n{}",
@@ -87,7 +93,7 @@ fn every_bug_has_a_reproducer_that_fails_on_and_passes_off() {
                 ));
             }
             let on = exec::run_input(&input, Bugs::only(bug));
-            if on.ok() {
+            if !on.diverged() {
                 return Some(format!(
                     "{} passes with `{bug}` on: it reproduces nothing",
                     p.display()

@@ -45,7 +45,7 @@ fn import_err(log: &str, o: &ImportOptions) -> FsxError {
 fn assert_agrees(log: &str, o: &ImportOptions) {
     let imported = fsx::import(log, o).expect("import");
     let run = exec::run_input(&imported.input, Bugs::NONE);
-    assert!(!run.rejected);
+    assert_eq!(run.rejected(), None);
     assert!(run.ok(), "models diverge on the imported log");
     // Input ops plus the epilogue ran.
     assert!(run.trace.len() > imported.input.op_count());
@@ -705,7 +705,7 @@ fn cli_imports_and_the_script_runs() {
         .output()
         .expect("run");
     assert_eq!(st.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&st.stdout).contains("1 passed, 0 diverged"));
+    assert!(String::from_utf8_lossy(&st.stdout).contains("1 passed, 0 rejected, 0 diverged"));
     // A bad line: exit 2 and `line N:`.
     std::fs::write(&log, "write 0x0 0x10 0x0\ncollapse_range 0x0 0x1000 0x10\n").expect("write");
     let st = Command::new(bin)

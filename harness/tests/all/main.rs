@@ -11,6 +11,7 @@ mod fsx_import;
 mod input_roundtrip;
 mod input_script;
 mod race_rule;
+mod replay_oracle;
 mod report;
 mod schedule_record;
 mod stress;

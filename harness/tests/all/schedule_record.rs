@@ -24,9 +24,8 @@ fn replays(bugs: Bugs, inputs: usize, seed: u64) -> usize {
         let again = run_concurrent(&input, bugs);
         assert_eq!(run.commit_log, again.commit_log, "input {k} ({sched:?})");
         assert_eq!(run.trace, again.trace, "input {k} ({sched:?})");
-        assert_eq!(run.divergence, again.divergence, "input {k} ({sched:?})");
-        assert_eq!(run.rejected, again.rejected, "input {k} ({sched:?})");
-        diverged += usize::from(!run.ok());
+        assert_eq!(run.verdict, again.verdict, "input {k} ({sched:?})");
+        diverged += usize::from(run.diverged());
     }
     diverged
 }

@@ -41,11 +41,15 @@
 //! Waiting for writeback ([`RefFs::wait_writeback`], [`RefFs::complete_io_of`]) completes that
 //! folio's IO out of FIFO order, as SPEC.md says; it is a step of its own so that a replayer can
 //! put the completion where the implementation committed it.
+//!
+//! [`replay::Replayer`] is that replayer: it applies a concurrent run's commit log with these
+//! steps, checks every step's precondition against this state, and derives every outcome.
 
 mod file;
 mod io;
 mod observe;
 mod ops;
+pub mod replay;
 mod space;
 
 pub use io::Completion;

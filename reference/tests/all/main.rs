@@ -6,6 +6,7 @@ mod buffered;
 mod common;
 mod direct_and_writeback;
 mod jdata;
+mod replay;
 mod robustness;
 mod soak;
 mod space_ops;

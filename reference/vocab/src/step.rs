@@ -11,17 +11,19 @@
 //!
 //! | op | steps |
 //! |---|---|
-//! | `Write` | `WriteBegin`, then per folio `Complete` (its writeback wait, if it waited) and `WriteFolio`; `WritePunch` if it stopped short of what it reserved; `sync`: the `Writeback`s and `Complete`s of its flush; `Op` |
-//! | `Read` | per folio `ReadFolio`; `Op` |
-//! | `MmapWrite` / `MmapRead` | `Instantiate` (if it instantiated), `Complete` (wait), `Op` |
+//! | `Write` | `WriteBegin`, then per folio `Complete` (its writeback wait, if it waited), `Instantiate` (a folio left cached by a retry after a stale mapping) and `WriteFolio`; `WritePunch` if it stopped short of what it reserved; `sync`: the `Writeback`s and `Complete`s of its flush; `Op` |
+//! | `Read` | per folio `Instantiate` (if it instantiated) and `ReadFolio`; `Op` |
+//! | `MmapWrite` | `Instantiate` (if it instantiated), `Complete` (wait), `Op` |
+//! | `MmapRead` | `Instantiate` (if it instantiated), `Op` |
 //! | `DirectWrite` / `DirectRead` / `Fsync` / `EvictInode` | the `Writeback`s / `Commit` and `Complete`s of the flush; `Op` |
 //! | `Flush` | `Writeback`s or `Commit`; `Op` |
 //! | `CompleteIo` | `Complete`s; `Op` |
 //! | `PunchHole` / `ZeroRange` / `Truncate` | `Complete`s (waits); `Op` |
 //! | all others | `Op` |
 //!
-//! Any op may also record `Complete` for a writeback wait the table does not name; the replayer
-//! applies it wherever it stands.
+//! A fault that finds its folio gone after instantiating it faults it in again (a second
+//! `Instantiate`). An op waits (records `Complete`) only for folios of its own file and range;
+//! the reference's replayer (`reference::model::replay`) refuses any other.
 
 use crate::op::FileId;
 use std::fmt;

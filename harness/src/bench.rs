@@ -1,6 +1,6 @@
 //! `wbfuzz bench`: throughput, overhead, growth and time-to-find, measured criterion-style
 //! (warm-up, then several timed samples; medians reported) and written as a markdown table and
-//! JSON (DESIGN.md section 11).
+//! JSON.
 //!
 //! The benchmark corpus is `corpus/bench/<target>/`, checked in, so numbers from different
 //! commits measure the same inputs.

@@ -1,5 +1,5 @@
 //! The oracle: drives the reference and the implementation with the same ops and diffs everything
-//! observable (DESIGN.md section 7).
+//! observable.
 //!
 //! Sequential runs compare, after every op: the op's outcome, every file's size and recorded
 //! writeback error, the counters, the corruption flag, and the contents and block states inside

@@ -1,5 +1,6 @@
 //! The bug catalogue: runtime switches that re-create, in the implementation under test, the
-//! mechanism of each seed thread (DESIGN.md section 8). All are off by default.
+//! mechanism of each catalogued kernel bug (`docs/design.md`, "The bugs the catalogue re-creates").
+//! All are off by default.
 
 use std::fmt;
 

@@ -1,5 +1,5 @@
 //! The implementation under test: an optimized, concurrent model of the XFS + iomap buffered
-//! write / writeback / delalloc path (DESIGN.md section 5), written against `reference/SPEC.md`.
+//! write / writeback / delalloc path, written against `reference/SPEC.md`.
 //!
 //! Owns: the [`Fs`] type, its inodes, and op dispatch. Each concept lives in its own module:
 //! [`sync`] (the only door to std/shuttle), [`extent_map`], [`alloc_btree`], [`space`] (counters),

@@ -246,7 +246,7 @@ fn check_outcome(before_size: u64, op: &Op, out: &Outcome, max: u64) {
     }
 }
 
-/// The end-of-run procedure of DESIGN.md section 7: repair, write everything back, complete all
+/// The end-of-run procedure (`docs/design.md`, "From bytes to a report"): repair, write everything back, complete all
 /// IO, evict every cache. Afterwards nothing is delalloc or dirty and contents survive eviction.
 fn drain(run: &mut Run, seq: &mut u32) {
     let mut apply = |run: &mut Run, op: Op| {

@@ -7,7 +7,7 @@
 use crate::geometry::Geometry;
 use crate::op::Op;
 
-/// What writeback does when it cannot allocate (DESIGN.md section 4).
+/// What writeback does when it cannot allocate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Policy {
     /// Blocks stay `Delalloc`, dirty and reserved; the error is recorded; nothing is lost.

@@ -147,7 +147,7 @@ pub trait Observe {
     fn wb_error(&self, file: FileId) -> Option<Errno>;
     /// Whether the free-space btree root is currently marked corrupt.
     fn btree_corrupt(&self) -> bool;
-    /// Checks the model's internal invariants (DESIGN.md section 7); empty when all hold.
+    /// Checks the model's internal invariants; empty when all hold.
     fn check_invariants(&self) -> Vec<Violation>;
     /// [`Observe::check_invariants`] with the per-block checks limited to blocks `[first, end)`
     /// of `file` (the global ones still run): the oracle's check after an op that changed only

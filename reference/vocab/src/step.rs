@@ -1,4 +1,4 @@
-//! Commit points of concurrent runs (DESIGN.md sections 6 and 7).
+//! Commit points of concurrent runs.
 //!
 //! In a concurrent run the implementation records one [`Step`] at every commit point, inside the
 //! lock that makes that step atomic, so the log's order is an order in which the steps really

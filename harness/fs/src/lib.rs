@@ -298,7 +298,7 @@ impl Fs {
     /// Moves the calling thread's lock-order findings ([`sync::lockdep`]) into
     /// [`Fs::violations`], once each. Called with no lock held.
     pub(crate) fn report_lock_findings(&self) {
-        let found = sync::lockdep::take_findings(sync::shuttle_mode());
+        let found = sync::lockdep::take_findings(sync::shuttle_mode);
         if found.is_empty() {
             return;
         }

@@ -47,6 +47,7 @@ pub struct ShuttleScope {
 impl ShuttleScope {
     /// Enters shuttle mode on this thread.
     pub fn enter() -> ShuttleScope {
+        lockdep::reset_tasks();
         ShuttleScope {
             prev: SHUTTLE.with(|s| s.replace(true)),
         }
@@ -86,7 +87,10 @@ pub mod thread {
         T: Send + 'static,
     {
         if super::shuttle_mode() {
-            JoinHandle::Shuttle(shuttle::thread::spawn(f))
+            JoinHandle::Shuttle(shuttle::thread::spawn(move || {
+                super::lockdep::task_started();
+                f()
+            }))
         } else {
             JoinHandle::Std(std::thread::spawn(f))
         }
@@ -161,9 +165,13 @@ impl<T> Mutex<T> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     fn note(&self, folio: usize, blocking: bool) -> Token {
+        let ctx = self.ctx();
+        if !lockdep::checking(ctx) {
+            return Token::NONE;
+        }
         let a = Acquire {
             class: self.class,
             ident: self as *const Self as usize,
@@ -171,11 +179,11 @@ impl<T> Mutex<T> {
             key: self.key,
             blocking,
         };
-        lockdep::acquire(self.ctx(), a, Location::caller())
+        lockdep::acquire(ctx, a, Location::caller())
     }
 
     /// Blocks until the lock is held.
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
         self.lock_of_folio(0)
@@ -183,7 +191,7 @@ impl<T> Mutex<T> {
 
     /// [`Mutex::lock`] for the memory lock of the folio at address `folio` (so that the checker
     /// can tell whether the caller holds that folio's lock).
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub(crate) fn lock_of_folio(&self, folio: usize) -> MutexGuard<'_, T> {
         let held = self.note(folio, true);
@@ -302,13 +310,16 @@ impl<T> RwLock<T> {
         RwLock { class, key, inner }
     }
 
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     fn note(&self) -> Token {
         let ctx = match self.inner {
             RwLockInner::Std(_) => Ctx::Std,
             RwLockInner::Shuttle(_) => Ctx::Shuttle,
         };
+        if !lockdep::checking(ctx) {
+            return Token::NONE;
+        }
         let a = Acquire {
             class: self.class,
             ident: self as *const Self as usize,
@@ -320,7 +331,7 @@ impl<T> RwLock<T> {
     }
 
     /// Shared access.
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
         let held = self.note();
@@ -336,7 +347,7 @@ impl<T> RwLock<T> {
     }
 
     /// Exclusive access.
-    #[inline]
+    #[inline(always)]
     #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
         let held = self.note();

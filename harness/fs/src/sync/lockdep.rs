@@ -30,7 +30,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::panic::Location;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use vocab::Violation;
 
 /// The class of a lock: which lock of which structure it is. Declared in the lock order: a thread
@@ -237,34 +237,122 @@ struct Held {
 #[derive(Default)]
 struct ThreadState {
     held: Vec<Held>,
+    /// How many held entries have each held-node bit ([`held_bit`]), and the mask of those with
+    /// any: lets an acquisition whose every edge is known valid skip the scan of `held`.
+    counts: [u16; 16],
+    mask: u32,
     findings: Vec<Violation>,
 }
 
-thread_local! {
-    static STD_STATE: RefCell<ThreadState> = const {
-        RefCell::new(ThreadState { held: Vec::new(), findings: Vec::new() })
-    };
+/// The bit of a held lock in [`ThreadState::mask`] and [`VALID_PRED`]: its class, except that an
+/// owned folio memory lock has bit 15 of its own.
+#[inline]
+fn held_bit(class: LockClass, owned: bool) -> u32 {
+    if owned && class == LockClass::FolioMem {
+        15
+    } else {
+        class as u32
+    }
 }
 
-shuttle::thread_local! {
-    static TASK_STATE: RefCell<ThreadState> = RefCell::new(ThreadState::default());
+/// The held-node bits of a class (both of the folio memory lock's).
+#[inline]
+fn class_bits(class: LockClass) -> u32 {
+    match class {
+        LockClass::FolioMem => 1 << LockClass::FolioMem as u32 | 1 << 15,
+        c => 1 << c as u32,
+    }
 }
 
-/// Runs `f` on the calling thread's (task's) state; `None` where there is none to use: during
-/// thread-local destruction, and under shuttle while unwinding (shuttle cancels an aborted
-/// execution's tasks by unwinding them outside any task, where its task-locals are gone; a
-/// panicking task's run is a finding of its own anyway).
-fn with_state<R>(ctx: Ctx, f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
-    let run = |cell: &RefCell<ThreadState>| cell.try_borrow_mut().ok().map(|mut s| f(&mut s));
-    match ctx {
-        Ctx::Std => STD_STATE.try_with(run).ok().flatten(),
-        Ctx::Shuttle => {
-            if std::thread::panicking() {
-                return None;
-            }
-            TASK_STATE.try_with(run).ok().flatten()
+impl ThreadState {
+    fn push(&mut self, h: Held) {
+        let b = held_bit(h.class, h.owned);
+        self.counts[b as usize] += 1;
+        self.mask |= 1 << b;
+        self.held.push(h);
+    }
+
+    fn remove(&mut self, i: usize) {
+        let h = self.held.swap_remove(i);
+        let b = held_bit(h.class, h.owned) as usize;
+        self.counts[b] -= 1;
+        if self.counts[b] == 0 {
+            self.mask &= !(1 << b);
         }
     }
+}
+
+thread_local! {
+    /// The state of this OS thread (locks on std primitives).
+    static STD_STATE: RefCell<ThreadState> = const {
+        RefCell::new(ThreadState { held: Vec::new(), counts: [0; 16], mask: 0, findings: Vec::new() })
+    };
+    /// The states of the shuttle tasks run on this OS thread, by task id. Shuttle's own
+    /// task-locals would do, but each access hashes its key: a sixth of a concurrent run's time.
+    static TASKS: RefCell<Vec<ThreadState>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Whose state: the OS thread's, or a shuttle task's (by task id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    Std,
+    Task(usize),
+}
+
+/// The calling thread's slot for a lock of context `ctx`; `None` outside any shuttle task (while
+/// shuttle tears an aborted execution down).
+#[inline]
+fn current_slot(ctx: Ctx) -> Option<Slot> {
+    match ctx {
+        Ctx::Std => Some(Slot::Std),
+        Ctx::Shuttle => shuttle::current::get_current_task().map(|t| Slot::Task(usize::from(t))),
+    }
+}
+
+/// Runs `f` on a slot's state; `None` during thread-local destruction.
+#[inline]
+fn with_slot<R>(slot: Slot, f: impl FnOnce(&mut ThreadState) -> R) -> Option<R> {
+    match slot {
+        Slot::Std => STD_STATE
+            .try_with(|c| c.try_borrow_mut().ok().map(|mut s| f(&mut s)))
+            .ok()
+            .flatten(),
+        Slot::Task(t) => TASKS
+            .try_with(|c| {
+                let mut tasks = c.try_borrow_mut().ok()?;
+                if tasks.len() <= t {
+                    tasks.resize_with(t + 1, ThreadState::default);
+                }
+                Some(f(&mut tasks[t]))
+            })
+            .ok()
+            .flatten(),
+    }
+}
+
+/// Forgets every shuttle task's state on this OS thread: a new shuttle scope starts from nothing
+/// (task ids are reused by every execution; an aborted one may have left findings behind).
+pub(crate) fn reset_tasks() {
+    let _ = TASKS.try_with(|c| {
+        if let Ok(mut t) = c.try_borrow_mut() {
+            t.iter_mut().for_each(forget);
+            t.clear();
+        }
+    });
+}
+
+/// Starts the calling shuttle task from nothing (a spawned task's id may be one an earlier
+/// execution used).
+pub(crate) fn task_started() {
+    if let Some(slot) = current_slot(Ctx::Shuttle) {
+        with_slot(slot, forget);
+    }
+}
+
+/// Empties a state, keeping [`PENDING`] right.
+fn forget(s: &mut ThreadState) {
+    PENDING.fetch_sub(s.findings.len() as u64, Ordering::Relaxed);
+    *s = ThreadState::default();
 }
 
 // --- the process-wide graph ----------------------------------------------------------------------
@@ -274,6 +362,15 @@ const EDGE_BITS: usize = CLASSES * 2 * CLASSES * 2;
 /// Edges allowed and seen, one bit per `(held, held_owned, taken, taken_owned)`.
 static VALID: [AtomicU64; EDGE_BITS.div_ceil(64)] =
     [const { AtomicU64::new(0) }; EDGE_BITS.div_ceil(64)];
+
+/// For each class taken (and, for the folio memory lock, owned or not), the held-node bits
+/// ([`held_bit`]) of the edges into it marked valid.
+static VALID_PRED: [AtomicU32; CLASSES * 2] = [const { AtomicU32::new(0) }; CLASSES * 2];
+
+#[inline]
+fn pred_index(taken: LockClass, owned: bool) -> usize {
+    taken as usize * 2 + (owned && taken == LockClass::FolioMem) as usize
+}
 
 /// An edge of the class graph; the owned flags are only ever set for the folio memory lock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -308,6 +405,8 @@ impl Edge {
     fn mark_valid(self) {
         let b = self.bit();
         VALID[b / 64].fetch_or(1 << (b % 64), Ordering::Relaxed);
+        VALID_PRED[pred_index(self.taken, self.taken_owned)]
+            .fetch_or(1 << held_bit(self.held, self.held_owned), Ordering::Relaxed);
     }
 
     /// Node the edge leaves (the held lock's "out" node).
@@ -405,15 +504,43 @@ static GRAPH: std::sync::Mutex<Option<Graph>> = std::sync::Mutex::new(None);
 
 // --- acquisition and release ---------------------------------------------------------------------
 
-/// A lock's entry in its holder's held list; dropping it removes the entry. Empty when the
-/// acquisition was not checked.
-pub(crate) struct Token(Option<(Ctx, usize, LockClass)>);
+/// A lock's entry in its holder's held list; dropping it removes the entry (from the slot it
+/// was taken in: a guard never changes threads, and shuttle's teardown of an aborted execution,
+/// which unwinds every task outside any task, still finds it). Empty when the acquisition was
+/// not checked. Small (16 bytes): every guard carries one.
+pub(crate) struct Token {
+    /// 0: empty; 1: the OS thread's slot; `2 + t`: shuttle task `t`'s.
+    slot: u32,
+    class: LockClass,
+    ident: usize,
+}
+
+impl Token {
+    /// The token of an unchecked acquisition.
+    pub(crate) const NONE: Token = Token {
+        slot: 0,
+        class: LockClass::IoLock,
+        ident: 0,
+    };
+
+    fn new(slot: Slot, class: LockClass, ident: usize) -> Token {
+        let slot = match slot {
+            Slot::Std => 1,
+            Slot::Task(t) => u32::try_from(t).map_or(0, |t| t.saturating_add(2)),
+        };
+        Token { slot, class, ident }
+    }
+}
 
 impl Drop for Token {
-    #[inline]
+    #[inline(always)]
     fn drop(&mut self) {
-        if let Some((ctx, ident, class)) = self.0 {
-            release(ctx, ident, class);
+        if self.slot != 0 {
+            let slot = match self.slot {
+                1 => Slot::Std,
+                t => Slot::Task(t as usize - 2),
+            };
+            release(slot, self.ident, self.class);
         }
     }
 }
@@ -432,28 +559,34 @@ pub(crate) struct Acquire {
     pub blocking: bool,
 }
 
-/// Records that the calling thread is taking (`blocking`: about to wait for) the lock `a`, taken
-/// at `loc`; checks every edge from the locks it holds. Call before waiting: an edge against the
-/// order is a finding whether or not this acquisition would deadlock.
-#[inline]
-pub(crate) fn acquire(ctx: Ctx, a: Acquire, loc: &'static Location<'static>) -> Token {
-    if ctx == Ctx::Std && !std_checking() {
-        return Token(None);
-    }
-    acquire_checked(ctx, a, loc)
+/// Whether acquisitions of a lock of context `ctx` are checked (see [`acquire`]).
+#[inline(always)]
+pub(crate) fn checking(ctx: Ctx) -> bool {
+    ctx == Ctx::Shuttle || std_checking()
 }
 
+/// Records that the calling thread is taking (`blocking`: about to wait for) the lock `a`, taken
+/// at `loc`; checks every edge from the locks it holds. Call before waiting, and only where
+/// [`checking`]: an edge against the order is a finding whether or not this acquisition would
+/// deadlock.
 #[inline(never)]
-fn acquire_checked(ctx: Ctx, a: Acquire, loc: &'static Location<'static>) -> Token {
-    let pushed = with_state(ctx, |s| {
+pub(crate) fn acquire(ctx: Ctx, a: Acquire, loc: &'static Location<'static>) -> Token {
+    let Some(slot) = current_slot(ctx) else {
+        return Token::NONE;
+    };
+    let pushed = with_slot(slot, |s| {
         let owned = a.class == LockClass::FolioMem
             && s.held
                 .iter()
                 .any(|h| h.class == LockClass::FolioLock && h.folio == a.folio);
-        if a.blocking {
+        // Nothing to check if no lock of this class is held and every held lock's edge to it is
+        // known valid (the usual case, in a few instructions).
+        let known = s.mask & class_bits(a.class) == 0
+            && s.mask & !VALID_PRED[pred_index(a.class, owned)].load(Ordering::Relaxed) == 0;
+        if a.blocking && !known {
             check_held(s, a, owned, loc);
         }
-        s.held.push(Held {
+        s.push(Held {
             class: a.class,
             ident: a.ident,
             folio: a.folio,
@@ -462,12 +595,15 @@ fn acquire_checked(ctx: Ctx, a: Acquire, loc: &'static Location<'static>) -> Tok
             loc,
         });
     });
-    Token(pushed.map(|()| (ctx, a.ident, a.class)))
+    match pushed {
+        Some(()) => Token::new(slot, a.class, a.ident),
+        None => Token::NONE,
+    }
 }
 
 /// Checks each held class's edge to `a` (once per class), and same-class key order.
 fn check_held(s: &mut ThreadState, a: Acquire, owned: bool, loc: &'static Location<'static>) {
-    let ThreadState { held, findings } = s;
+    let ThreadState { held, findings, .. } = s;
     let mut seen = 0u32;
     for h in held.iter() {
         if h.class == a.class {
@@ -559,6 +695,10 @@ fn breach_text(b: Breach, h: &Held, a: Acquire, loc: &'static Location<'static>)
     }
 }
 
+/// Findings in all threads' lists, not yet taken: lets [`take_findings`] skip the thread-local
+/// lookup in the (usual) case where there are none.
+static PENDING: AtomicU64 = AtomicU64::new(0);
+
 /// Adds a finding to the thread's list unless it is there already.
 fn report(findings: &mut Vec<Violation>, detail: String) {
     if !findings.iter().any(|f| f.detail == detail) {
@@ -566,18 +706,19 @@ fn report(findings: &mut Vec<Violation>, detail: String) {
             name: "lock-order",
             detail,
         });
+        PENDING.fetch_add(1, Ordering::Relaxed);
     }
 }
 
-#[inline]
-fn release(ctx: Ctx, ident: usize, class: LockClass) {
-    with_state(ctx, |s| {
+#[inline(never)]
+fn release(slot: Slot, ident: usize, class: LockClass) {
+    with_slot(slot, |s| {
         if let Some(i) = s
             .held
             .iter()
             .rposition(|h| h.ident == ident && h.class == class)
         {
-            s.held.swap_remove(i);
+            s.remove(i);
         }
     });
 }
@@ -622,14 +763,28 @@ pub fn observed_edges() -> Vec<ObservedEdge> {
 }
 
 /// Takes the findings of the calling thread (shuttle task inside a shuttle execution).
-pub(crate) fn take_findings(in_shuttle: bool) -> Vec<Violation> {
-    if in_shuttle {
-        with_state(Ctx::Shuttle, |s| std::mem::take(&mut s.findings)).unwrap_or_default()
-    } else if std_checking() {
-        with_state(Ctx::Std, |s| std::mem::take(&mut s.findings)).unwrap_or_default()
-    } else {
-        Vec::new()
+#[inline]
+pub(crate) fn take_findings(in_shuttle: impl FnOnce() -> bool) -> Vec<Violation> {
+    if PENDING.load(Ordering::Relaxed) == 0 {
+        return Vec::new();
     }
+    take_pending(in_shuttle())
+}
+
+#[cold]
+fn take_pending(in_shuttle: bool) -> Vec<Violation> {
+    let slot = if in_shuttle {
+        current_slot(Ctx::Shuttle)
+    } else if std_checking() {
+        Some(Slot::Std)
+    } else {
+        None
+    };
+    let found = slot
+        .and_then(|s| with_slot(s, |s| std::mem::take(&mut s.findings)))
+        .unwrap_or_default();
+    PENDING.fetch_sub(found.len() as u64, Ordering::Relaxed);
+    found
 }
 
 #[cfg(test)]
@@ -798,7 +953,7 @@ mod tests {
     }
 
     fn take() -> Vec<Violation> {
-        take_findings(false)
+        take_findings(|| false)
     }
 
     #[test]
@@ -901,13 +1056,13 @@ mod tests {
                     let g = j.lock();
                     thread::yield_now();
                     drop(g);
-                    take_findings(true)
+                    take_findings(|| true)
                 });
                 let b = thread::spawn(move || {
                     let g = i.lock();
                     thread::yield_now();
                     drop(g);
-                    take_findings(true)
+                    take_findings(|| true)
                 });
                 assert_eq!(a.join().ok(), Some(Vec::new()));
                 assert_eq!(b.join().ok(), Some(Vec::new()));
@@ -916,12 +1071,15 @@ mod tests {
                     let j = journal.lock();
                     let i = ilock.lock();
                     drop((i, j));
-                    take_findings(true)
+                    take_findings(|| true)
                 });
                 let found = c.join().ok().unwrap_or_default();
                 assert_eq!(found.len(), 1, "{found:?}");
                 assert!(found[0].detail.contains("`ILOCK` taken at"));
-                assert!(take_findings(true).is_empty(), "the main task took nothing");
+                assert!(
+                    take_findings(|| true).is_empty(),
+                    "the main task took nothing"
+                );
             },
             7,
             50,

@@ -12,17 +12,22 @@
 //!
 //! Owns: the order table, the per-thread held lists and findings, the process-wide graph of the
 //! edges seen (each with the locations of its first sighting).
-//! Invariants: an edge is marked valid in [`VALID`] only after the table allowed it and it closed
+//! Invariants: an edge is marked valid (`VALID`) only after the table allowed it and it closed
 //! no cycle in the graph; validity is a function of the edge alone, so a breach is reported every
 //! time it happens, in every run, whatever other runs in the process saw (determinism). The
 //! graph's nodes split the folio memory lock by whether its holder (or waiter) owns the folio's
 //! lock, so that a cycle through it counts only if it needs two threads holding one folio lock at
 //! once, which cannot happen; with the table right (a test proves it acyclic) the cycle check never
 //! fires, and if it does, the table is wrong.
-//! Cost: with nothing new, an acquisition scans the thread's held list and tests one bit per held
-//! class (relaxed atomic loads); only a first-seen edge takes the graph lock. Checking is on in
-//! every shuttle execution, in debug and test builds, and wherever [`set_checking`] turned it on;
-//! elsewhere (release runs on std primitives) an acquisition costs one relaxed load.
+//! Per-thread state lives in a std thread-local: one slot per OS thread for std locks, and one per
+//! shuttle task (indexed by task id, reset when a task is spawned and when a shuttle scope is
+//! entered) for shuttle locks, since shuttle tasks share an OS thread.
+//! Cost: with nothing new, an acquisition compares the thread's mask of held classes with the
+//! mask of edges already valid into the class it takes (one relaxed load) and pushes an entry;
+//! only an edge not yet valid scans the held list, and only a first-seen one takes the graph lock.
+//! Checking is on in every shuttle execution, in debug and test builds, and wherever
+//! [`set_checking`] turned it on; elsewhere (release runs on std primitives) an acquisition costs
+//! one relaxed load.
 //! Locks: the graph lock, a std mutex outside the order: taken only for a first-seen edge, never
 //! while taking another lock, never across a scheduling point.
 

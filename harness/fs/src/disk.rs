@@ -2,10 +2,10 @@
 //! zeros, and discarded on free so memory follows the live data).
 //!
 //! Owns: the bytes on disk. Invariants: every stored block is exactly `bs` bytes.
-//! Locks: one RwLock, a leaf (taken after everything else; only the folio memory lock may be held
-//! while taking it).
+//! Locks: one RwLock, a leaf: taken after every lock but the folio lock word and the commit log
+//! (lock order, `lib.rs`), and nothing is taken inside it.
 
-use super::sync::RwLock;
+use super::sync::{LockClass, RwLock};
 use std::collections::BTreeMap;
 
 /// The block device.
@@ -19,11 +19,12 @@ impl Disk {
     pub fn new(bs: usize) -> Self {
         Disk {
             bs,
-            blocks: RwLock::new(BTreeMap::new()),
+            blocks: RwLock::new(LockClass::Disk, BTreeMap::new()),
         }
     }
 
     /// Copies block `phys` into `out` (`bs` bytes).
+    #[track_caller]
     pub fn read(&self, phys: u64, out: &mut [u8]) {
         match self.blocks.read().get(&phys) {
             Some(b) => out.copy_from_slice(&b[..out.len()]),
@@ -32,11 +33,13 @@ impl Disk {
     }
 
     /// Calls `f` with block `phys`'s bytes under the read lock (`None`: never written, zeros).
+    #[track_caller]
     pub fn with_block<R>(&self, phys: u64, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         f(self.blocks.read().get(&phys).map(|b| &b[..]))
     }
 
     /// Writes `data` (`bs` bytes) to block `phys`.
+    #[track_caller]
     pub fn write(&self, phys: u64, data: &[u8]) {
         debug_assert_eq!(data.len(), self.bs, "disk writes are whole blocks");
         let mut g = self.blocks.write();
@@ -49,6 +52,7 @@ impl Disk {
     }
 
     /// Writes several blocks under one lock hold.
+    #[track_caller]
     pub fn write_many<'a>(&self, blocks: impl IntoIterator<Item = (u64, &'a [u8])>) {
         let mut g = self.blocks.write();
         for (phys, data) in blocks {
@@ -62,6 +66,7 @@ impl Disk {
     }
 
     /// Discards `[start, start+len)` (freed blocks).
+    #[track_caller]
     pub fn discard(&self, start: u64, len: u64) {
         let mut g = self.blocks.write();
         let end = start.saturating_add(len);

@@ -10,20 +10,53 @@
 //!
 //! # Lock order
 //!
-//! Every thread takes locks in this order and never the other way round (a lock may be skipped):
+//! The order is code: [`sync::lockdep::ORDER`], amended by [`sync::lockdep::NESTED`] and
+//! [`sync::lockdep::FOLIO_GUARDED`]. Every lock is built with its class, and [`sync::lockdep`]
+//! checks every blocking acquisition against that table (in debug and test builds, in every
+//! shuttle execution, and wherever checking was turned on); a breach is a `lock-order` violation
+//! of the filesystem, naming both locks and where each was taken, even when no schedule
+//! deadlocked on it. This list is the same table (a test compares them). A thread takes locks top
+//! to bottom; any may be skipped:
 //!
-//! 1. `Inode::iolock` (IOLOCK, RwLock) — user ops only; background ops never take it.
-//! 2. `Inode::invalidate` (the mapping invalidate lock, RwLock). Fault injection and repair take
-//!    every inode's invalidate lock shared, in file order, to quiesce multi-step space changes.
-//!    Then `Inode::handles` (journaled data: zero-range shared, journal commit exclusive).
-//! 3. folio locks ([`page_cache::LockedFolio`]), several only in increasing index order (in
-//!    practice this code holds one at a time).
-//! 4. `Inode::ilock` (ILOCK, the extent map); several only in file order (repair).
-//! 5. `Fs::alloc` (the allocator lock, free-space btree).
-//! 6. `IoQueue` lock (the global in-flight FIFO).
-//! 7. leaves, never held while taking anything but the next: the page-cache index lock,
-//!    `Inode::wb_err`, `Inode::journal`, `Fs::violations`; the folio memory lock
-//!    (`Folio::state`), inside which only the disk lock may be taken; the disk lock.
+//! 1. `IOLOCK`: `Inode::iolock` (RwLock). User ops only; background ops never take it.
+//! 2. `invalidate`: `Inode::invalidate`, the mapping invalidate lock (RwLock). Several only in
+//!    file order: fault injection and repair take every inode's, shared, to quiesce multi-step
+//!    space changes.
+//! 3. `handles`: `Inode::handles`, the open journal handles (zero-range shared, journal commit
+//!    exclusive).
+//! 4. `folio lock`: [`page_cache::LockedFolio`]. Several only in increasing index order: journal
+//!    commit, eviction, punch, zero-range, truncate, direct write and a short write's punch hold
+//!    every cached folio of a range. A folio created locked (zero-range's and truncate's edge
+//!    folios) joins them in any order: it is taken without waiting, as nobody else can hold it.
+//! 5. `ILOCK`: `Inode::ilock`, the extent map. Several only in file order (repair).
+//! 6. `allocator`: `Fs::alloc`, the free-space btree.
+//! 7. `IO queue`: the lock of `IoQueue`, the global in-flight FIFO.
+//! 8. `journal`: `Inode::journal`, the running transaction's logged set.
+//! 9. `page-cache index`: `PageCache::index`: lookups, insertion and removal (removal under the
+//!    folio lock), and a journal commit's check, under the journal lock, for folios created after
+//!    it listed the cache.
+//! 10. `folio memory`: `Folio::state`, held for copies and flag changes. Removal takes it inside
+//!     the index lock, IO completion inside ILOCK, writeback's submission inside the IO-queue lock.
+//! 11. `writeback error`: `Inode::wb_err`; IO completion takes it inside the folio memory lock.
+//! 12. `violations`: `Fs::violations`; IO completion's checksum check takes it inside the folio
+//!     memory lock.
+//! 13. `disk`: the device's block map.
+//! 14. `folio lock word`: `Folio::locked`, the word the folio lock is built on, held only to flip
+//!     it or to sleep on the folio's lock condvar.
+//! 15. `commit log`: `Fs::commit_log`, innermost of all: a commit's effect takes no lock.
+//!
+//! One edge goes against the order: `folio memory` -> `journal`. A buffered write's copy and a
+//! write fault log their blocks under the folio memory lock (so a journal commit, which takes the
+//! logged set under the journal lock, sees the data and its logging together), a journal commit
+//! looks up the page-cache index under the journal lock, and removal takes the folio memory lock
+//! under the index lock: a cycle of classes. It cannot deadlock, because both of its edges at the
+//! folio memory lock are taken by the holder of that very folio's lock (the copy and the fault
+//! hold the folio they write, removal holds the folio it unmaps): closing the cycle would need two
+//! threads holding one folio lock. The checker enforces exactly that argument: the edge
+//! `folio memory` -> `journal` only while the thread holds that folio's lock, and every edge into
+//! the folio memory lock from `journal` or `page-cache index` (the classes the edge leads to,
+//! before the folio memory lock) only while the thread holds that folio's lock. Observation, which
+//! looks folios up without locking them, therefore collects them before taking their memory locks.
 //!
 //! Waits: waiting for writeback never holds ILOCK or anything after it; the waiter completes the
 //! folio's IO itself when it can claim it from the FIFO, else sleeps until the claimer (which
@@ -62,7 +95,7 @@ use extent_map::ExtentMap;
 use page_cache::PageCache;
 use space::Space;
 use std::collections::BTreeSet;
-use sync::{AtomicBool, AtomicU64, Mutex, Ordering, RwLock};
+use sync::{AtomicBool, AtomicU64, LockClass, Mutex, Ordering, RwLock};
 use vocab::{Config, Errno, Op, Outcome, Policy, Step, Violation};
 use writeback::IoQueue;
 
@@ -138,6 +171,7 @@ impl Fs {
     /// Records one commit point. Called inside the lock that makes the step atomic, so the
     /// log's order is an order in which the steps took effect. The log lock is a leaf.
     #[inline]
+    #[track_caller]
     pub fn record(&self, step: Step) {
         if self.recording.load(Ordering::Relaxed) {
             self.commit_log.lock().push(step);
@@ -149,6 +183,7 @@ impl Fs {
     /// i_size) are ordered exactly as their steps are. `effect` must not take any lock (the log
     /// lock is innermost of all). Without recording it only runs `effect`.
     #[inline]
+    #[track_caller]
     pub(crate) fn commit<R>(&self, step: Step, effect: impl FnOnce() -> R) -> R {
         if self.recording.load(Ordering::Relaxed) {
             let mut log = self.commit_log.lock();
@@ -163,6 +198,7 @@ impl Fs {
     /// [`Fs::commit`] where the effect decides whether the step is recorded (second element):
     /// a check that commits the op if it fails and otherwise lets the caller go on.
     #[inline]
+    #[track_caller]
     pub(crate) fn commit_if<R>(&self, step: Step, effect: impl FnOnce() -> (R, bool)) -> R {
         if self.recording.load(Ordering::Relaxed) {
             let mut log = self.commit_log.lock();
@@ -201,14 +237,14 @@ impl Fs {
             .map(|(idx, f)| Inode {
                 idx,
                 jdata: f.jdata,
-                iolock: RwLock::new(()),
-                invalidate: RwLock::new(()),
+                iolock: RwLock::new(LockClass::IoLock, ()),
+                invalidate: RwLock::keyed(LockClass::Invalidate, idx as u64, ()),
                 size: AtomicU64::new(0),
                 cache: PageCache::new(fsz as usize),
-                ilock: Mutex::new(ExtentMap::new()),
-                wb_err: Mutex::new(None),
-                journal: Mutex::new(BTreeSet::new()),
-                handles: RwLock::new(()),
+                ilock: Mutex::keyed(LockClass::Ilock, idx as u64, ExtentMap::new()),
+                wb_err: Mutex::new(LockClass::WbErr, None),
+                journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
+                handles: RwLock::new(LockClass::Handles, ()),
             })
             .collect();
         Fs {
@@ -218,18 +254,40 @@ impl Fs {
             bugs,
             inodes,
             space: Space::new(g.capacity_blocks),
-            alloc: Mutex::new(FreeSpaceTree::new(g.capacity_blocks)),
+            alloc: Mutex::new(LockClass::Alloc, FreeSpaceTree::new(g.capacity_blocks)),
             ioq: IoQueue::new(),
             disk: Disk::new(bs as usize),
-            violations: Mutex::new(Vec::new()),
-            commit_log: Mutex::new(Vec::new()),
+            violations: Mutex::new(LockClass::Violations, Vec::new()),
+            commit_log: Mutex::new(LockClass::CommitLog, Vec::new()),
             recording: AtomicBool::new(false),
         }
     }
 
     /// Runs one op (op number `seq`, which selects the data pattern). Safe to call from several
-    /// threads at once; never panics on any argument.
+    /// threads at once; never panics on any argument. Lock-order breaches the op committed
+    /// become violations of this filesystem.
     pub fn apply(&self, seq: u32, op: &Op) -> Outcome {
+        let out = self.apply_op(seq, op);
+        self.report_lock_findings();
+        out
+    }
+
+    /// Moves the calling thread's lock-order findings ([`sync::lockdep`]) into
+    /// [`Fs::violations`], once each. Called with no lock held.
+    pub(crate) fn report_lock_findings(&self) {
+        let found = sync::lockdep::take_findings(sync::shuttle_mode);
+        if found.is_empty() {
+            return;
+        }
+        let mut v = self.violations.lock();
+        for f in found {
+            if !v.contains(&f) {
+                v.push(f);
+            }
+        }
+    }
+
+    fn apply_op(&self, seq: u32, op: &Op) -> Outcome {
         let res = match *op {
             Op::CompleteIo { n } => {
                 let k = self.complete_n(seq, n as u64);
@@ -312,6 +370,7 @@ impl Fs {
     }
 
     /// Records an invariant violation the code detected in itself.
+    #[track_caller]
     pub(crate) fn record_violation(&self, name: &'static str, detail: String) {
         self.violations.lock().push(Violation { name, detail });
     }
@@ -319,6 +378,7 @@ impl Fs {
     /// Allocates `n` physical blocks that are not backed by a delalloc reservation: the space
     /// check (ENOSPC) first, then the btree read (EFSCORRUPTED). Caller holds ILOCK; all or
     /// nothing.
+    #[track_caller]
     pub(crate) fn alloc_blocks(&self, n: u64) -> Result<Vec<FreeExtent>, Errno> {
         if n == 0 {
             return Ok(Vec::new());

@@ -11,12 +11,15 @@
 //! - `writeback` is set exactly while `io` is some (one IO per folio at most: writeback waits for
 //!   the previous IO before submitting), and `wb_mask` names the blocks of that IO.
 //!
-//! Locks (see the order in `mod.rs`): the folio lock (`LockedFolio`) is a sleeping lock held across
-//! other locks and waits; the folio memory lock (`Folio::state`) is a leaf held only for short
-//! copies and flag changes (the disk lock may nest inside it); the index lock (`PageCache::index`)
-//! is a leaf too, taken under a folio lock for insertion/removal, never held while sleeping.
+//! Locks (the order is in `lib.rs`): the folio lock (`LockedFolio`) is a sleeping lock held across
+//! other locks and waits, built on the folio lock word (`Folio::locked`) and its condvar, and
+//! checked by the lock-order checker as a lock of its own; the folio memory lock (`Folio::state`)
+//! is held only for short copies and flag changes; the index lock (`PageCache::index`) is taken
+//! under a folio lock for insertion and removal, never held while sleeping. Removal takes the
+//! folio memory lock inside the index lock, which the order allows only to the folio's holder.
 
-use super::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock};
+use super::sync::lockdep::{self, Acquire, Token};
+use super::sync::{Arc, Condvar, LockClass, Mutex, MutexGuard, RwLock};
 use std::collections::BTreeMap;
 
 /// Per-block state of a folio (iomap_folio_state): bitmaps, bit `i` = block `i` of the folio.
@@ -96,29 +99,54 @@ impl Folio {
     fn new(index: u64, size: usize, locked: bool) -> Folio {
         Folio {
             index,
-            locked: Mutex::new(locked),
+            locked: Mutex::new(LockClass::FolioWord, locked),
             lock_cv: Condvar::new(),
-            state: Mutex::new(FolioState {
-                data: vec![0u8; size].into_boxed_slice(),
-                ifs: Some(Box::default()),
-                uptodate: false,
-                mapped: true,
-                writeback: false,
-                wb_mask: 0,
-                io: None,
-            }),
+            state: Mutex::new(
+                LockClass::FolioMem,
+                FolioState {
+                    data: vec![0u8; size].into_boxed_slice(),
+                    ifs: Some(Box::default()),
+                    uptodate: false,
+                    mapped: true,
+                    writeback: false,
+                    wb_mask: 0,
+                    io: None,
+                },
+            ),
             wb_cv: Condvar::new(),
         }
     }
 
     /// The memory lock.
     #[inline]
+    #[track_caller]
     pub fn mem(&self) -> MutexGuard<'_, FolioState> {
-        self.state.lock()
+        self.state.lock_of_folio(self as *const Folio as usize)
+    }
+
+    /// The checker's record of taking this folio's lock (`blocking`: by waiting for it).
+    #[inline]
+    #[track_caller]
+    fn note_lock(&self, blocking: bool) -> Token {
+        let ctx = self.locked.lockdep_ctx();
+        if !lockdep::checking(ctx) {
+            return Token::NONE;
+        }
+        let me = self as *const Folio as usize;
+        let a = Acquire {
+            class: LockClass::FolioLock,
+            ident: me,
+            folio: me,
+            key: self.index,
+            blocking,
+        };
+        lockdep::acquire(self.locked.lockdep_ctx(), a, std::panic::Location::caller())
     }
 
     /// Sleeps until the folio lock is ours (`folio_lock`).
+    #[track_caller]
     pub fn lock(self: &Arc<Self>) -> LockedFolio {
+        let held = self.note_lock(true);
         let mut g = self.locked.lock();
         while *g {
             g = self.lock_cv.wait(g);
@@ -127,6 +155,16 @@ impl Folio {
         drop(g);
         LockedFolio {
             folio: self.clone(),
+            _held: held,
+        }
+    }
+
+    /// The lock of a folio just created locked: taken without waiting (nobody else can hold it).
+    #[track_caller]
+    fn created_locked(self: &Arc<Self>) -> LockedFolio {
+        LockedFolio {
+            folio: self.clone(),
+            _held: self.note_lock(false),
         }
     }
 
@@ -142,6 +180,8 @@ impl Folio {
 pub struct LockedFolio {
     /// The folio.
     pub folio: Arc<Folio>,
+    /// The checker's entry for the lock (left after the unlock: its drop runs after ours).
+    _held: Token,
 }
 
 impl std::ops::Deref for LockedFolio {
@@ -168,18 +208,20 @@ impl PageCache {
     pub fn new(folio_size: usize) -> Self {
         PageCache {
             folio_size,
-            index: RwLock::new(BTreeMap::new()),
+            index: RwLock::new(LockClass::Index, BTreeMap::new()),
         }
     }
 
     /// The folio at `index`, if cached (not locked).
     #[inline]
+    #[track_caller]
     pub fn get(&self, index: u64) -> Option<Arc<Folio>> {
         self.index.read().get(&index).cloned()
     }
 
     /// The folio at `index`, if cached, looked up with `then` run under the index lock (so a
     /// commit recorded there for a miss is ordered with every insertion).
+    #[track_caller]
     pub fn get_then(&self, index: u64, then: impl FnOnce(bool)) -> Option<Arc<Folio>> {
         let idx = self.index.read();
         let f = idx.get(&index).cloned();
@@ -190,6 +232,7 @@ impl PageCache {
     /// If the cache holds exactly the locked folios `lfs` (given in index order), removes them
     /// all and runs `then` under the index lock: `Some` of its result. `None` (nothing removed)
     /// if any other folio is cached.
+    #[track_caller]
     pub fn remove_all_then<R>(&self, lfs: &[LockedFolio], then: impl FnOnce() -> R) -> Option<R> {
         let mut idx = self.index.write();
         let same = idx.len() == lfs.len()
@@ -210,6 +253,7 @@ impl PageCache {
     }
 
     /// The cached folio at `index`, locked and still mapped, or `None`.
+    #[track_caller]
     pub fn get_locked(&self, index: u64) -> Option<LockedFolio> {
         loop {
             let f = self.get(index)?;
@@ -223,25 +267,28 @@ impl PageCache {
     /// The folio at `index` locked, creating it (locked, not uptodate, zeroed) if absent
     /// (`__filemap_get_folio(FGP_LOCK | FGP_CREAT)`). The flag says whether it was created: the
     /// caller must then make it uptodate before unlocking.
+    #[track_caller]
     pub fn get_or_create_locked(&self, index: u64) -> (LockedFolio, bool) {
         loop {
             if let Some(lf) = self.get_locked(index) {
                 return (lf, false);
             }
             let f = Arc::new(Folio::new(index, self.folio_size, true));
+            let lf = f.created_locked();
             let mut idx = self.index.write();
             if idx.contains_key(&index) {
                 continue;
             }
-            idx.insert(index, f.clone());
+            idx.insert(index, f);
             drop(idx);
-            return (LockedFolio { folio: f }, true);
+            return (lf, true);
         }
     }
 
     /// Inserts an already uptodate, unlocked folio unless one is present; returns the cached
     /// folio either way (`filemap_add_folio`, losing the race gracefully). `then(inserted)` runs
     /// under the index lock, so a commit recorded there is ordered with every lookup.
+    #[track_caller]
     pub fn insert_filled(
         &self,
         index: u64,
@@ -266,6 +313,7 @@ impl PageCache {
     /// (`filemap_remove_folio` + `folio_release`), running `then` under both the index lock and
     /// the folio memory lock once the folio is gone: a commit recorded there is ordered with every lookup and with
     /// every copy out of the folio (readers check `mapped` under the memory lock).
+    #[track_caller]
     pub fn remove_then(&self, lf: &LockedFolio, then: impl FnOnce()) {
         let mut idx = self.index.write();
         let st = unmap(&mut idx, lf);
@@ -277,6 +325,7 @@ impl PageCache {
     /// Removes several locked folios of this cache at once and runs `then` under the index lock
     /// (after every folio is gone and marked unmapped): a commit recorded there takes the whole
     /// removal as one atomic step.
+    #[track_caller]
     pub fn remove_many_then<R>(&self, lfs: &[&LockedFolio], then: impl FnOnce() -> R) -> R {
         let mut idx = self.index.write();
         for lf in lfs {
@@ -289,15 +338,20 @@ impl PageCache {
 
     /// Locks every cached folio with index in `[first, end)`, in increasing index order, and
     /// returns those still mapped.
+    #[track_caller]
     pub fn lock_range(&self, first: u64, end: u64) -> Vec<LockedFolio> {
-        self.range(first, end)
-            .into_iter()
-            .map(|f| f.lock())
-            .filter(|lf| lf.mem().mapped)
-            .collect()
+        let mut held = Vec::new();
+        for f in self.range(first, end) {
+            let lf = f.lock();
+            if lf.mem().mapped {
+                held.push(lf);
+            }
+        }
+        held
     }
 
     /// The cached folios with index in `[first, end)`, in order.
+    #[track_caller]
     pub fn range(&self, first: u64, end: u64) -> Vec<Arc<Folio>> {
         if first >= end {
             return Vec::new();
@@ -309,18 +363,8 @@ impl PageCache {
             .collect()
     }
 
-    /// Calls `f` on every cached folio with index in `[first, end)` without collecting them
-    /// (observation only: holds the index lock).
-    pub fn for_each(&self, first: u64, end: u64, mut f: impl FnMut(&Arc<Folio>)) {
-        if first >= end {
-            return;
-        }
-        for (_, x) in self.index.read().range(first..end) {
-            f(x)
-        }
-    }
-
     /// One past the highest cached folio index (0 if empty).
+    #[track_caller]
     pub fn end_index(&self) -> u64 {
         self.index
             .read()
@@ -333,6 +377,7 @@ impl PageCache {
 
 /// Takes `lf` out of the index (if this very folio is still there) and marks it unmapped with its
 /// per-block state freed; returns its memory lock, still held.
+#[track_caller]
 fn unmap<'a>(
     idx: &mut BTreeMap<u64, Arc<Folio>>,
     lf: &'a LockedFolio,

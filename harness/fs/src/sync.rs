@@ -13,10 +13,18 @@
 //! `LockResult`s. Atomics are std atomics in both modes: they are not scheduling points, which
 //! is fine because every atomic in `fs` is read or written under a lock that is one.
 //! Locks: every lock operation is a scheduling point under shuttle; [`yield_point`] adds explicit
-//! ones where the write, writeback and fault paths drop and retake state.
+//! ones where the write, writeback and fault paths drop and retake state. Every lock has a
+//! [`LockClass`], given at construction, and every acquisition goes through [`lockdep`], which
+//! checks it against the lock order.
 
+pub mod lockdep;
+
+use lockdep::{Acquire, Ctx, Token};
 use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+
+pub use lockdep::LockClass;
 
 pub use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub use std::sync::Arc;
@@ -25,7 +33,7 @@ thread_local! {
     static SHUTTLE: Cell<bool> = const { Cell::new(false) };
 }
 
-fn shuttle_mode() -> bool {
+pub(crate) fn shuttle_mode() -> bool {
     SHUTTLE.with(|s| s.get())
 }
 
@@ -39,6 +47,7 @@ pub struct ShuttleScope {
 impl ShuttleScope {
     /// Enters shuttle mode on this thread.
     pub fn enter() -> ShuttleScope {
+        lockdep::reset_tasks();
         ShuttleScope {
             prev: SHUTTLE.with(|s| s.replace(true)),
         }
@@ -78,7 +87,10 @@ pub mod thread {
         T: Send + 'static,
     {
         if super::shuttle_mode() {
-            JoinHandle::Shuttle(shuttle::thread::spawn(f))
+            JoinHandle::Shuttle(shuttle::thread::spawn(move || {
+                super::lockdep::task_started();
+                f()
+            }))
         } else {
             JoinHandle::Std(std::thread::spawn(f))
         }
@@ -104,58 +116,122 @@ pub fn yield_point() {
     }
 }
 
-/// A mutual-exclusion lock whose `lock` ignores poisoning.
-pub enum Mutex<T> {
-    /// std backend.
+/// A mutual-exclusion lock whose `lock` ignores poisoning, of one [`LockClass`] (checked by
+/// [`lockdep`]).
+pub struct Mutex<T> {
+    class: LockClass,
+    key: u64,
+    inner: MutexInner<T>,
+}
+
+enum MutexInner<T> {
     Std(std::sync::Mutex<T>),
-    /// shuttle backend.
     Shuttle(shuttle::sync::Mutex<T>),
 }
 
 /// Guard of a [`Mutex`].
-pub enum MutexGuard<'a, T> {
-    /// std backend.
+pub struct MutexGuard<'a, T> {
+    inner: MutexGuardInner<'a, T>,
+    // Dropped after the lock is released (fields drop in order).
+    _held: Token,
+}
+
+enum MutexGuardInner<'a, T> {
     Std(std::sync::MutexGuard<'a, T>),
-    /// shuttle backend.
     Shuttle(shuttle::sync::MutexGuard<'a, T>),
 }
 
 impl<T> Mutex<T> {
-    /// A new unlocked mutex.
-    pub fn new(value: T) -> Self {
-        if shuttle_mode() {
-            Mutex::Shuttle(shuttle::sync::Mutex::new(value))
+    /// A new unlocked mutex of class `class`.
+    pub fn new(class: LockClass, value: T) -> Self {
+        Mutex::keyed(class, 0, value)
+    }
+
+    /// A new unlocked mutex of a nesting class, with its nesting key (see [`lockdep::NESTED`]).
+    pub fn keyed(class: LockClass, key: u64, value: T) -> Self {
+        let inner = if shuttle_mode() {
+            MutexInner::Shuttle(shuttle::sync::Mutex::new(value))
         } else {
-            Mutex::Std(std::sync::Mutex::new(value))
+            MutexInner::Std(std::sync::Mutex::new(value))
+        };
+        Mutex { class, key, inner }
+    }
+
+    #[inline]
+    fn ctx(&self) -> Ctx {
+        match self.inner {
+            MutexInner::Std(_) => Ctx::Std,
+            MutexInner::Shuttle(_) => Ctx::Shuttle,
         }
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    fn note(&self, folio: usize, blocking: bool) -> Token {
+        let ctx = self.ctx();
+        if !lockdep::checking(ctx) {
+            return Token::NONE;
+        }
+        let a = Acquire {
+            class: self.class,
+            ident: self as *const Self as usize,
+            folio,
+            key: self.key,
+            blocking,
+        };
+        lockdep::acquire(ctx, a, Location::caller())
     }
 
     /// Blocks until the lock is held.
-    #[inline]
+    #[inline(always)]
+    #[track_caller]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        match self {
-            Mutex::Std(m) => MutexGuard::Std(m.lock().unwrap_or_else(|e| e.into_inner())),
-            Mutex::Shuttle(m) => MutexGuard::Shuttle(m.lock().unwrap_or_else(|e| e.into_inner())),
-        }
+        self.lock_of_folio(0)
     }
 
-    /// Takes the lock if it is free.
+    /// [`Mutex::lock`] for the memory lock of the folio at address `folio` (so that the checker
+    /// can tell whether the caller holds that folio's lock).
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn lock_of_folio(&self, folio: usize) -> MutexGuard<'_, T> {
+        let held = self.note(folio, true);
+        let inner = match &self.inner {
+            MutexInner::Std(m) => MutexGuardInner::Std(m.lock().unwrap_or_else(|e| e.into_inner())),
+            MutexInner::Shuttle(m) => {
+                MutexGuardInner::Shuttle(m.lock().unwrap_or_else(|e| e.into_inner()))
+            }
+        };
+        MutexGuard { inner, _held: held }
+    }
+
+    /// Takes the lock if it is free (not a blocking acquisition: no order is checked for it).
     #[inline]
+    #[track_caller]
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        match self {
-            Mutex::Std(m) => match m.try_lock() {
-                Ok(g) => Some(MutexGuard::Std(g)),
-                Err(std::sync::TryLockError::Poisoned(e)) => Some(MutexGuard::Std(e.into_inner())),
-                Err(std::sync::TryLockError::WouldBlock) => None,
+        let inner = match &self.inner {
+            MutexInner::Std(m) => match m.try_lock() {
+                Ok(g) => MutexGuardInner::Std(g),
+                Err(std::sync::TryLockError::Poisoned(e)) => MutexGuardInner::Std(e.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => return None,
             },
-            Mutex::Shuttle(m) => match m.try_lock() {
-                Ok(g) => Some(MutexGuard::Shuttle(g)),
+            MutexInner::Shuttle(m) => match m.try_lock() {
+                Ok(g) => MutexGuardInner::Shuttle(g),
                 Err(std::sync::TryLockError::Poisoned(e)) => {
-                    Some(MutexGuard::Shuttle(e.into_inner()))
+                    MutexGuardInner::Shuttle(e.into_inner())
                 }
-                Err(std::sync::TryLockError::WouldBlock) => None,
+                Err(std::sync::TryLockError::WouldBlock) => return None,
             },
-        }
+        };
+        Some(MutexGuard {
+            inner,
+            _held: self.note(0, false),
+        })
+    }
+
+    /// The checker's context of this lock (which thread-local state its holders use).
+    #[inline]
+    pub(crate) fn lockdep_ctx(&self) -> Ctx {
+        self.ctx()
     }
 }
 
@@ -163,9 +239,9 @@ impl<T> Deref for MutexGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        match self {
-            MutexGuard::Std(g) => g,
-            MutexGuard::Shuttle(g) => g,
+        match &self.inner {
+            MutexGuardInner::Std(g) => g,
+            MutexGuardInner::Shuttle(g) => g,
         }
     }
 }
@@ -173,70 +249,117 @@ impl<T> Deref for MutexGuard<'_, T> {
 impl<T> DerefMut for MutexGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        match self {
-            MutexGuard::Std(g) => g,
-            MutexGuard::Shuttle(g) => g,
+        match &mut self.inner {
+            MutexGuardInner::Std(g) => g,
+            MutexGuardInner::Shuttle(g) => g,
         }
     }
 }
 
-/// A reader-writer lock whose guards ignore poisoning.
+/// A reader-writer lock whose guards ignore poisoning, of one [`LockClass`]. Shared and
+/// exclusive acquisitions are checked alike.
+pub struct RwLock<T> {
+    class: LockClass,
+    key: u64,
+    inner: RwLockInner<T>,
+}
+
 // The shuttle variant is larger; boxing it would put an indirection on every lock of the fast
 // (std) path.
 #[allow(clippy::large_enum_variant)]
-pub enum RwLock<T> {
-    /// std backend.
+enum RwLockInner<T> {
     Std(std::sync::RwLock<T>),
-    /// shuttle backend.
     Shuttle(shuttle::sync::RwLock<T>),
 }
 
 /// Shared guard of a [`RwLock`].
-pub enum RwLockReadGuard<'a, T> {
-    /// std backend.
+pub struct RwLockReadGuard<'a, T> {
+    inner: RwLockReadGuardInner<'a, T>,
+    _held: Token,
+}
+
+enum RwLockReadGuardInner<'a, T> {
     Std(std::sync::RwLockReadGuard<'a, T>),
-    /// shuttle backend.
     Shuttle(shuttle::sync::RwLockReadGuard<'a, T>),
 }
 
 /// Exclusive guard of a [`RwLock`].
-pub enum RwLockWriteGuard<'a, T> {
-    /// std backend.
+pub struct RwLockWriteGuard<'a, T> {
+    inner: RwLockWriteGuardInner<'a, T>,
+    _held: Token,
+}
+
+enum RwLockWriteGuardInner<'a, T> {
     Std(std::sync::RwLockWriteGuard<'a, T>),
-    /// shuttle backend.
     Shuttle(shuttle::sync::RwLockWriteGuard<'a, T>),
 }
 
 impl<T> RwLock<T> {
-    /// A new unlocked lock.
-    pub fn new(value: T) -> Self {
-        if shuttle_mode() {
-            RwLock::Shuttle(shuttle::sync::RwLock::new(value))
+    /// A new unlocked lock of class `class`.
+    pub fn new(class: LockClass, value: T) -> Self {
+        RwLock::keyed(class, 0, value)
+    }
+
+    /// A new unlocked lock of a nesting class, with its nesting key (see [`lockdep::NESTED`]).
+    pub fn keyed(class: LockClass, key: u64, value: T) -> Self {
+        let inner = if shuttle_mode() {
+            RwLockInner::Shuttle(shuttle::sync::RwLock::new(value))
         } else {
-            RwLock::Std(std::sync::RwLock::new(value))
+            RwLockInner::Std(std::sync::RwLock::new(value))
+        };
+        RwLock { class, key, inner }
+    }
+
+    #[inline(always)]
+    #[track_caller]
+    fn note(&self) -> Token {
+        let ctx = match self.inner {
+            RwLockInner::Std(_) => Ctx::Std,
+            RwLockInner::Shuttle(_) => Ctx::Shuttle,
+        };
+        if !lockdep::checking(ctx) {
+            return Token::NONE;
         }
+        let a = Acquire {
+            class: self.class,
+            ident: self as *const Self as usize,
+            folio: 0,
+            key: self.key,
+            blocking: true,
+        };
+        lockdep::acquire(ctx, a, Location::caller())
     }
 
     /// Shared access.
-    #[inline]
+    #[inline(always)]
+    #[track_caller]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        match self {
-            RwLock::Std(l) => RwLockReadGuard::Std(l.read().unwrap_or_else(|e| e.into_inner())),
-            RwLock::Shuttle(l) => {
-                RwLockReadGuard::Shuttle(l.read().unwrap_or_else(|e| e.into_inner()))
+        let held = self.note();
+        let inner = match &self.inner {
+            RwLockInner::Std(l) => {
+                RwLockReadGuardInner::Std(l.read().unwrap_or_else(|e| e.into_inner()))
             }
-        }
+            RwLockInner::Shuttle(l) => {
+                RwLockReadGuardInner::Shuttle(l.read().unwrap_or_else(|e| e.into_inner()))
+            }
+        };
+        RwLockReadGuard { inner, _held: held }
     }
 
     /// Exclusive access.
-    #[inline]
+    #[inline(always)]
+    #[track_caller]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        match self {
-            RwLock::Std(l) => RwLockWriteGuard::Std(l.write().unwrap_or_else(|e| e.into_inner())),
-            RwLock::Shuttle(l) => {
-                RwLockWriteGuard::Shuttle(l.write().unwrap_or_else(|e| e.into_inner()))
+        let held = self.note();
+        let inner = match &self.inner {
+            RwLockInner::Std(l) => {
+                RwLockWriteGuardInner::Std(l.write().unwrap_or_else(|e| e.into_inner()))
             }
-        }
+            RwLockInner::Shuttle(l) => {
+                RwLockWriteGuardInner::Shuttle(l.write().unwrap_or_else(|e| e.into_inner()))
+            }
+        };
+        RwLockWriteGuard { inner, _held: held }
     }
 }
 
@@ -244,9 +367,9 @@ impl<T> Deref for RwLockReadGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        match self {
-            RwLockReadGuard::Std(g) => g,
-            RwLockReadGuard::Shuttle(g) => g,
+        match &self.inner {
+            RwLockReadGuardInner::Std(g) => g,
+            RwLockReadGuardInner::Shuttle(g) => g,
         }
     }
 }
@@ -255,9 +378,9 @@ impl<T> Deref for RwLockWriteGuard<'_, T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        match self {
-            RwLockWriteGuard::Std(g) => g,
-            RwLockWriteGuard::Shuttle(g) => g,
+        match &self.inner {
+            RwLockWriteGuardInner::Std(g) => g,
+            RwLockWriteGuardInner::Shuttle(g) => g,
         }
     }
 }
@@ -265,9 +388,9 @@ impl<T> Deref for RwLockWriteGuard<'_, T> {
 impl<T> DerefMut for RwLockWriteGuard<'_, T> {
     #[inline]
     fn deref_mut(&mut self) -> &mut T {
-        match self {
-            RwLockWriteGuard::Std(g) => g,
-            RwLockWriteGuard::Shuttle(g) => g,
+        match &mut self.inner {
+            RwLockWriteGuardInner::Std(g) => g,
+            RwLockWriteGuardInner::Shuttle(g) => g,
         }
     }
 }
@@ -302,20 +425,25 @@ impl Condvar {
     ///
     /// # Panics
     /// If the guard's backend differs from the condvar's: a construction bug, not an input one.
+    ///
+    /// The lock stays in the checker's held list throughout: the thread takes nothing while it
+    /// sleeps, and retakes the lock holding what it held when it first took it.
     #[inline]
     pub fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        match (self, guard) {
-            (Condvar::Std(c, sleepers), MutexGuard::Std(g)) => {
+        let MutexGuard { inner, _held } = guard;
+        let inner = match (self, inner) {
+            (Condvar::Std(c, sleepers), MutexGuardInner::Std(g)) => {
                 sleepers.fetch_add(1, Ordering::SeqCst);
                 let g = c.wait(g).unwrap_or_else(|e| e.into_inner());
                 sleepers.fetch_sub(1, Ordering::SeqCst);
-                MutexGuard::Std(g)
+                MutexGuardInner::Std(g)
             }
-            (Condvar::Shuttle(c), MutexGuard::Shuttle(g)) => {
-                MutexGuard::Shuttle(c.wait(g).unwrap_or_else(|e| e.into_inner()))
+            (Condvar::Shuttle(c), MutexGuardInner::Shuttle(g)) => {
+                MutexGuardInner::Shuttle(c.wait(g).unwrap_or_else(|e| e.into_inner()))
             }
             _ => panic!("condvar and mutex from different sync backends"),
-        }
+        };
+        MutexGuard { inner, _held }
     }
 
     /// Wakes every waiter. The condition must have been changed under the paired mutex.

@@ -16,7 +16,7 @@
 
 use super::folio_mask;
 use super::page_cache::{Folio, LockedFolio};
-use super::sync::{Arc, AtomicU64, Mutex, Ordering};
+use super::sync::{Arc, AtomicU64, LockClass, Mutex, Ordering};
 use super::{assign_phys, Fs, Inode};
 use crate::bugs::Bug;
 use std::collections::BTreeMap;
@@ -61,17 +61,19 @@ impl IoQueue {
     /// Empty.
     pub fn new() -> Self {
         IoQueue {
-            q: Mutex::new((0, BTreeMap::new())),
+            q: Mutex::new(LockClass::IoQueue, (0, BTreeMap::new())),
             inflight: AtomicU64::new(0),
         }
     }
 
     /// Removes and returns the oldest IO: the caller now owns its completion.
+    #[track_caller]
     pub fn pop_oldest(&self) -> Option<Arc<Io>> {
         self.q.lock().1.pop_first().map(|(_, io)| io)
     }
 
     /// Removes IO `id` if it is still queued: the caller now owns its completion.
+    #[track_caller]
     pub fn claim(&self, id: u64) -> Option<Arc<Io>> {
         self.q.lock().1.remove(&id)
     }

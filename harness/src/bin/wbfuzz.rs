@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use wbfuzz::bench;
 use wbfuzz::bugs::Bugs;
-use wbfuzz::exec::{self, Target};
+use wbfuzz::exec::{self, Form, Target};
 use wbfuzz::hunt::{self, HuntConfig};
 use wbfuzz::input::script;
 use wbfuzz::minimize;
@@ -23,17 +23,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run scripts (.wbf) or binary inputs on both models; exit 1 on a divergence.
+    /// Run scripts or binary inputs on both models; exit 1 on a divergence, 2 if an input could
+    /// not be read.
     Run {
-        /// Input files: scripts or binary fuzz inputs.
+        /// Input files: scripts or binary fuzz inputs (told apart by content).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Turn on a catalogued bug in the implementation (repeatable, or comma-separated).
+        /// Turn on a catalogued bug in the implementation (repeatable, or comma-separated;
+        /// default: `WBFUZZ_BUGS`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
         /// Decode binary inputs for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+        #[command(flatten)]
+        form: FormArgs,
         /// Print only divergences and the summary, not every op.
         #[arg(long, short)]
         quiet: bool,
@@ -49,17 +53,21 @@ enum Command {
         /// Decode a binary input for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+        #[command(flatten)]
+        form: FormArgs,
     },
     /// Shrink a failing input to a small script that fails the same way.
     Minimize {
-        /// The failing input (script or binary).
+        /// The failing input (script or binary, told apart by content).
         file: PathBuf,
-        /// Bug switches the failure needs.
+        /// Bug switches the failure needs (default: `WBFUZZ_BUGS`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
         /// Decode a binary input for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+        #[command(flatten)]
+        form: FormArgs,
         /// Write the script here (default: standard output).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -130,6 +138,75 @@ enum Command {
     },
 }
 
+/// Forcing an input's form (by default it is decided by content).
+#[derive(clap::Args)]
+struct FormArgs {
+    /// Decode every input as a binary fuzz input, whatever it looks like.
+    #[arg(long, conflicts_with = "script")]
+    binary: bool,
+    /// Parse every input as a script, whatever it looks like.
+    #[arg(long)]
+    script: bool,
+}
+
+impl FormArgs {
+    fn form(&self) -> Form {
+        match (self.binary, self.script) {
+            (true, _) => Form::Binary,
+            (_, true) => Form::Script,
+            _ => Form::Auto,
+        }
+    }
+}
+
+/// The bug switches of a `run` or `minimize`, and where they came from.
+struct ActiveBugs {
+    bugs: Bugs,
+    /// `--bug`, `WBFUZZ_BUGS`, or neither; said in the header.
+    source: String,
+}
+
+impl ActiveBugs {
+    /// `--bug` values win; without any, `WBFUZZ_BUGS` (as the fuzz targets read it), so a
+    /// crash found under a switch replays under it.
+    fn choose(flags: &[String]) -> Result<ActiveBugs, String> {
+        let env = match std::env::var("WBFUZZ_BUGS") {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err("WBFUZZ_BUGS is not valid UTF-8".to_string())
+            }
+        };
+        if !flags.is_empty() {
+            let bugs = parse_bugs(flags)?;
+            let source = match env {
+                Some(v) if !v.trim().is_empty() => format!("--bug; WBFUZZ_BUGS={v} ignored"),
+                _ => "--bug".to_string(),
+            };
+            return Ok(ActiveBugs { bugs, source });
+        }
+        match env {
+            Some(v) => {
+                let bugs = Bugs::parse_list(&v).map_err(|e| format!("WBFUZZ_BUGS: {e}"))?;
+                Ok(ActiveBugs {
+                    bugs,
+                    source: "WBFUZZ_BUGS".to_string(),
+                })
+            }
+            None => Ok(ActiveBugs {
+                bugs: Bugs::NONE,
+                source: "no --bug, no WBFUZZ_BUGS".to_string(),
+            }),
+        }
+    }
+}
+
+impl std::fmt::Display for ActiveBugs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bug switches: {} ({})", self.bugs, self.source)
+    }
+}
+
 /// Parses `--bug` values (each may be a comma-separated list).
 fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
     names.iter().try_fold(Bugs::NONE, |acc, n| {
@@ -154,19 +231,34 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
 
 fn cmd_run(
     files: &[PathBuf],
-    bugs: Bugs,
+    bugs: &ActiveBugs,
     target: Option<Target>,
+    form: Form,
     quiet: bool,
     digest: bool,
 ) -> ExitCode {
-    let mut diverged = 0usize;
+    println!(
+        "wbfuzz run: {} input{}, {bugs}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    );
+    let bugs_on = bugs.bugs;
+    let (mut diverged, mut bad) = (0usize, 0usize);
     for path in files {
-        let input = match exec::load(path, target) {
-            Ok(i) => i,
-            Err(e) => return usage_error(e),
-        };
-        let run = exec::run_input(&input, bugs);
         let name = path.display().to_string();
+        // A bad input is reported and counted; the others still run.
+        let loaded = match exec::load_as(path, target, form) {
+            Ok(l) => l,
+            Err(e) => {
+                bad += 1;
+                println!("{name}: not run (error on stderr)");
+                eprintln!("wbfuzz: {e}");
+                continue;
+            }
+        };
+        println!("{name}: read as {}", loaded.read_as);
+        let input = loaded.input;
+        let run = exec::run_input(&input, bugs_on);
         if digest {
             println!(
                 "{name}: digest {:08x}",
@@ -185,16 +277,23 @@ fn cmd_run(
             println!("{name}: ok ({} ops, models agree)", run.trace.len());
         } else {
             diverged += 1;
-            print!("{}", report::render(&name, &input, bugs, &run));
+            print!("{}", report::render(&name, &input, bugs_on, &run));
         }
     }
+    let bad_note = if bad > 0 {
+        format!(", {bad} could not be read")
+    } else {
+        String::new()
+    };
     println!(
-        "{} inputs, {} passed, {} diverged",
+        "{} inputs, {} passed, {} diverged{bad_note}",
         files.len(),
-        files.len() - diverged,
+        files.len() - diverged - bad,
         diverged
     );
-    if diverged > 0 {
+    if bad > 0 {
+        ExitCode::from(2)
+    } else if diverged > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -203,15 +302,22 @@ fn cmd_run(
 
 fn cmd_minimize(
     file: &Path,
-    bugs: Bugs,
+    bugs: &ActiveBugs,
     target: Option<Target>,
+    form: Form,
     output: Option<PathBuf>,
     budget: usize,
 ) -> ExitCode {
-    let input = match exec::load(file, target) {
-        Ok(i) => i,
+    let loaded = match exec::load_as(file, target, form) {
+        Ok(l) => l,
         Err(e) => return usage_error(e),
     };
+    eprintln!(
+        "wbfuzz minimize: {}: read as {}; {bugs}",
+        file.display(),
+        loaded.read_as
+    );
+    let (input, bugs) = (loaded.input, bugs.bugs);
     let run = exec::run_input(&input, bugs);
     let Some(sig) = minimize::signature(&run) else {
         return usage_error(format!(
@@ -291,30 +397,40 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             files,
             bugs,
             target,
+            form,
             quiet,
             digest,
         } => cmd_run(
             &files,
-            parse_bugs(&bugs)?,
+            &ActiveBugs::choose(&bugs)?,
             parse_target(&target)?,
+            form.form(),
             quiet,
             digest,
         ),
-        Command::Show { file, target } => {
-            let input = exec::load(&file, parse_target(&target)?).map_err(|e| e.to_string())?;
-            print!("{}", script::print(&input));
+        Command::Show { file, target, form } => {
+            let loaded = exec::load_as(&file, parse_target(&target)?, form.form())
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "wbfuzz show: {}: read as {}",
+                file.display(),
+                loaded.read_as
+            );
+            print!("{}", script::print(&loaded.input));
             ExitCode::SUCCESS
         }
         Command::Minimize {
             file,
             bugs,
             target,
+            form,
             output,
             budget,
         } => cmd_minimize(
             &file,
-            parse_bugs(&bugs)?,
+            &ActiveBugs::choose(&bugs)?,
             parse_target(&target)?,
+            form.form(),
             output,
             budget,
         ),

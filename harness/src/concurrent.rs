@@ -15,7 +15,7 @@
 
 use crate::bugs::Bugs;
 use crate::fs::{sync, Fs};
-use crate::oracle::{compare_all, epilogue, Divergence, Mismatch, Run, TraceEntry};
+use crate::oracle::{compare_all, epilogue, record_pair, Divergence, Mismatch, Run, TraceEntry};
 use crate::schedule::{encode_decisions, ByteScheduler, Decision, Recorder};
 use crate::snapshot::Snapshot;
 use reference::model::{Completion, RefFs};
@@ -560,12 +560,13 @@ fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
                 break;
             };
             let differ = reference != implementation;
+            let (r, i) = record_pair(&reference, &implementation);
             trace.push(TraceEntry {
                 thread,
                 seq,
                 op,
-                reference: reference.clone(),
-                implementation: implementation.clone(),
+                reference: r,
+                implementation: i,
                 epilogue: epi,
             });
             if differ {

@@ -37,6 +37,60 @@ impl Side {
     }
 }
 
+/// An op's outcome as a trace keeps it: a read's bytes become their length and CRC32C. A trace
+/// holds an entry per op and a read returns up to a whole file (64 MiB at the geometry limit), so
+/// keeping the bytes made a run's memory grow with every read (1.85 KB per op on a plain 4 KiB
+/// script); a divergence keeps the full outcomes in its [`Mismatch::Outcome`]. Printed exactly
+/// like the [`Outcome`] it stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Success with a count.
+    Done(u64),
+    /// Success with data: its length and CRC32C.
+    Data {
+        /// Bytes returned.
+        len: u64,
+        /// Their CRC32C.
+        crc32c: u32,
+    },
+    /// Failure.
+    Err(Errno),
+}
+
+impl From<&Outcome> for Recorded {
+    fn from(o: &Outcome) -> Self {
+        match o {
+            Outcome::Done(n) => Recorded::Done(*n),
+            Outcome::Data(d) => Recorded::Data {
+                len: d.len() as u64,
+                crc32c: crc32c::crc32c(d),
+            },
+            Outcome::Err(e) => Recorded::Err(*e),
+        }
+    }
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recorded::Done(n) => write!(f, "ok {n:#x}"),
+            Recorded::Data { len, crc32c } => write!(f, "data {len:#x} bytes crc32c {crc32c:08x}"),
+            Recorded::Err(e) => write!(f, "err {e}"),
+        }
+    }
+}
+
+/// Both outcomes of an op as the trace keeps them (equal outcomes are digested once).
+pub fn record_pair(reference: &Outcome, implementation: &Outcome) -> (Recorded, Recorded) {
+    let r = Recorded::from(reference);
+    let i = if reference == implementation {
+        r.clone()
+    } else {
+        Recorded::from(implementation)
+    };
+    (r, i)
+}
+
 /// One executed op with both outcomes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEntry {
@@ -47,9 +101,9 @@ pub struct TraceEntry {
     /// The op.
     pub op: Op,
     /// The reference's outcome.
-    pub reference: Outcome,
+    pub reference: Recorded,
     /// The implementation's outcome.
-    pub implementation: Outcome,
+    pub implementation: Recorded,
     /// Whether the op belongs to the end-of-run epilogue rather than the input.
     pub epilogue: bool,
 }
@@ -440,6 +494,7 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
             scope_of(&op, input)
         };
         mismatches.extend(compare(scope, &reference, &implementation));
+        let (r, i) = record_pair(&r, &i);
         trace.push(TraceEntry {
             thread,
             seq,

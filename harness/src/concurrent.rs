@@ -15,7 +15,7 @@
 
 use crate::bugs::Bugs;
 use crate::fs::{sync, Fs};
-use crate::oracle::{compare_all, epilogue, record_pair, Divergence, Mismatch, Run, TraceEntry};
+use crate::oracle::{compare_all, epilogue, Divergence, Mismatch, Recorded, Run, TraceEntry};
 use crate::schedule::{encode_decisions, ByteScheduler, Decision, Recorder};
 use crate::snapshot::Snapshot;
 use reference::model::{Completion, RefFs};
@@ -30,7 +30,8 @@ pub const STEP_BOUND: usize = 200_000;
 /// What the implementation's execution produced.
 struct Execution {
     log: Vec<Step>,
-    outcomes: HashMap<u32, Outcome>,
+    /// Each op's outcome, recorded as it ends (a read's bytes as their digest: see [`Recorded`]).
+    outcomes: HashMap<u32, Recorded>,
     snapshot: Snapshot,
 }
 
@@ -128,7 +129,7 @@ fn run_body(input: &Input, bugs: Bugs) -> Execution {
                     .map(|(k, op)| {
                         let seq = first + k as u32;
                         fs.record(Step::Begin { seq });
-                        let o = fs.apply(seq, op);
+                        let o = Recorded::from(&fs.apply(seq, op));
                         fs.record(Step::End { seq });
                         (seq, o)
                     })
@@ -146,7 +147,7 @@ fn run_body(input: &Input, bugs: Bugs) -> Execution {
     }
     for (seq, op) in &tail {
         fs.record(Step::Begin { seq: *seq });
-        outcomes.insert(*seq, fs.apply(*seq, op));
+        outcomes.insert(*seq, Recorded::from(&fs.apply(*seq, op)));
         fs.record(Step::End { seq: *seq });
     }
     let snapshot = Snapshot::capture(&*fs);
@@ -545,12 +546,17 @@ fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
                     .get(&seq)
                     .cloned()
                     .unwrap_or((0, Op::CorruptAllocBtree, true));
-            let reference = rp.ctx.get(&seq).and_then(|c| c.outcome.clone());
+            // Taken, not cloned: nothing reads an op's outcome after its end.
+            let reference = rp
+                .ctx
+                .get_mut(&seq)
+                .and_then(|c| c.outcome.take())
+                .map(|o| Recorded::from(&o));
             let implementation = exec
                 .outcomes
                 .get(&seq)
                 .cloned()
-                .unwrap_or(Outcome::Err(Errno::Einval));
+                .unwrap_or(Recorded::Err(Errno::Einval));
             let Some(reference) = reference else {
                 mismatches.push(Mismatch::Replay {
                     index: k,
@@ -560,13 +566,12 @@ fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
                 break;
             };
             let differ = reference != implementation;
-            let (r, i) = record_pair(&reference, &implementation);
             trace.push(TraceEntry {
                 thread,
                 seq,
                 op,
-                reference: r,
-                implementation: i,
+                reference: reference.clone(),
+                implementation: implementation.clone(),
                 epilogue: epi,
             });
             if differ {

@@ -37,11 +37,14 @@ impl Side {
     }
 }
 
-/// An op's outcome as a trace keeps it: a read's bytes become their length and CRC32C. A trace
+/// An op's outcome as a run keeps it: a read's bytes become their length and CRC32C. A trace
 /// holds an entry per op and a read returns up to a whole file (64 MiB at the geometry limit), so
 /// keeping the bytes made a run's memory grow with every read (1.85 KB per op on a plain 4 KiB
-/// script); a divergence keeps the full outcomes in its [`Mismatch::Outcome`]. Printed exactly
-/// like the [`Outcome`] it stands for.
+/// script). Sequential runs compare the full outcomes before recording them; concurrent runs
+/// compare recorded ones (the implementation's execution ends before the reference replays it,
+/// so its read bytes would all be held at once), which misses a wrong read only if the wrong
+/// bytes have the length and CRC32C of the right ones. Printed exactly like the [`Outcome`] it
+/// stands for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Recorded {
     /// Success with a count.
@@ -113,8 +116,8 @@ pub struct TraceEntry {
 pub enum Mismatch {
     /// The op returned different outcomes.
     Outcome {
-        reference: Outcome,
-        implementation: Outcome,
+        reference: Recorded,
+        implementation: Recorded,
     },
     /// File sizes differ.
     Size {
@@ -481,12 +484,7 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         let r = reference.apply(seq, &op);
         let i = implementation.apply(seq, &op);
         let mut mismatches = Vec::new();
-        if r != i {
-            mismatches.push(Mismatch::Outcome {
-                reference: r.clone(),
-                implementation: i.clone(),
-            });
-        }
+        let differ = r != i;
         // Epilogue ops are scoped like any other op; after the last one everything is compared.
         let scope = if is_epilogue && seq == last_epilogue_seq {
             Scope::All
@@ -495,6 +493,15 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         };
         mismatches.extend(compare(scope, &reference, &implementation));
         let (r, i) = record_pair(&r, &i);
+        if differ {
+            mismatches.insert(
+                0,
+                Mismatch::Outcome {
+                    reference: r.clone(),
+                    implementation: i.clone(),
+                },
+            );
+        }
         trace.push(TraceEntry {
             thread,
             seq,

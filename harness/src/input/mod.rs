@@ -101,7 +101,7 @@ impl fmt::Display for NotText {
 
 /// Decides by content whether `bytes` are a script, a binary input, or text that is neither.
 ///
-/// The rule, in order: without a leading BOM, the bytes must be valid UTF-8, else binary. The
+/// The rule, in order: the bytes (after a leading BOM) must be valid UTF-8, else binary. The
 /// first line that is not blank once its `#` comment is cut must start with a script keyword
 /// ([`script::is_keyword`]) followed by whitespace, a comment or the line's end: then it is a
 /// script (whatever else it holds; the parser reports any later mistake with its line). Otherwise

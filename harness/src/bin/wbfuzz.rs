@@ -162,8 +162,17 @@ impl FormArgs {
 /// The bug switches of a `run` or `minimize`, and where they came from.
 struct ActiveBugs {
     bugs: Bugs,
-    /// `--bug`, `WBFUZZ_BUGS`, or neither; said in the header.
-    source: String,
+    source: BugSource,
+}
+
+/// Where a command's bug switches came from; its header says it.
+enum BugSource {
+    /// `--bug`, and the `WBFUZZ_BUGS` it overrode, if one was set.
+    Flag { ignored_env: Option<String> },
+    /// `WBFUZZ_BUGS`.
+    Env,
+    /// Neither was given.
+    Neither,
 }
 
 impl ActiveBugs {
@@ -178,32 +187,38 @@ impl ActiveBugs {
             }
         };
         if !flags.is_empty() {
-            let bugs = parse_bugs(flags)?;
-            let source = match env {
-                Some(v) if !v.trim().is_empty() => format!("--bug; WBFUZZ_BUGS={v} ignored"),
-                _ => "--bug".to_string(),
-            };
-            return Ok(ActiveBugs { bugs, source });
+            return Ok(ActiveBugs {
+                bugs: parse_bugs(flags)?,
+                source: BugSource::Flag {
+                    ignored_env: env.filter(|v| !v.trim().is_empty()),
+                },
+            });
         }
-        match env {
-            Some(v) => {
-                let bugs = Bugs::parse_list(&v).map_err(|e| format!("WBFUZZ_BUGS: {e}"))?;
-                Ok(ActiveBugs {
-                    bugs,
-                    source: "WBFUZZ_BUGS".to_string(),
-                })
-            }
-            None => Ok(ActiveBugs {
+        Ok(match env {
+            Some(v) => ActiveBugs {
+                bugs: Bugs::parse_list(&v).map_err(|e| format!("WBFUZZ_BUGS: {e}"))?,
+                source: BugSource::Env,
+            },
+            None => ActiveBugs {
                 bugs: Bugs::NONE,
-                source: "no --bug, no WBFUZZ_BUGS".to_string(),
-            }),
-        }
+                source: BugSource::Neither,
+            },
+        })
     }
 }
 
 impl std::fmt::Display for ActiveBugs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "bug switches: {} ({})", self.bugs, self.source)
+        write!(f, "bug switches: {} (", self.bugs)?;
+        match &self.source {
+            BugSource::Flag { ignored_env: None } => write!(f, "--bug")?,
+            BugSource::Flag {
+                ignored_env: Some(v),
+            } => write!(f, "--bug; WBFUZZ_BUGS={v} ignored")?,
+            BugSource::Env => write!(f, "WBFUZZ_BUGS")?,
+            BugSource::Neither => write!(f, "no --bug, no WBFUZZ_BUGS")?,
+        }
+        write!(f, ")")
     }
 }
 

@@ -28,6 +28,10 @@ if [ ${#TARGETS[@]} -eq 0 ]; then
   exit 1
 fi
 
+# In fuzz/, cargo picks up fuzz/.cargo/config.toml, whose rustc wrapper builds ASan checks as
+# calls (so the coverage pass does not instrument them), drops ASan's fake stacks (they cannot
+# follow shuttle's coroutine stacks) and leaves crates from outside the repository without
+# coverage: about five times the concurrent target's execs/s under ASan.
 cd "$FUZZ_DIR"
 cargo fuzz build -O
 

@@ -12,7 +12,8 @@
 # Exits 0 with a message (skipping) when the nightly toolchain, cargo-fuzz or zip/unzip is missing.
 #
 # Usage: oss-fuzz/check-local.sh [target...]  (default: run every target; all are always built
-# and checked).
+# and checked). Each fuzzer runs with every [libfuzzer] option of its .options file.
+#        oss-fuzz/check-local.sh --options-flags FILE  prints those flags for FILE.
 # Environment: CHECK_LOCAL_SECONDS (default 5) per fuzzer; CHECK_LOCAL_KEEP=1 keeps the
 # temporary directories.
 set -euo pipefail
@@ -28,6 +29,27 @@ fail() {
   echo "check-local: FAIL: $*" >&2
   exit 1
 }
+
+# The libFuzzer flags of an OSS-Fuzz .options file, one per line: every `key = value` of its
+# [libfuzzer] section as `-key=value`, as ClusterFuzz passes them (other sections, comments and
+# blank lines are skipped).
+options_flags() {
+  awk '
+    /^[[:space:]]*[#;]/ || /^[[:space:]]*$/ { next }
+    /^[[:space:]]*\[/ { section = $0; gsub(/[][[:space:]]/, "", section); next }
+    section == "libfuzzer" && index($0, "=") {
+      key = substr($0, 1, index($0, "=") - 1); value = substr($0, index($0, "=") + 1)
+      gsub(/^[[:space:]]+|[[:space:]]+$/, "", key); gsub(/^[[:space:]]+|[[:space:]]+$/, "", value)
+      print "-" key "=" value
+    }' "$1"
+}
+
+# `check-local.sh --options-flags FILE` prints the flags of FILE and exits (used by the tests).
+if [ "${1:-}" = --options-flags ]; then
+  [ -f "${2:-}" ] || fail "--options-flags needs an .options file"
+  options_flags "$2"
+  exit 0
+fi
 
 # --- prerequisites --------------------------------------------------------------------------
 if command -v rustup >/dev/null 2>&1; then
@@ -101,10 +123,10 @@ for t in "${RUN[@]}"; do
   mkdir -p "$corpus"
   unzip -q -o "$OUT/${t}_seed_corpus.zip" -d "$corpus"
   seeds=$(find "$corpus" -type f | wc -l)
-  max_len=$(sed -n 's/^max_len *= *//p' "$OUT/$t.options")
+  mapfile -t flags < <(options_flags "$OUT/$t.options")
   log="$WORK/$t.log"
-  echo "check-local: running $t for ${SECONDS_PER_FUZZER}s on $seeds seeds"
-  if ! (cd "$WORK" && "$OUT/$t" -max_total_time="$SECONDS_PER_FUZZER" ${max_len:+-max_len="$max_len"} \
+  echo "check-local: running $t for ${SECONDS_PER_FUZZER}s on $seeds seeds with ${flags[*]:-no options}"
+  if ! (cd "$WORK" && "$OUT/$t" -max_total_time="$SECONDS_PER_FUZZER" "${flags[@]}" \
         -artifact_prefix="$WORK/$t-" "$corpus" >"$log" 2>&1); then
     tail -n 60 "$log" >&2
     fail "$t crashed or failed (log above; artifacts in $WORK/$t-*)"

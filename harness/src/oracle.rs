@@ -39,6 +39,102 @@ impl Side {
     }
 }
 
+/// An op's outcome as a run keeps it: a read's bytes become their length and CRC32C. A trace
+/// holds an entry per op and a read returns up to a whole file (64 MiB at the geometry limit), so
+/// keeping the bytes made a run's memory grow with every read (1.85 KB per op on a plain 4 KiB
+/// script). Sequential runs compare the full outcomes before recording them; concurrent runs
+/// compare recorded ones (the implementation's execution ends before the reference replays it,
+/// so its read bytes would all be held at once), which misses a wrong read only if the wrong
+/// bytes have the length and CRC32C of the right ones. Printed exactly like the [`Outcome`] it
+/// stands for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Recorded {
+    /// Success with a count.
+    Done(u64),
+    /// Success with data: its length and CRC32C.
+    Data {
+        /// Bytes returned.
+        len: u64,
+        /// Their CRC32C.
+        crc32c: u32,
+    },
+    /// Failure.
+    Err(Errno),
+}
+
+impl From<&Outcome> for Recorded {
+    fn from(o: &Outcome) -> Self {
+        match o {
+            Outcome::Done(n) => Recorded::Done(*n),
+            Outcome::Data(d) => Recorded::Data {
+                len: d.len() as u64,
+                crc32c: crc32c::crc32c(d),
+            },
+            Outcome::Err(e) => Recorded::Err(*e),
+        }
+    }
+}
+
+impl std::fmt::Display for Recorded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Recorded::Done(n) => write!(f, "ok {n:#x}"),
+            Recorded::Data { len, crc32c } => write!(f, "data {len:#x} bytes crc32c {crc32c:08x}"),
+            Recorded::Err(e) => write!(f, "err {e}"),
+        }
+    }
+}
+
+/// Bytes of read results one thread of a concurrent execution keeps in full until the replay
+/// compares them (past it, its reads are kept as [`Recorded`] digests): full comparison and
+/// readable reports for every practical input, bounded memory for any.
+pub const HELD_READ_BYTES: usize = 16 << 20;
+
+/// An op's outcome as a concurrent execution keeps it until the replay: always its recorded
+/// form, and a read's bytes while the thread's [`HELD_READ_BYTES`] budget lasts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Held {
+    /// The recorded form.
+    pub recorded: Recorded,
+    /// A read's bytes, if kept.
+    pub bytes: Option<Vec<u8>>,
+}
+
+impl Held {
+    /// Keeps `o`, charging a read's bytes to `budget` while it lasts.
+    pub fn keep(o: Outcome, budget: &mut usize) -> Held {
+        let recorded = Recorded::from(&o);
+        let bytes = match o {
+            Outcome::Data(d) if d.len() <= *budget => {
+                *budget -= d.len();
+                Some(d)
+            }
+            _ => None,
+        };
+        Held { recorded, bytes }
+    }
+
+    /// Whether the reference's outcome `r` equals this one: in full where the bytes were kept,
+    /// else by length and CRC32C.
+    pub fn matches(&self, r: &Outcome) -> bool {
+        match (r, &self.bytes) {
+            (Outcome::Data(a), Some(b)) => a == b,
+            _ => Recorded::from(r) == self.recorded,
+        }
+    }
+}
+
+/// Both outcomes of an op as the trace keeps them (equal outcomes are digested once).
+pub fn record_pair(reference: &Outcome, implementation: &Outcome) -> (Recorded, Recorded) {
+    let r = Recorded::from(reference);
+    let i = if reference == implementation {
+        r.clone()
+    } else {
+        Recorded::from(implementation)
+    };
+    (r, i)
+}
+
 /// One executed op with both outcomes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TraceEntry {
@@ -49,9 +145,9 @@ pub struct TraceEntry {
     /// The op.
     pub op: Op,
     /// The reference's outcome.
-    pub reference: Outcome,
+    pub reference: Recorded,
     /// The implementation's outcome.
-    pub implementation: Outcome,
+    pub implementation: Recorded,
     /// Whether the op belongs to the end-of-run epilogue rather than the input.
     pub epilogue: bool,
 }
@@ -59,10 +155,13 @@ pub struct TraceEntry {
 /// One thing that differs between the models (or is wrong inside one of them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mismatch {
-    /// The op returned different outcomes.
+    /// The op returned different outcomes. `bytes`: both reads' bytes, where both sides kept
+    /// them (always in sequential runs; in concurrent runs within [`HELD_READ_BYTES`]), so the
+    /// report can show them.
     Outcome {
-        reference: Outcome,
-        implementation: Outcome,
+        reference: Recorded,
+        implementation: Recorded,
+        bytes: Option<(Vec<u8>, Vec<u8>)>,
     },
     /// File sizes differ.
     Size {
@@ -458,12 +557,11 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         let r = reference.apply(seq, &op);
         let i = implementation.apply(seq, &op);
         let mut mismatches = Vec::new();
-        if r != i {
-            mismatches.push(Mismatch::Outcome {
-                reference: r.clone(),
-                implementation: i.clone(),
-            });
-        }
+        let differ = r != i;
+        let bytes = match (&r, &i) {
+            (Outcome::Data(a), Outcome::Data(b)) if differ => Some((a.clone(), b.clone())),
+            _ => None,
+        };
         // Epilogue ops are scoped like any other op; after the last one everything is compared.
         let scope = if is_epilogue && seq == last_seq {
             Scope::All
@@ -471,6 +569,17 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
             scope_of(&op, input)
         };
         mismatches.extend(compare(scope, &reference, &implementation));
+        let (r, i) = record_pair(&r, &i);
+        if differ {
+            mismatches.insert(
+                0,
+                Mismatch::Outcome {
+                    reference: r.clone(),
+                    implementation: i.clone(),
+                    bytes,
+                },
+            );
+        }
         trace.push(TraceEntry {
             thread,
             seq,

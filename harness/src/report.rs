@@ -5,7 +5,7 @@
 use crate::bugs::Bugs;
 use crate::oracle::{Mismatch, Run, TraceEntry};
 use reference::pattern::writers_of;
-use reference::{BlockObs, Input, Op, Outcome};
+use reference::{BlockObs, Input, Op};
 use similar::TextDiff;
 use std::fmt::Write as _;
 
@@ -175,15 +175,15 @@ fn render_read_diff(off: u64, reference: &[u8], implementation: &[u8], run: &Run
 /// Describes one mismatch, with diffs where they help; `op` is the op it was seen after.
 fn render_mismatch(m: &Mismatch, run: &Run, op: Option<&Op>) -> String {
     match m {
-        Mismatch::Outcome { reference, implementation } => {
+        Mismatch::Outcome { reference, implementation, bytes } => {
             let read_off = match op {
                 Some(Op::Read { off, .. } | Op::DirectRead { off, .. } | Op::MmapRead { off, .. }) => {
                     Some(*off)
                 }
                 _ => None,
             };
-            match (reference, implementation, read_off) {
-                (Outcome::Data(r), Outcome::Data(i), Some(off)) => render_read_diff(off, r, i, run),
+            match (bytes, read_off) {
+                (Some((r, i)), Some(off)) => render_read_diff(off, r, i, run),
                 _ => format!("outcome: reference {reference}, implementation {implementation}\n"),
             }
         }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use wbfuzz::bench;
 use wbfuzz::bugs::Bugs;
-use wbfuzz::exec::{self, Target};
+use wbfuzz::exec::{self, Form, Target};
 use wbfuzz::fsx;
 use wbfuzz::hunt::{self, HuntConfig};
 use wbfuzz::input::script;
@@ -25,17 +25,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run scripts (.wbf) or binary inputs on both models; exit 1 on a divergence.
+    /// Run scripts or binary inputs on both models; exit 1 on a divergence, 2 if an input could
+    /// not be read.
     Run {
-        /// Input files: scripts or binary fuzz inputs.
+        /// Input files: scripts or binary fuzz inputs (told apart by content).
         #[arg(required = true)]
         files: Vec<PathBuf>,
-        /// Turn on a catalogued bug in the implementation (repeatable, or comma-separated).
+        /// Turn on a catalogued bug in the implementation (repeatable, or comma-separated;
+        /// default: `WBFUZZ_BUGS`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
         /// Decode binary inputs for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+        #[command(flatten)]
+        form: FormArgs,
         /// Print only divergences and the summary, not every op.
         #[arg(long, short)]
         quiet: bool,
@@ -51,17 +55,21 @@ enum Command {
         /// Decode a binary input for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+        #[command(flatten)]
+        form: FormArgs,
     },
     /// Shrink a failing input to a small script that fails the same way.
     Minimize {
-        /// The failing input (script or binary).
+        /// The failing input (script or binary, told apart by content).
         file: PathBuf,
-        /// Bug switches the failure needs.
+        /// Bug switches the failure needs (default: `WBFUZZ_BUGS`).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
         /// Decode a binary input for this target (default: guessed from the path).
         #[arg(long, value_name = "sequential|concurrent")]
         target: Option<String>,
+        #[command(flatten)]
+        form: FormArgs,
         /// Write the script here (default: standard output).
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -157,6 +165,90 @@ enum Command {
     },
 }
 
+/// Forcing an input's form (by default it is decided by content).
+#[derive(clap::Args)]
+struct FormArgs {
+    /// Decode every input as a binary fuzz input, whatever it looks like.
+    #[arg(long, conflicts_with = "script")]
+    binary: bool,
+    /// Parse every input as a script, whatever it looks like.
+    #[arg(long)]
+    script: bool,
+}
+
+impl FormArgs {
+    fn form(&self) -> Form {
+        match (self.binary, self.script) {
+            (true, _) => Form::Binary,
+            (_, true) => Form::Script,
+            _ => Form::Auto,
+        }
+    }
+}
+
+/// The bug switches of a `run` or `minimize`, and where they came from.
+struct ActiveBugs {
+    bugs: Bugs,
+    source: BugSource,
+}
+
+/// Where a command's bug switches came from; its header says it.
+enum BugSource {
+    /// `--bug`, and the `WBFUZZ_BUGS` it overrode, if one was set.
+    Flag { ignored_env: Option<String> },
+    /// `WBFUZZ_BUGS`.
+    Env,
+    /// Neither was given.
+    Neither,
+}
+
+impl ActiveBugs {
+    /// `--bug` values win; without any, `WBFUZZ_BUGS` (as the fuzz targets read it), so a
+    /// crash found under a switch replays under it.
+    fn choose(flags: &[String]) -> Result<ActiveBugs, String> {
+        let env = match std::env::var("WBFUZZ_BUGS") {
+            Ok(v) => Some(v),
+            Err(std::env::VarError::NotPresent) => None,
+            Err(std::env::VarError::NotUnicode(_)) => {
+                return Err("WBFUZZ_BUGS is not valid UTF-8".to_string())
+            }
+        };
+        if !flags.is_empty() {
+            return Ok(ActiveBugs {
+                bugs: parse_bugs(flags)?,
+                source: BugSource::Flag {
+                    ignored_env: env.filter(|v| !v.trim().is_empty()),
+                },
+            });
+        }
+        Ok(match env {
+            Some(v) => ActiveBugs {
+                bugs: Bugs::parse_list(&v).map_err(|e| format!("WBFUZZ_BUGS: {e}"))?,
+                source: BugSource::Env,
+            },
+            None => ActiveBugs {
+                bugs: Bugs::NONE,
+                source: BugSource::Neither,
+            },
+        })
+    }
+}
+
+impl std::fmt::Display for ActiveBugs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bug switches: {} (", self.bugs)?;
+        match &self.source {
+            BugSource::Flag { ignored_env: None } => write!(f, "--bug")?,
+            BugSource::Flag {
+                ignored_env: Some(v),
+            } => write!(f, "--bug; WBFUZZ_BUGS={v} ignored")?,
+            BugSource::Env => write!(f, "WBFUZZ_BUGS")?,
+            BugSource::Neither => write!(f, "no --bug, no WBFUZZ_BUGS")?,
+        }
+        write!(f, ")")
+    }
+}
+
 /// Parses `--bug` values (each may be a comma-separated list).
 fn parse_bugs(names: &[String]) -> Result<Bugs, String> {
     names.iter().try_fold(Bugs::NONE, |acc, n| {
@@ -181,19 +273,34 @@ fn usage_error(msg: impl std::fmt::Display) -> ExitCode {
 
 fn cmd_run(
     files: &[PathBuf],
-    bugs: Bugs,
+    bugs: &ActiveBugs,
     target: Option<Target>,
+    form: Form,
     quiet: bool,
     digest: bool,
 ) -> ExitCode {
-    let (mut diverged, mut rejected) = (0usize, 0usize);
+    println!(
+        "wbfuzz run: {} input{}, {bugs}",
+        files.len(),
+        if files.len() == 1 { "" } else { "s" }
+    );
+    let bugs_on = bugs.bugs;
+    let (mut diverged, mut rejected, mut bad) = (0usize, 0usize, 0usize);
     for path in files {
-        let input = match exec::load(path, target) {
-            Ok(i) => i,
-            Err(e) => return usage_error(e),
-        };
-        let run = exec::run_input(&input, bugs);
         let name = path.display().to_string();
+        // A bad input is reported and counted; the others still run.
+        let loaded = match exec::load_as(path, target, form) {
+            Ok(l) => l,
+            Err(e) => {
+                bad += 1;
+                println!("{name}: not run (error on stderr)");
+                eprintln!("wbfuzz: {e}");
+                continue;
+            }
+        };
+        println!("{name}: read as {}", loaded.read_as);
+        let input = loaded.input;
+        let run = exec::run_input(&input, bugs_on);
         if digest {
             println!(
                 "{name}: digest {:08x}",
@@ -214,18 +321,25 @@ fn cmd_run(
             }
             Verdict::Diverged(_) => {
                 diverged += 1;
-                print!("{}", report::render(&name, &input, bugs, &run));
+                print!("{}", report::render(&name, &input, bugs_on, &run));
             }
         }
     }
+    let bad_note = if bad > 0 {
+        format!(", {bad} could not be read")
+    } else {
+        String::new()
+    };
     println!(
-        "{} inputs, {} passed, {} rejected, {} diverged",
+        "{} inputs, {} passed, {} rejected, {} diverged{bad_note}",
         files.len(),
-        files.len() - diverged - rejected,
+        files.len() - diverged - rejected - bad,
         rejected,
         diverged
     );
-    if diverged > 0 {
+    if bad > 0 {
+        ExitCode::from(2)
+    } else if diverged > 0 {
         ExitCode::from(1)
     } else if rejected > 0 {
         // Not a pass: the rejected inputs were not checked at all.
@@ -241,15 +355,22 @@ const EXIT_NOTHING_CHECKED: u8 = 3;
 
 fn cmd_minimize(
     file: &Path,
-    bugs: Bugs,
+    bugs: &ActiveBugs,
     target: Option<Target>,
+    form: Form,
     output: Option<PathBuf>,
     budget: usize,
 ) -> ExitCode {
-    let input = match exec::load(file, target) {
-        Ok(i) => i,
+    let loaded = match exec::load_as(file, target, form) {
+        Ok(l) => l,
         Err(e) => return usage_error(e),
     };
+    eprintln!(
+        "wbfuzz minimize: {}: read as {}; {bugs}",
+        file.display(),
+        loaded.read_as
+    );
+    let (input, bugs) = (loaded.input, bugs.bugs);
     let run = exec::run_input(&input, bugs);
     let Some(sig) = minimize::signature(&run) else {
         return usage_error(format!(
@@ -354,30 +475,40 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             files,
             bugs,
             target,
+            form,
             quiet,
             digest,
         } => cmd_run(
             &files,
-            parse_bugs(&bugs)?,
+            &ActiveBugs::choose(&bugs)?,
             parse_target(&target)?,
+            form.form(),
             quiet,
             digest,
         ),
-        Command::Show { file, target } => {
-            let input = exec::load(&file, parse_target(&target)?).map_err(|e| e.to_string())?;
-            print!("{}", script::print(&input));
+        Command::Show { file, target, form } => {
+            let loaded = exec::load_as(&file, parse_target(&target)?, form.form())
+                .map_err(|e| e.to_string())?;
+            eprintln!(
+                "wbfuzz show: {}: read as {}",
+                file.display(),
+                loaded.read_as
+            );
+            print!("{}", script::print(&loaded.input));
             ExitCode::SUCCESS
         }
         Command::Minimize {
             file,
             bugs,
             target,
+            form,
             output,
             budget,
         } => cmd_minimize(
             &file,
-            parse_bugs(&bugs)?,
+            &ActiveBugs::choose(&bugs)?,
             parse_target(&target)?,
+            form.form(),
             output,
             budget,
         ),

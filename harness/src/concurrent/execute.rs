@@ -18,9 +18,10 @@
 use crate::bugs::Bugs;
 use crate::epilogue::epilogue;
 use crate::fs::{sync, Fs};
+use crate::oracle::{Held, HELD_READ_BYTES};
 use crate::schedule::{ByteScheduler, Decision, Recorder};
 use crate::snapshot::Snapshot;
-use reference::{Input, Outcome, Step};
+use reference::{Input, Step};
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -34,7 +35,7 @@ pub(super) struct Execution {
     /// The commit log, in commit order.
     pub log: Vec<Step>,
     /// Every op's outcome by sequence number.
-    pub outcomes: HashMap<u32, Outcome>,
+    pub outcomes: HashMap<u32, Held>,
     /// The implementation's end state.
     pub snapshot: Snapshot,
 }
@@ -130,6 +131,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
             let panics = Arc::clone(panics);
             sync::thread::spawn(move || {
                 catching(&panics, || {
+                    let mut budget = HELD_READ_BYTES;
                     ops.iter()
                         .enumerate()
                         .map(|(k, op)| {
@@ -137,7 +139,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
                             fs.record(Step::Begin { seq });
                             let o = fs.apply(seq, op);
                             fs.record(Step::End { seq });
-                            (seq, o)
+                            (seq, Held::keep(o, &mut budget))
                         })
                         .collect::<Vec<_>>()
                 })
@@ -152,9 +154,10 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
             Err(p) => std::panic::resume_unwind(p),
         }
     }
+    let mut budget = HELD_READ_BYTES;
     for (seq, op) in &tail {
         fs.record(Step::Begin { seq: *seq });
-        outcomes.insert(*seq, fs.apply(*seq, op));
+        outcomes.insert(*seq, Held::keep(fs.apply(*seq, op), &mut budget));
         fs.record(Step::End { seq: *seq });
     }
     let snapshot = Snapshot::capture(&*fs);

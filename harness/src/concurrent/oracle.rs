@@ -9,9 +9,11 @@
 
 use super::execute::{Abort, Execution};
 use crate::epilogue::run_ops;
-use crate::oracle::{compare_all, Divergence, Mismatch, Rejection, Run, TraceEntry, Verdict};
+use crate::oracle::{
+    compare_all, Divergence, Mismatch, Recorded, Rejection, Run, TraceEntry, Verdict,
+};
 use reference::model::replay::Replayer;
-use reference::{Input, Step};
+use reference::{Input, Outcome, Step};
 use std::collections::HashMap;
 
 /// Checks one execution of `input` (or reports how it aborted).
@@ -51,14 +53,19 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
             thread: planned.thread,
             seq,
             op: planned.op.clone(),
-            reference: reference.clone(),
-            implementation: implementation.clone(),
+            reference: Recorded::from(reference),
+            implementation: implementation.recorded.clone(),
             epilogue: planned.epilogue,
         });
-        if reference != implementation {
+        if !implementation.matches(reference) {
+            let bytes = match (reference, &implementation.bytes) {
+                (Outcome::Data(r), Some(i)) => Some((r.clone(), i.clone())),
+                _ => None,
+            };
             mismatches.push(Mismatch::Outcome {
-                reference: reference.clone(),
-                implementation: implementation.clone(),
+                reference: Recorded::from(reference),
+                implementation: implementation.recorded.clone(),
+                bytes,
             });
             break;
         }

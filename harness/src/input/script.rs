@@ -23,8 +23,12 @@
 //! schedule 0a 1f 03 ff
 //! ```
 //!
+//! - The text is UTF-8; a leading byte-order mark is skipped. Lines end in `\n`, `\r\n` or a lone
+//!   `\r` (old Mac), in any mix.
 //! - Numbers are decimal or `0x`-hex everywhere. Leading whitespace is ignored; `#` starts a
 //!   comment anywhere on a line.
+//! - A script holds at most [`MAX_SCRIPT_OPS`] ops (all threads together): memory and time per
+//!   run stay bounded whatever file is passed in.
 //! - The header lines (`geometry`, `policy`, `file`) come before the first `thread` line or op.
 //!   `geometry` is required, once, with its four keys in any order (`block`, `folio-pages`,
 //!   `capacity`, `max-size`), and must pass [`reference::Geometry::validate`]. `policy`
@@ -44,6 +48,62 @@ use std::fmt::{self, Write as _};
 
 /// Schedule bytes per printed `schedule` line.
 const SCHEDULE_PER_LINE: usize = 32;
+
+/// Most ops a script may hold, all threads together. Every run keeps one trace entry (about 100
+/// bytes) per op and compares after each, so this bounds a script's trace memory to about 1 MB
+/// and its run time to seconds on small geometries. Binary inputs decode to at most 48 ops.
+pub const MAX_SCRIPT_OPS: usize = 10_000;
+
+/// The keywords a script line can start with: header lines, `thread`, `schedule` and every op.
+pub fn is_keyword(word: &str) -> bool {
+    matches!(word, "geometry" | "policy" | "file" | "thread" | "schedule")
+        || OpKind::from_keyword(word).is_some()
+}
+
+/// The lines of a script: each ends at `\n`, `\r\n` or a lone `\r`, and the end is not part of it.
+/// Like [`str::lines`], a final line break does not start an empty last line.
+pub fn lines(text: &str) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let Some(i) = rest.find(['\n', '\r']) else {
+            return Some(std::mem::take(&mut rest));
+        };
+        let line = &rest[..i];
+        let end = if rest[i..].starts_with("\r\n") { 2 } else { 1 };
+        rest = &rest[i + end..];
+        Some(line)
+    })
+}
+
+/// The UTF-8 byte-order mark some editors put at the start of a text file.
+pub const BOM: char = '\u{feff}';
+
+/// A token as error messages quote it: characters that would not show (controls, zero-width and
+/// other format characters, unassigned ones) and backslashes are escaped, so an invisible or
+/// look-alike keyword is visible in the message.
+struct Esc<'a>(&'a str);
+
+/// `token` as error messages quote it (see [`Esc`]): invisible characters escaped.
+pub fn escaped(token: &str) -> String {
+    Esc(token).to_string()
+}
+
+impl fmt::Display for Esc<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            // `escape_debug` leaves printable characters alone; quotes need no escaping here.
+            if c == '\'' || c == '"' {
+                f.write_char(c)?;
+            } else {
+                write!(f, "{}", c.escape_debug())?;
+            }
+        }
+        Ok(())
+    }
+}
 
 /// Prints an input as a script. Deterministic; the output starts with a `# wbfuzz` comment line
 /// and parses back to an equal input (given at least one thread).
@@ -173,33 +233,39 @@ pub enum ScriptErrorKind {
     HeaderAfterOps(&'static str),
     /// A `schedule` token that is not two hex digits.
     BadScheduleByte(String),
+    /// The op on this line is one past [`MAX_SCRIPT_OPS`].
+    TooManyOps,
 }
 
 impl fmt::Display for ScriptErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use ScriptErrorKind::*;
         match self {
-            UnknownKeyword(k) => write!(f, "unknown keyword `{k}`"),
+            UnknownKeyword(k) => write!(f, "unknown keyword `{}`", Esc(k)),
             MissingArgument { keyword, what } => write!(f, "`{keyword}` is missing its {what}"),
-            BadNumber(t) => write!(f, "`{t}` is not a number (decimal or 0x-hex)"),
+            BadNumber(t) => write!(f, "`{}` is not a number (decimal or 0x-hex)", Esc(t)),
             NumberOutOfRange { token, max } => {
-                write!(f, "`{token}` is out of range (at most {max})")
+                write!(f, "`{}` is out of range (at most {max})", Esc(token))
             }
-            UnknownFlag { keyword, flag } => write!(f, "unknown flag `{flag}` for `{keyword}`"),
-            DuplicateFlag(t) => write!(f, "flag `{t}` given twice"),
-            UnexpectedToken(t) => write!(f, "unexpected `{t}` at the end of the line"),
-            BadFileRef(t) => write!(f, "`{t}` is not a file reference (f0, f1, ...)"),
+            UnknownFlag { keyword, flag } => {
+                write!(f, "unknown flag `{}` for `{keyword}`", Esc(flag))
+            }
+            DuplicateFlag(t) => write!(f, "flag `{}` given twice", Esc(t)),
+            UnexpectedToken(t) => write!(f, "unexpected `{}` at the end of the line", Esc(t)),
+            BadFileRef(t) => write!(f, "`{}` is not a file reference (f0, f1, ...)", Esc(t)),
             FileOutOfRange { token, files } => {
                 write!(
                     f,
-                    "file `{token}` does not exist ({files} file{} declared)",
+                    "file `{}` does not exist ({files} file{} declared)",
+                    Esc(token),
                     plural(*files)
                 )
             }
             FileOutOfOrder { token, expected } => {
                 write!(
                     f,
-                    "`file {token}` is out of order, expected `file f{expected}`"
+                    "`file {}` is out of order, expected `file f{expected}`",
+                    Esc(token)
                 )
             }
             TooManyFiles => write!(f, "more than {MAX_FILES} files"),
@@ -220,9 +286,10 @@ impl fmt::Display for ScriptErrorKind {
             }
             BadGeometryField(t) => write!(
                 f,
-                "bad geometry field `{t}` (expected block=, folio-pages=, capacity= or max-size=)"
+                "bad geometry field `{}` (expected block=, folio-pages=, capacity= or max-size=)",
+                Esc(t)
             ),
-            DuplicateGeometryKey(k) => write!(f, "geometry key `{k}` given twice"),
+            DuplicateGeometryKey(k) => write!(f, "geometry key `{}` given twice", Esc(k)),
             MissingGeometryKey(k) => write!(f, "geometry is missing `{k}=`"),
             BadGeometry(e) => write!(f, "bad geometry: {e}"),
             MissingGeometry => write!(f, "missing `geometry` line before the ops"),
@@ -230,11 +297,16 @@ impl fmt::Display for ScriptErrorKind {
             UnknownPolicy(p) => {
                 write!(
                     f,
-                    "unknown policy `{p}` (expected keep-dirty or invalidate)"
+                    "unknown policy `{}` (expected keep-dirty or invalidate)",
+                    Esc(p)
                 )
             }
             HeaderAfterOps(k) => write!(f, "`{k}` line after the first thread or op"),
-            BadScheduleByte(t) => write!(f, "schedule byte `{t}` is not two hex digits"),
+            BadScheduleByte(t) => write!(f, "schedule byte `{}` is not two hex digits", Esc(t)),
+            TooManyOps => write!(
+                f,
+                "more than {MAX_SCRIPT_OPS} ops, the limit per script (split it into several scripts)"
+            ),
         }
     }
 }
@@ -261,9 +333,10 @@ impl std::error::Error for ScriptError {}
 ///
 /// The first problem found, in line order: a [`ScriptError`] with its 1-based line number.
 pub fn parse(text: &str) -> Result<Input, ScriptError> {
+    let text = text.strip_prefix(BOM).unwrap_or(text);
     let mut p = Parser::default();
     let mut last_line = 0;
-    for (i, raw) in text.lines().enumerate() {
+    for (i, raw) in lines(text).enumerate() {
         last_line = i + 1;
         let content = raw.split('#').next().unwrap_or("");
         let toks: Vec<&str> = content.split_whitespace().collect();
@@ -310,6 +383,8 @@ struct Parser {
     /// Whether thread 0 was started by an op rather than a `thread` line.
     implicit: bool,
     schedule: Vec<u8>,
+    /// Ops so far, all threads.
+    ops: usize,
 }
 
 impl Parser {
@@ -396,6 +471,10 @@ impl Parser {
                 let kind = OpKind::from_keyword(kw)
                     .ok_or(ScriptErrorKind::UnknownKeyword(kw.to_string()))?;
                 self.start_body()?;
+                if self.ops >= MAX_SCRIPT_OPS {
+                    return Err(ScriptErrorKind::TooManyOps);
+                }
+                self.ops += 1;
                 let nfiles = self.files.len().max(1);
                 let op = parse_op(kind, args, nfiles)?;
                 if self.threads.is_empty() {

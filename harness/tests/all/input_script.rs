@@ -543,3 +543,74 @@ fn hostile_text_never_panics() {
     }
     assert!(parsed > 100, "only {parsed} texts parsed");
 }
+
+/// The reproducer of `discard-keeps-dirty` as a plain script with `\n` line ends.
+const REPRO: &str = "# a comment line\ngeometry block=1024 folio-pages=1 capacity=64 max-size=0x10000\npolicy keep-dirty\nfile f0\nthread 0\n  corrupt\n  write f0 0x0 0x1400 sync\n  dwrite f0 0x0 0x1400\n";
+
+#[test]
+fn bom_and_every_line_ending_parse_alike() {
+    let plain = parse(REPRO).expect("plain script parses");
+    assert_eq!(plain.op_count(), 3);
+    let bom = format!("\u{feff}{REPRO}");
+    let crlf = REPRO.replace('\n', "\r\n");
+    let cr = REPRO.replace('\n', "\r");
+    // Mixed ends.
+    let mixed = REPRO.replacen('\n', "\r", 2).replacen('\n', "\r\n", 2);
+    for (what, text) in [
+        ("BOM", &bom),
+        ("CRLF", &crlf),
+        ("CR", &cr),
+        ("mixed", &mixed),
+    ] {
+        assert_eq!(parse(text).as_ref(), Ok(&plain), "{what}");
+    }
+    // Line numbers count CR-only lines as lines: line 3 of a CR script is named as line 3.
+    let bad = "geometry block=1024 folio-pages=1 capacity=64 max-size=0x10000\rwrite f0 0 1\rwrit f0 0 1\r";
+    let e = parse(bad).expect_err("typo on line 3");
+    assert_eq!(e.line, 3);
+    assert_eq!(e.kind, ScriptErrorKind::UnknownKeyword("writ".into()));
+    // A BOM that is not at the very start is not skipped: it is part of the keyword.
+    let e = parse(&format!("{GEOMETRY}\u{feff}write f0 0 1\n")).expect_err("BOM inside");
+    assert_eq!(e.to_string(), "line 2: unknown keyword `\\u{feff}write`");
+}
+
+#[test]
+fn invisible_characters_are_printed_escaped() {
+    // A zero-width space alone as a keyword, and glued to a real one.
+    let e = parse(&format!("{GEOMETRY}\u{200b} f0 0 1\n")).expect_err("zero-width keyword");
+    assert_eq!(e.kind, ScriptErrorKind::UnknownKeyword("\u{200b}".into()));
+    assert_eq!(e.to_string(), "line 2: unknown keyword `\\u{200b}`");
+    let e = parse(&format!("{GEOMETRY}wri\u{200d}te f0 0 1\n")).expect_err("joiner inside");
+    assert_eq!(e.to_string(), "line 2: unknown keyword `wri\\u{200d}te`");
+    // Control characters and backslashes too; visible non-ASCII stays as it is.
+    let e = parse(&format!("{GEOMETRY}write f0 0 1 s\u{7}ync\n")).expect_err("bell in a flag");
+    assert_eq!(
+        e.to_string(),
+        "line 2: unknown flag `s\\u{7}ync` for `write`"
+    );
+    let e = parse(&format!("{GEOMETRY}écrire\\ f0\n")).expect_err("French");
+    assert_eq!(e.to_string(), "line 2: unknown keyword `écrire\\\\`");
+}
+
+#[test]
+fn scripts_hold_at_most_the_op_limit() {
+    use wbfuzz::input::script::MAX_SCRIPT_OPS;
+    let mut text = String::from(GEOMETRY);
+    text.push_str("thread 0\n");
+    for k in 0..MAX_SCRIPT_OPS {
+        text.push_str(if k % 2 == 0 {
+            "  write f0 0x0 0x200\n"
+        } else {
+            "  read f0 0x0 0x200\n"
+        });
+    }
+    let input = parse(&text).expect("exactly the limit parses");
+    assert_eq!(input.op_count(), MAX_SCRIPT_OPS);
+    // One more op, in a second thread: refused on its own line (geometry, thread 0, the ops,
+    // thread 1, then the op).
+    text.push_str("thread 1\n  fsync f0\n");
+    let e = parse(&text).expect_err("one past the limit");
+    assert_eq!(e.line, MAX_SCRIPT_OPS + 4);
+    assert_eq!(e.kind, ScriptErrorKind::TooManyOps);
+    assert!(e.to_string().contains("more than 10000 ops"), "{e}");
+}

@@ -5,12 +5,14 @@
 //! - [`oracle`]: runs both models and diffs them after every op.
 //! - [`report`]: divergence reports.
 //! - [`bugs`]: the bug catalogue switches.
+//! - [`kernel`]: the same inputs on a real kernel's XFS, ext4 or btrfs, the reference as oracle.
 
 pub mod bench;
 pub mod concurrent;
 pub mod exec;
 pub mod hunt;
 pub mod input;
+pub mod kernel;
 pub mod minimize;
 pub mod oracle;
 pub mod report;

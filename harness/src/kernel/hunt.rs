@@ -261,7 +261,7 @@ pub fn bench(
     while bt < time {
         for input in &inputs {
             let s = Instant::now();
-            let mut k = Executor::create(target.dir, input).map_err(KernelError::Setup)?;
+            let mut k = Executor::create(target.dir, input, target.fs).map_err(KernelError::Setup)?;
             let limit = exec::FsizeLimit::set(input.config.geometry.max_file_size)
                 .map_err(KernelError::Setup)?;
             let ops_all = input

@@ -8,7 +8,7 @@
 //! `mwrite` / `mread` a MAP_SHARED mapping of the script folio, clipped to the folio and EOF
 //! (EFAULT is decided from i_size before any page is touched); `fsync`; `falloc` (KEEP_SIZE);
 //! `punch` (PUNCH_HOLE|KEEP_SIZE); `zero` (ZERO_RANGE, KEEP_SIZE); `truncate` ftruncate;
-//! `flush` sync_file_range(WRITE); `complete` sync_file_range(WAIT_BEFORE) over every file;
+//! `flush` sync_file_range(WAIT_BEFORE|WRITE); `complete` sync_file_range(WAIT_BEFORE) over every file;
 //! `reclaim` POSIX_FADV_DONTNEED over the folio; `evict` fsync then DONTNEED over the file;
 //! `commit` fsync. `corrupt` and `repair` have no kernel analogue here: [`unsupported`] refuses
 //! such inputs before they run.
@@ -400,11 +400,13 @@ impl Executor {
                     return Ok(Outcome::Done(0));
                 }
                 let n = len.min(i64::MAX as u64 - off);
+                // The spec's writeback first waits for a folio already under writeback
+                // (WAIT_BEFORE), then submits the dirty ones without waiting (WRITE).
                 sync_file_range(
                     &self.files[file as usize],
                     off,
                     n,
-                    libc::SYNC_FILE_RANGE_WRITE,
+                    libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE,
                 )
             }
             Op::CompleteIo { .. } => {

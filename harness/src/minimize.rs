@@ -184,7 +184,9 @@ fn renumber_after_removal(op: &Op, removed: FileId) -> Op {
 /// Shrinks `input`, which must fail with `bugs`, to a small input that fails the same way.
 /// Returns the input unchanged if it does not fail at all.
 pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
-    minimize_by(input, budget, |cand| signature(&exec::run_input(cand, bugs)))
+    minimize_by(input, budget, |cand| {
+        signature(&exec::run_input(cand, bugs))
+    })
 }
 
 /// [`minimize`] against any run function: `run` returns the signature of a failing candidate

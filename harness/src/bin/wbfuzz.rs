@@ -592,13 +592,14 @@ fn cmd_kernel_bench(corpus: &Path, time: u64, fs: &str, blocks: &str) -> Result<
     for p in &paths {
         inputs.push(exec::load(p, Some(Target::Sequential)).map_err(|e| e.to_string())?);
     }
-    let kinds = fs
-        .split(',')
-        .map(parse_fs)
-        .collect::<Result<Vec<_>, _>>()?;
+    let kinds = fs.split(',').map(parse_fs).collect::<Result<Vec<_>, _>>()?;
     let blocks = blocks
         .split(',')
-        .map(|b| b.trim().parse::<u32>().map_err(|e| format!("--blocks `{b}`: {e}")))
+        .map(|b| {
+            b.trim()
+                .parse::<u32>()
+                .map_err(|e| format!("--blocks `{b}`: {e}"))
+        })
         .collect::<Result<Vec<_>, _>>()?;
     println!("| filesystem | block | inputs | ops checked/s | bare syscalls ops/s | cost of the checks | divergences |");
     println!("|---|---|---|---|---|---|---|");

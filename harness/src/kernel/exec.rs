@@ -141,7 +141,7 @@ impl FsizeLimit {
 
 impl Drop for FsizeLimit {
     fn drop(&mut self) {
-        let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, self.old.clone());
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Fsize, self.old);
     }
 }
 

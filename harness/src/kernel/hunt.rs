@@ -108,10 +108,19 @@ pub struct KernelHuntSummary {
     pub interrupted: bool,
 }
 
-fn save(cfg: &KernelHuntConfig, name: &str, input: &Input, sig: &Signature, report: &str) -> Option<PathBuf> {
+fn save(
+    cfg: &KernelHuntConfig,
+    name: &str,
+    input: &Input,
+    sig: &Signature,
+    report: &str,
+) -> Option<PathBuf> {
     std::fs::create_dir_all(&cfg.out_dir).ok()?;
     let path = cfg.out_dir.join(format!("{name}.wbf"));
-    let text = format!("# wbfuzz kernel hunt finding: {sig}\n{}", script::print(input));
+    let text = format!(
+        "# wbfuzz kernel hunt finding: {sig}\n{}",
+        script::print(input)
+    );
     std::fs::write(&path, text).ok()?;
     std::fs::write(cfg.out_dir.join(format!("{name}.txt")), report).ok()?;
     Some(path)
@@ -153,7 +162,10 @@ pub fn kernel_hunt(
                 sum.interrupted = true;
                 break 'outer;
             }
-            let input = adapt(generate(&mut rng, Target::Sequential, swarm, &mut buf), block);
+            let input = adapt(
+                generate(&mut rng, Target::Sequential, swarm, &mut buf),
+                block,
+            );
             let run = match run_checked(target, &input) {
                 Ok(r) => r,
                 Err(KernelError::Interrupted) => {
@@ -182,7 +194,11 @@ pub fn kernel_hunt(
             }
             let found_after = start.elapsed();
             let small = minimize_on_kernel(target, block, &input, cfg.minimize_budget);
-            let name = format!("kernel-{fsname}-b{block}-s{}-{}", cfg.seed, sum.findings.len());
+            let name = format!(
+                "kernel-{fsname}-b{block}-s{}-{}",
+                cfg.seed,
+                sum.findings.len()
+            );
             let report = match run_checked(target, &small) {
                 Ok(r) if !r.ok() => oracle::render(&name, &small, &r),
                 // The kernel's nondeterminism: the minimized input passed this time.
@@ -261,7 +277,8 @@ pub fn bench(
     while bt < time {
         for input in &inputs {
             let s = Instant::now();
-            let mut k = Executor::create(target.dir, input, target.fs).map_err(KernelError::Setup)?;
+            let mut k =
+                Executor::create(target.dir, input, target.fs).map_err(KernelError::Setup)?;
             let limit = exec::FsizeLimit::set(input.config.geometry.max_file_size)
                 .map_err(KernelError::Setup)?;
             let ops_all = input

@@ -298,7 +298,9 @@ impl Checker<'_> {
                     .unwrap_or(mine.len().min(self.buf.len())) as u64;
                 let base = first.saturating_sub(CONTEXT) & !15;
                 let end = first + CONTEXT;
-                let win = |v: &[u8]| v[(base as usize).min(v.len())..(end as usize).min(v.len())].to_vec();
+                let win = |v: &[u8]| {
+                    v[(base as usize).min(v.len())..(end as usize).min(v.len())].to_vec()
+                };
                 out.push(KMismatch::Contents {
                     file: f,
                     first_bad: first,
@@ -308,7 +310,11 @@ impl Checker<'_> {
                 });
             }
             // Extent states up to the furthest block either side has anything in.
-            let limit = r.geometry().max_file_size.saturating_mul(2).max(ks.max(rs) + bs);
+            let limit = r
+                .geometry()
+                .max_file_size
+                .saturating_mul(2)
+                .max(ks.max(rs) + bs);
             let kspan = match fiemap::block_span(k.file(f), bs, limit) {
                 Ok(s) => s,
                 Err(e) => {
@@ -417,8 +423,7 @@ pub fn run_on_kernel(
     }
     let (input, changed) = exec::kernel_view(input);
     let mut reference = RefFs::new(&reference_config(&input));
-    let mut kernel =
-        Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
+    let mut kernel = Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
     let limit = FsizeLimit::set(input.config.geometry.max_file_size).map_err(KernelError::Setup)?;
     let mut checker = Checker {
         target,
@@ -637,7 +642,12 @@ fn render_mismatch(m: &KMismatch, run: &KernelRun) -> String {
                 "f{file} extent states break the {} relation at blocks {} (size {size:#x}):\n{}",
                 run.fs.map_or("default", FsKind::name),
                 ranges(bad),
-                diff_labeled(&extent_map(&r), &extent_map(kernel), "reference", "kernel (FIEMAP)")
+                diff_labeled(
+                    &extent_map(&r),
+                    &extent_map(kernel),
+                    "reference",
+                    "kernel (FIEMAP)"
+                )
             )
         }
         KMismatch::KernelLog { lines } => {

@@ -98,9 +98,7 @@ pub fn install_signal_handlers() -> std::io::Result<()> {
 
 /// Whether SIGINT or SIGTERM arrived since [`install_signal_handlers`].
 pub fn interrupted() -> bool {
-    INTERRUPTED
-        .get()
-        .is_some_and(|f| f.load(Ordering::Relaxed))
+    INTERRUPTED.get().is_some_and(|f| f.load(Ordering::Relaxed))
 }
 
 fn find_tool(tool: &str) -> bool {
@@ -112,12 +110,10 @@ fn find_tool(tool: &str) -> bool {
 
 fn run(cmd: &mut Command) -> Result<String, ScratchError> {
     let what = format!("{cmd:?}").replace('"', "");
-    let out = cmd
-        .output()
-        .map_err(|e| ScratchError::Command {
-            what: what.clone(),
-            stderr: e.to_string(),
-        })?;
+    let out = cmd.output().map_err(|e| ScratchError::Command {
+        what: what.clone(),
+        stderr: e.to_string(),
+    })?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
@@ -138,16 +134,28 @@ pub fn preflight(fs: FsKind, block: u32) -> Result<(), ScratchError> {
         return Err(ScratchError::BlockSize { fs, block, why });
     }
     for (tool, hint) in [
-        ("losetup", "install util-linux (`apt-get install -y util-linux`)"),
-        ("mount", "install util-linux (`apt-get install -y util-linux`)"),
+        (
+            "losetup",
+            "install util-linux (`apt-get install -y util-linux`)",
+        ),
+        (
+            "mount",
+            "install util-linux (`apt-get install -y util-linux`)",
+        ),
     ] {
         if !find_tool(tool) {
             return Err(ScratchError::MissingTool { tool, hint });
         }
     }
     let (tool, hint) = match fs {
-        FsKind::Xfs => ("mkfs.xfs", "install xfsprogs (`apt-get install -y xfsprogs`)"),
-        FsKind::Ext4 => ("mkfs.ext4", "install e2fsprogs (`apt-get install -y e2fsprogs`)"),
+        FsKind::Xfs => (
+            "mkfs.xfs",
+            "install xfsprogs (`apt-get install -y xfsprogs`)",
+        ),
+        FsKind::Ext4 => (
+            "mkfs.ext4",
+            "install e2fsprogs (`apt-get install -y e2fsprogs`)",
+        ),
         FsKind::Btrfs => (
             "mkfs.btrfs",
             "install btrfs-progs (`apt-get install -y btrfs-progs`)",
@@ -200,8 +208,8 @@ impl Scratch {
             image_dir,
         };
         let image = s.image();
-        let f = std::fs::File::create(&image)
-            .map_err(|e| ScratchError::Io("creating the image", e))?;
+        let f =
+            std::fs::File::create(&image).map_err(|e| ScratchError::Io("creating the image", e))?;
         f.set_len(size)
             .map_err(|e| ScratchError::Io("sizing the image", e))?;
         drop(f);

@@ -232,7 +232,7 @@ pub struct BenchRow {
     pub fs: String,
     /// Block size.
     pub block: u32,
-    /// Inputs run per pass.
+    /// Inputs timed per pass (those that agree).
     pub inputs: usize,
     /// Ops per pass (epilogues included).
     pub ops: u64,
@@ -240,28 +240,42 @@ pub struct BenchRow {
     pub checked_ops_per_sec: f64,
     /// Ops per second of the same ops as bare syscalls (no reference, no comparison).
     pub syscall_ops_per_sec: f64,
-    /// Divergences seen in the checked passes (they do not stop the benchmark).
+    /// Inputs left out because they diverge on this filesystem.
     pub divergences: usize,
 }
 
-/// Benchmarks `inputs` on `target`: passes over the inputs until `time` has passed, checked and
-/// bare, and reports ops/s of both.
+/// Benchmarks `inputs` on `target`: one checked pass finds the inputs on which the kernel and
+/// the reference agree (a divergence ends a run early, which would distort the rates); then
+/// passes over those until `time` has passed, checked and bare, give ops/s of both.
 pub fn bench(
     target: &KernelTarget<'_>,
     block: u32,
     inputs: &[Input],
     time: Duration,
 ) -> Result<BenchRow, KernelError> {
-    let inputs: Vec<Input> = inputs
+    let adapted: Vec<Input> = inputs
         .iter()
         .map(|i| adapt(exec::kernel_view(i).0, block))
         .filter(|i| exec::unsupported(i).is_none())
         .collect();
+    let mut inputs = Vec::new();
+    let mut divergences = 0;
+    for input in adapted {
+        if run_checked(target, &input)?.ok() {
+            inputs.push(input);
+        } else {
+            divergences += 1;
+        }
+    }
+    if inputs.is_empty() {
+        return Err(KernelError::Unsupported(
+            "no benchmark input agrees on this filesystem".into(),
+        ));
+    }
     let per_pass: u64 = inputs
         .iter()
         .map(|i| (i.op_count() + oracle::epilogue(i).len()) as u64)
         .sum();
-    let mut divergences = 0;
     let (mut ops, mut t) = (0u64, Duration::ZERO);
     while t < time {
         for input in &inputs {
@@ -269,7 +283,6 @@ pub fn bench(
             let run = run_checked(target, input)?;
             t += s.elapsed();
             ops += run.trace.len() as u64;
-            divergences += usize::from(!run.ok());
         }
     }
     let checked = ops as f64 / t.as_secs_f64().max(1e-9);

@@ -244,6 +244,27 @@ pub struct BenchRow {
     pub divergences: usize,
 }
 
+/// Runs the input's ops and the epilogue as bare syscalls (no reference, no comparison) with the
+/// same setup and end (fresh files, final fsync and cache drop, removal); returns the ops run.
+fn run_bare(target: &KernelTarget<'_>, input: &Input) -> Result<u64, KernelError> {
+    let (input, _) = exec::kernel_view(input);
+    let mut k = Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
+    let limit =
+        exec::FsizeLimit::set(input.config.geometry.max_file_size).map_err(KernelError::Setup)?;
+    let tail = oracle::epilogue(&input);
+    let last = input.op_count() as u32;
+    for (_, seq, op) in input.numbered_ops() {
+        let _ = k.apply(seq, op);
+    }
+    for (j, op) in tail.iter().enumerate() {
+        let _ = k.apply(last + 1 + j as u32, op);
+    }
+    let _ = k.sync_and_drop_cache();
+    drop(limit);
+    k.remove().map_err(KernelError::Setup)?;
+    Ok((input.op_count() + tail.len()) as u64)
+}
+
 /// Benchmarks `inputs` on `target`: one checked pass finds the inputs on which the kernel and
 /// the reference agree (a divergence ends a run early, which would distort the rates); then
 /// passes over those until `time` has passed, checked and bare, give ops/s of both.
@@ -276,47 +297,25 @@ pub fn bench(
         .iter()
         .map(|i| (i.op_count() + oracle::epilogue(i).len()) as u64)
         .sum();
+    // Checked and bare runs of each input alternate, so that drift in the machine's load and in
+    // the filesystem's background work (journal commits, writeback) falls on both alike.
     let (mut ops, mut t) = (0u64, Duration::ZERO);
-    while t < time {
+    let (mut bops, mut bt) = (0u64, Duration::ZERO);
+    while t < time || bt < time {
         for input in &inputs {
             let s = Instant::now();
             let run = run_checked(target, input)?;
             t += s.elapsed();
             ops += run.trace.len() as u64;
-        }
-    }
-    let checked = ops as f64 / t.as_secs_f64().max(1e-9);
-    let (mut bops, mut bt) = (0u64, Duration::ZERO);
-    while bt < time {
-        for input in &inputs {
             let s = Instant::now();
-            let mut k =
-                Executor::create(target.dir, input, target.fs).map_err(KernelError::Setup)?;
-            let limit = exec::FsizeLimit::set(input.config.geometry.max_file_size)
-                .map_err(KernelError::Setup)?;
-            let ops_all = input
-                .numbered_ops()
-                .map(|(_, s, op)| (s, op.clone()))
-                .chain(
-                    oracle::epilogue(input)
-                        .into_iter()
-                        .enumerate()
-                        .map(|(k, op)| (input.op_count() as u32 + 1 + k as u32, op)),
-                )
-                .collect::<Vec<_>>();
-            for (seq, op) in &ops_all {
-                let _ = k.apply(*seq, op);
-            }
-            let _ = k.sync_and_drop_cache();
-            drop(limit);
-            k.remove().map_err(KernelError::Setup)?;
+            bops += run_bare(target, input)?;
             bt += s.elapsed();
-            bops += ops_all.len() as u64;
             if scratch::interrupted() {
                 return Err(KernelError::Interrupted);
             }
         }
     }
+    let checked = ops as f64 / t.as_secs_f64().max(1e-9);
     Ok(BenchRow {
         fs: target.fs.map_or("unknown", |f| f.name()).to_string(),
         block,

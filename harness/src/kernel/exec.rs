@@ -190,7 +190,7 @@ pub struct Executor {
 impl Executor {
     /// Creates the input's files (`f0`, ...) in `dir`, empty; existing files of those names are
     /// replaced (a run always starts on fresh files).
-    /// `fs` selects the ext4 direct-write check (see [`Executor::apply`]).
+    /// `fs` selects the ext4 / btrfs direct-write check (see [`Executor::apply`]).
     pub fn create(dir: &Path, input: &Input, fs: Option<FsKind>) -> io::Result<Executor> {
         let mut files = Vec::new();
         let mut paths = Vec::new();
@@ -326,10 +326,14 @@ impl Executor {
             Op::DirectWrite { file, off, len } => {
                 // ext4 checks direct-write alignment per mapped extent, after the size limit and
                 // after writing the aligned prefix of a partly unaligned write (which then still
-                // fails with EINVAL); XFS checks it up front (xfs_file_dio_write), after the
-                // empty-write check. On ext4 the executor makes XFS's up-front check itself:
-                // SPEC.md, "Real kernels", lists this as a known ext4 difference.
-                if self.fs == Some(FsKind::Ext4) && len != 0 && (off | len) % g.bs() != 0 {
+                // fails with EINVAL); btrfs falls back to a buffered write; XFS checks it up
+                // front (xfs_file_dio_write), after the empty-write check. On ext4 and btrfs
+                // the executor makes XFS's up-front check itself: SPEC.md, "Real kernels",
+                // lists these as known differences.
+                if matches!(self.fs, Some(FsKind::Ext4 | FsKind::Btrfs))
+                    && len != 0
+                    && (off | len) % g.bs() != 0
+                {
                     return Ok(Outcome::Err(Errno::Einval));
                 }
                 let n = clip(len, g.max_file_size.saturating_sub(off), g.bs());

@@ -232,6 +232,12 @@ pub fn tolerated(
             return true;
         }
     }
+    if fs == Some(FsKind::Btrfs) && k == ExtentState::Delalloc && !settled {
+        // btrfs reports a range as delalloc while it has dirty or in-flight data (until its
+        // ordered extent completes), also over preallocated and written extents, and it zeroes
+        // the partial EOF block through the page cache when the size grows.
+        return true;
+    }
     if r.extent == ExtentState::Written && k == ExtentState::Unwritten && !settled {
         return true;
     }

@@ -464,6 +464,27 @@ fn scratch_devices_mount_run_and_leave_nothing_behind() {
         };
         let run = wbfuzz::kernel::hunt::run_checked(&target, &input).unwrap();
         assert!(run.ok(), "{}", oracle::render("t", &input, &run));
+        // A warning about this device logged during a run is a finding of that run.
+        if let (Ok(mut watch), Ok(mut w)) = (
+            kmsg::KmsgWatch::open(),
+            std::fs::OpenOptions::new().write(true).open("/dev/kmsg"),
+        ) {
+            use std::io::Write;
+            // One write() is one kernel log record: format first.
+            let line = format!(
+                "<4>wbfuzz test: XFS ({}): metadata I/O error: fake, for the checker\n",
+                s.device_name()
+            );
+            w.write_all(line.as_bytes()).unwrap();
+            let run = oracle::run_on_kernel(&target, &input, Some(&mut watch)).unwrap();
+            let report = oracle::render("t", &input, &run);
+            assert_eq!(
+                run.signature().map(|s| s.mismatch),
+                Some("kernel-log"),
+                "{report}"
+            );
+            assert!(report.contains("fake, for the checker"), "{report}");
+        }
         s.destroy().expect("cleanup");
         assert!(!mounted(&mnt), "{mnt} still mounted");
         assert!(!attached(&image), "{image} still attached");

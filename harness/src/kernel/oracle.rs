@@ -685,6 +685,13 @@ pub fn render(name: &str, input: &Input, run: &KernelRun) -> String {
             "note: journaled-data files run as ordinary files and `commit` as `fsync` (no kernel analogue)"
         );
     }
+    if input.config.geometry.folio_pages != 1 {
+        let _ = writeln!(
+            s,
+            "note: folio-pages={} runs as 1 on both sides (the kernel picks its own folio sizes)",
+            input.config.geometry.folio_pages
+        );
+    }
     let _ = writeln!(s, "\nop trace (thread, seq, op -> outcome):");
     s.push_str(&render_trace(run));
     if let Some(e) = run.trace.get(*at) {

@@ -10,6 +10,7 @@
 //! - [`bugs`]: the bug catalogue switches.
 //! - [`fsx`]: import of xfstests `fsx --record-ops` logs.
 //! - [`generators`]: every random choice outside the fuzz engines.
+//! - [`kernel`]: the same inputs on a real kernel's XFS, ext4 or btrfs, the reference as oracle.
 //! - [`race_rule`]: which threaded kernel inputs can be judged, and how.
 
 pub mod bench;
@@ -20,6 +21,7 @@ pub mod fsx;
 pub mod generators;
 pub mod hunt;
 pub mod input;
+pub mod kernel;
 pub mod minimize;
 pub mod oracle;
 pub mod race_rule;

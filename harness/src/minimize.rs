@@ -58,21 +58,20 @@ pub fn signature(run: &Run) -> Option<Signature> {
 /// Minimization budget: candidate runs at most.
 pub const DEFAULT_BUDGET: usize = 20_000;
 
-struct Shrinker {
-    bugs: Bugs,
-    target: Signature,
+struct Shrinker<S, F> {
+    run: F,
+    target: S,
     budget: usize,
 }
 
-impl Shrinker {
+impl<S: PartialEq, F: FnMut(&Input) -> Option<S>> Shrinker<S, F> {
     /// Whether `cand` still fails the same way.
     fn fails(&mut self, cand: &Input) -> bool {
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
-        let run = exec::run_input(cand, self.bugs);
-        signature(&run).as_ref() == Some(&self.target)
+        (self.run)(cand).as_ref() == Some(&self.target)
     }
 
     /// Tries `cand`; on success replaces `cur` with it.
@@ -185,11 +184,24 @@ fn renumber_after_removal(op: &Op, removed: FileId) -> Op {
 /// Shrinks `input`, which must fail with `bugs`, to a small input that fails the same way.
 /// Returns the input unchanged if it does not fail at all.
 pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
-    let Some(target) = signature(&exec::run_input(input, bugs)) else {
+    minimize_by(input, budget, |cand| {
+        signature(&exec::run_input(cand, bugs))
+    })
+}
+
+/// [`minimize`] against any run function: `run` returns the signature of a failing candidate
+/// (`None` if it passes or cannot run), e.g. a run on a real kernel. Candidates are kept while
+/// they fail with the input's own signature.
+pub fn minimize_by<S: PartialEq>(
+    input: &Input,
+    budget: usize,
+    mut run: impl FnMut(&Input) -> Option<S>,
+) -> Input {
+    let Some(target) = run(input) else {
         return input.clone();
     };
     let mut s = Shrinker {
-        bugs,
+        run,
         target,
         budget,
     };

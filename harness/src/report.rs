@@ -72,7 +72,8 @@ pub fn render_trace(run: &Run) -> String {
     s
 }
 
-fn hexdump(base: u64, bytes: &[u8]) -> String {
+/// A hexdump of `bytes` (16 per row), rows labelled with file offsets from `base`.
+pub fn hexdump(base: u64, bytes: &[u8]) -> String {
     let mut s = String::new();
     for (row, chunk) in bytes.chunks(16).enumerate() {
         let _ = write!(s, "{:08x} ", base + row as u64 * 16);
@@ -109,10 +110,15 @@ fn block_map(first: u64, blocks: &[BlockObs]) -> String {
 }
 
 fn diff(old: &str, new: &str) -> String {
+    diff_labeled(old, new, "reference", "implementation")
+}
+
+/// A unified line diff of `old` (labelled `a`) against `new` (labelled `b`).
+pub fn diff_labeled(old: &str, new: &str, a: &str, b: &str) -> String {
     TextDiff::from_lines(old, new)
         .unified_diff()
         .context_radius(4)
-        .header("reference", "implementation")
+        .header(a, b)
         .to_string()
 }
 

@@ -11,6 +11,7 @@ use wbfuzz::exec::{self, Form, Target};
 use wbfuzz::fsx;
 use wbfuzz::hunt::{self, HuntConfig};
 use wbfuzz::input::script;
+use wbfuzz::kernel;
 use wbfuzz::minimize;
 use wbfuzz::oracle::Verdict;
 use wbfuzz::report;
@@ -162,6 +163,72 @@ enum Command {
         /// Capacity in blocks (default: the whole max-size plus 64 blocks).
         #[arg(long)]
         capacity: Option<u64>,
+    },
+    /// Run single-thread inputs on a real kernel's XFS, ext4 or btrfs, the reference as oracle.
+    Kernel {
+        #[command(subcommand)]
+        command: KernelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KernelCommand {
+    /// Run scripts on a scratch filesystem (`--mkfs`, root) or an existing mount (`--dir`).
+    Run {
+        /// Make a scratch filesystem of this kind on a loop device (root).
+        #[arg(long, value_name = "xfs|ext4|btrfs", conflicts_with = "dir")]
+        mkfs: Option<String>,
+        /// Run in this directory of a filesystem you mounted yourself (no root needed).
+        #[arg(long, value_name = "DIR", required_unless_present = "mkfs")]
+        dir: Option<PathBuf>,
+        /// Block size for every input (default: each input's own; with --dir: the filesystem's).
+        #[arg(long, value_name = "N")]
+        block: Option<u32>,
+        /// Print only divergences and the summary.
+        #[arg(long, short)]
+        quiet: bool,
+        /// Input files: scripts or binary inputs (single-thread).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Random search on one scratch filesystem; findings are minimized against the kernel.
+    Hunt {
+        /// The filesystem to make.
+        #[arg(long, value_name = "xfs|ext4|btrfs")]
+        mkfs: String,
+        /// Block size.
+        #[arg(long, default_value_t = 4096)]
+        block: u32,
+        /// How long to search, in seconds.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Seed of the input generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Directory for minimized findings and their reports.
+        #[arg(long, default_value = "findings")]
+        out: PathBuf,
+        /// Keep searching after the first finding.
+        #[arg(long)]
+        keep_going: bool,
+        /// Most candidate runs per minimization.
+        #[arg(long, default_value_t = 2000)]
+        budget: usize,
+    },
+    /// ops/s with every op checked on XFS and ext4 scratch images, against bare syscalls.
+    Bench {
+        /// Benchmark corpus (its `sequential/` inputs are used).
+        #[arg(long, default_value = "corpus/bench")]
+        corpus: PathBuf,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5)]
+        time: u64,
+        /// Filesystems (comma-separated).
+        #[arg(long, default_value = "xfs,ext4")]
+        fs: String,
+        /// Block sizes (comma-separated).
+        #[arg(long, default_value = "4096,1024")]
+        blocks: String,
     },
 }
 
@@ -464,6 +531,301 @@ fn cmd_import_fsx(
     Ok(ExitCode::SUCCESS)
 }
 
+fn parse_fs(name: &str) -> Result<kernel::FsKind, String> {
+    kernel::FsKind::from_name(name)
+        .ok_or_else(|| format!("unknown filesystem `{name}` (known: xfs, ext4, btrfs)"))
+}
+
+/// Exit status of a run stopped by SIGINT / SIGTERM (after its cleanup), as shells report it.
+const EXIT_INTERRUPTED: u8 = 130;
+
+fn kernel_error(e: kernel::oracle::KernelError) -> ExitCode {
+    if matches!(e, kernel::oracle::KernelError::Interrupted) {
+        eprintln!("wbfuzz: interrupted; scratch devices cleaned up");
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else {
+        usage_error(e)
+    }
+}
+
+fn cmd_kernel_run(
+    mkfs: Option<String>,
+    dir: Option<PathBuf>,
+    block: Option<u32>,
+    quiet: bool,
+    files: &[PathBuf],
+) -> Result<ExitCode, String> {
+    use kernel::oracle::KernelTarget;
+    use kernel::scratch::{self, Scratch};
+    scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
+    let fs = mkfs.as_deref().map(parse_fs).transpose()?;
+    // Inputs the kernel cannot run are refused one by one (exit 2 unless something diverged);
+    // the others still run.
+    let mut inputs = Vec::new();
+    let mut refused = 0usize;
+    for path in files {
+        let input = exec::load(path, Some(Target::Sequential)).map_err(|e| e.to_string())?;
+        if let Some(why) = kernel::exec::unsupported(&input) {
+            println!("{}: refused: {why}", path.display());
+            refused += 1;
+            continue;
+        }
+        inputs.push((path, input));
+    }
+    // --dir: the filesystem's block size unless --block says otherwise.
+    let dir_fs = match &dir {
+        Some(d) => {
+            let (kind, bsize) =
+                kernel::fs_kind_of(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            if kind.is_none() {
+                eprintln!(
+                    "wbfuzz: {} is not on XFS, ext4 or btrfs: extent states are judged by the strictest relation",
+                    d.display()
+                );
+            }
+            Some((kind, block.unwrap_or(bsize as u32)))
+        }
+        None => None,
+    };
+    if let Some(b) = block {
+        if !reference::geometry::BLOCK_SIZES.contains(&b) {
+            return Err(format!("--block {b}: not one of 512, 1024, 4096"));
+        }
+    }
+    let mut scratches: Vec<Scratch> = Vec::new();
+    let mut diverged = 0usize;
+    let mut said_view = false;
+    let ran = inputs.len();
+    for (path, input) in inputs {
+        let name = path.display().to_string();
+        let bs = dir_fs.map_or(block.unwrap_or(input.config.geometry.block_size), |d| d.1);
+        let input = kernel::hunt::adapt(input, bs);
+        let run = match (&dir, fs) {
+            (Some(d), _) => {
+                let target = KernelTarget {
+                    dir: d,
+                    fs: dir_fs.and_then(|x| x.0),
+                    device: None,
+                };
+                kernel::hunt::run_checked(&target, &input)
+            }
+            (None, Some(fs)) => {
+                if !scratches.iter().any(|s| s.block() == bs) {
+                    let size = scratch::image_size(
+                        reference::geometry::MAX_FILES,
+                        reference::geometry::MAX_FILE_SIZE_LIMIT,
+                    );
+                    match Scratch::create(fs, bs, size) {
+                        Ok(s) => {
+                            eprintln!(
+                                "wbfuzz kernel: {fs} block {bs} on {} mounted at {}",
+                                s.device(),
+                                s.dir().display()
+                            );
+                            scratches.push(s);
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+                let s = scratches
+                    .iter()
+                    .find(|s| s.block() == bs)
+                    .ok_or("scratch device vanished")?;
+                let target = KernelTarget {
+                    dir: s.dir(),
+                    fs: Some(fs),
+                    device: Some(s.device_name().to_string()),
+                };
+                kernel::hunt::run_checked(&target, &input)
+            }
+            (None, None) => return Err("give --mkfs FS or --dir DIR".into()),
+        };
+        let run = match run {
+            Ok(r) => r,
+            Err(e) => {
+                drop(scratches);
+                return Ok(kernel_error(e));
+            }
+        };
+        if run.kernel_view && !said_view {
+            eprintln!("wbfuzz kernel: journaled-data files run as ordinary files and `commit` as `fsync`: these filesystems have no per-file journaled data");
+            said_view = true;
+        }
+        if run.ok() {
+            if !quiet {
+                println!("{name}: {}", report::config_line(&input));
+                print!("{}", kernel::oracle::render_trace(&run));
+            }
+            println!(
+                "{name}: ok ({} ops, kernel and reference agree)",
+                run.trace.len()
+            );
+        } else {
+            diverged += 1;
+            print!("{}", kernel::oracle::render(&name, &input, &run));
+        }
+    }
+    for s in scratches {
+        s.destroy().map_err(|e| e.to_string())?;
+    }
+    println!(
+        "{} inputs, {} passed, {} diverged, {} refused",
+        files.len(),
+        ran - diverged,
+        diverged,
+        refused
+    );
+    Ok(if diverged > 0 {
+        ExitCode::from(1)
+    } else if refused > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn cmd_kernel_hunt(
+    mkfs: &str,
+    block: u32,
+    time: u64,
+    seed: u64,
+    out: PathBuf,
+    keep_going: bool,
+    budget: usize,
+) -> Result<ExitCode, String> {
+    use kernel::scratch::{self, Scratch};
+    scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
+    let fs = parse_fs(mkfs)?;
+    let size = scratch::image_size(
+        reference::geometry::MAX_FILES,
+        reference::geometry::MAX_FILE_SIZE_LIMIT,
+    );
+    let s = Scratch::create(fs, block, size).map_err(|e| e.to_string())?;
+    println!(
+        "wbfuzz kernel hunt: {time}s, {fs} block {block} on {} at {}, seed {seed}",
+        s.device(),
+        s.dir().display()
+    );
+    let target = kernel::oracle::KernelTarget {
+        dir: s.dir(),
+        fs: Some(fs),
+        device: Some(s.device_name().to_string()),
+    };
+    let cfg = kernel::hunt::KernelHuntConfig {
+        time: Duration::from_secs(time),
+        seed,
+        out_dir: out,
+        progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        keep_going,
+        minimize_budget: budget,
+    };
+    let summary = match kernel::hunt::kernel_hunt(&target, block, &cfg) {
+        Ok(x) => x,
+        Err(e) => {
+            drop(s);
+            return Ok(kernel_error(e));
+        }
+    };
+    s.destroy().map_err(|e| e.to_string())?;
+    for f in &summary.findings {
+        println!(
+            "FOUND after {:.2}s ({} inputs): {} -> minimized to {} ops: {}",
+            f.found_after.as_secs_f64(),
+            f.found_after_execs,
+            f.signature,
+            f.ops,
+            f.path
+                .as_ref()
+                .map_or("(could not write)".to_string(), |p| p.display().to_string())
+        );
+    }
+    if let Some(first) = summary.findings.first() {
+        print!("{}", first.report);
+    }
+    let secs = summary.elapsed.as_secs_f64().max(1e-9);
+    println!(
+        "summary: {} inputs, {} ops in {:.1}s ({:.0} inputs/s, {:.0} ops/s), {} findings",
+        summary.execs,
+        summary.ops,
+        secs,
+        summary.execs as f64 / secs,
+        summary.ops as f64 / secs,
+        summary.findings.len()
+    );
+    Ok(if summary.interrupted {
+        eprintln!("wbfuzz: interrupted; scratch device cleaned up");
+        ExitCode::from(EXIT_INTERRUPTED)
+    } else if summary.findings.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn cmd_kernel_bench(corpus: &Path, time: u64, fs: &str, blocks: &str) -> Result<ExitCode, String> {
+    use kernel::scratch::{self, Scratch};
+    scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
+    let dir = corpus.join("sequential");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    paths.sort();
+    let mut inputs = Vec::new();
+    for p in &paths {
+        inputs.push(exec::load(p, Some(Target::Sequential)).map_err(|e| e.to_string())?);
+    }
+    let kinds = fs.split(',').map(parse_fs).collect::<Result<Vec<_>, _>>()?;
+    let blocks = blocks
+        .split(',')
+        .map(|b| {
+            b.trim()
+                .parse::<u32>()
+                .map_err(|e| format!("--blocks `{b}`: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    println!("| filesystem | block | inputs timed | ops/s, every op checked | ops/s, bare syscalls | cost of the checks | inputs left out (diverge) |");
+    println!("|---|---|---|---|---|---|---|");
+    for kind in kinds {
+        for &b in &blocks {
+            if let Some(why) = kind.refuses_block(b) {
+                eprintln!("bench: skipping {kind} block {b}: {why}");
+                continue;
+            }
+            let size = scratch::image_size(
+                reference::geometry::MAX_FILES,
+                reference::geometry::MAX_FILE_SIZE_LIMIT,
+            );
+            let s = Scratch::create(kind, b, size).map_err(|e| e.to_string())?;
+            let target = kernel::oracle::KernelTarget {
+                dir: s.dir(),
+                fs: Some(kind),
+                device: Some(s.device_name().to_string()),
+            };
+            let row = match kernel::hunt::bench(&target, b, &inputs, Duration::from_secs(time)) {
+                Ok(r) => r,
+                Err(e) => {
+                    drop(s);
+                    return Ok(kernel_error(e));
+                }
+            };
+            s.destroy().map_err(|e| e.to_string())?;
+            println!(
+                "| {} | {} | {} | {:.0} | {:.0} | {:.2}x | {} |",
+                row.fs,
+                row.block,
+                row.inputs,
+                row.checked_ops_per_sec,
+                row.syscall_ops_per_sec,
+                row.syscall_ops_per_sec / row.checked_ops_per_sec.max(1e-9),
+                row.divergences
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn all_cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
@@ -600,6 +962,30 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 ..fsx::ImportOptions::default()
             },
         )?,
+        Command::Kernel { command } => match command {
+            KernelCommand::Run {
+                mkfs,
+                dir,
+                block,
+                quiet,
+                files,
+            } => cmd_kernel_run(mkfs, dir, block, quiet, &files)?,
+            KernelCommand::Hunt {
+                mkfs,
+                block,
+                time,
+                seed,
+                out,
+                keep_going,
+                budget,
+            } => cmd_kernel_hunt(&mkfs, block, time, seed, out, keep_going, budget)?,
+            KernelCommand::Bench {
+                corpus,
+                time,
+                fs,
+                blocks,
+            } => cmd_kernel_bench(&corpus, time, &fs, &blocks)?,
+        },
     })
 }
 

@@ -1,0 +1,328 @@
+//! The kernel hunt and the kernel benchmark.
+//!
+//! The hunt draws single-thread inputs exactly as `wbfuzz hunt` does ([`crate::hunt::generate`]
+//! with swarm epochs of 256 inputs), adapts each to the device ([`adapt`]: the filesystem's
+//! block size, no `corrupt` / `repair`), and runs it on fresh files of one scratch filesystem
+//! (one mkfs per hunt; the files are removed between inputs) with the kernel log checked around
+//! every input. A finding is minimized against the kernel ([`crate::minimize::minimize_by`]) and
+//! saved as a script with its report. One thread: the kernel is the shared state here, and
+//! kernel runs are not deterministic anyway (SPEC.md, "Real kernels").
+//!
+//! The benchmark runs the benchmark corpus's sequential inputs with every op checked, and the
+//! same ops as bare syscalls, and reports ops/s of both.
+
+use super::exec::{self, Executor};
+use super::kmsg::KmsgWatch;
+use super::oracle::{self, KernelError, KernelRun, KernelTarget};
+use super::scratch;
+use crate::exec::Target;
+use crate::generators::{generate, SplitMix, Swarm};
+use crate::input::script;
+use crate::minimize::{self, Signature};
+use reference::{Input, Op};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The input as the device runs it: the device's block size, and no `corrupt` / `repair` (no
+/// kernel analogue yet). Everything else is kept.
+pub fn adapt(mut input: Input, block: u32) -> Input {
+    input.config.geometry.block_size = block;
+    for ops in &mut input.threads {
+        ops.retain(|op| !matches!(op, Op::CorruptAllocBtree | Op::RepairAllocBtree));
+    }
+    input
+}
+
+/// Runs an input with the kernel log checked around it (when `/dev/kmsg` can be read).
+pub fn run_checked(target: &KernelTarget<'_>, input: &Input) -> Result<KernelRun, KernelError> {
+    let mut watch = if target.device.is_some() {
+        KmsgWatch::open().ok()
+    } else {
+        None
+    };
+    oracle::run_on_kernel(target, input, watch.as_mut())
+}
+
+/// Minimizes a failing input against the kernel: candidates with another block size than
+/// `block`, or that cannot run, count as passing.
+pub fn minimize_on_kernel(
+    target: &KernelTarget<'_>,
+    block: u32,
+    input: &Input,
+    budget: usize,
+) -> Input {
+    minimize::minimize_by(input, budget, |cand| {
+        if cand.config.geometry.block_size != block || scratch::interrupted() {
+            return None;
+        }
+        run_checked(target, cand).ok()?.signature()
+    })
+}
+
+/// Settings of a kernel hunt.
+#[derive(Clone, Debug)]
+pub struct KernelHuntConfig {
+    /// Wall-clock budget (minimization included).
+    pub time: Duration,
+    /// Seed of the generator.
+    pub seed: u64,
+    /// Where findings go.
+    pub out_dir: PathBuf,
+    /// Live progress line on stderr.
+    pub progress: bool,
+    /// Keep going after the first finding (one per signature).
+    pub keep_going: bool,
+    /// Most candidate runs per minimization.
+    pub minimize_budget: usize,
+}
+
+/// One minimized kernel finding.
+#[derive(Clone, Debug)]
+pub struct KernelFinding {
+    /// How it diverged.
+    pub signature: Signature,
+    /// Ops in the minimized input.
+    pub ops: usize,
+    /// Time from the start to the unminimized finding.
+    pub found_after: Duration,
+    /// Inputs run when it was found.
+    pub found_after_execs: u64,
+    /// The script written.
+    pub path: Option<PathBuf>,
+    /// The report of the minimized input.
+    pub report: String,
+}
+
+/// What a kernel hunt did.
+#[derive(Clone, Debug)]
+pub struct KernelHuntSummary {
+    /// Inputs run.
+    pub execs: u64,
+    /// Ops run (epilogues included).
+    pub ops: u64,
+    /// Wall time.
+    pub elapsed: Duration,
+    /// Findings, in order.
+    pub findings: Vec<KernelFinding>,
+    /// Stopped by SIGINT / SIGTERM.
+    pub interrupted: bool,
+}
+
+fn save(
+    cfg: &KernelHuntConfig,
+    name: &str,
+    input: &Input,
+    sig: &Signature,
+    report: &str,
+) -> Option<PathBuf> {
+    std::fs::create_dir_all(&cfg.out_dir).ok()?;
+    let path = cfg.out_dir.join(format!("{name}.wbf"));
+    let text = format!(
+        "# wbfuzz kernel hunt finding: {sig}\n{}",
+        script::print(input)
+    );
+    std::fs::write(&path, text).ok()?;
+    std::fs::write(cfg.out_dir.join(format!("{name}.txt")), report).ok()?;
+    Some(path)
+}
+
+/// Runs a kernel hunt on `target` (a mounted filesystem of block size `block`).
+pub fn kernel_hunt(
+    target: &KernelTarget<'_>,
+    block: u32,
+    cfg: &KernelHuntConfig,
+) -> Result<KernelHuntSummary, KernelError> {
+    let start = Instant::now();
+    let deadline = start + cfg.time;
+    let mut rng = SplitMix::new(cfg.seed, 0);
+    let mut buf = Vec::new();
+    let mut sum = KernelHuntSummary {
+        execs: 0,
+        ops: 0,
+        elapsed: Duration::ZERO,
+        findings: Vec::new(),
+        interrupted: false,
+    };
+    let bar = cfg.progress.then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        b
+    });
+    let fsname = target.fs.map_or("unknown", |f| f.name());
+    'outer: while Instant::now() < deadline {
+        let swarm = Swarm::draw(&mut rng);
+        for _ in 0..256 {
+            if Instant::now() >= deadline {
+                break 'outer;
+            }
+            if scratch::interrupted() {
+                sum.interrupted = true;
+                break 'outer;
+            }
+            let input = adapt(
+                generate(&mut rng, Target::Sequential, swarm, &mut buf),
+                block,
+            );
+            let run = match run_checked(target, &input) {
+                Ok(r) => r,
+                Err(KernelError::Interrupted) => {
+                    sum.interrupted = true;
+                    break 'outer;
+                }
+                Err(KernelError::Unsupported(_)) => continue,
+                Err(e) => return Err(e),
+            };
+            sum.execs += 1;
+            sum.ops += run.trace.len() as u64;
+            if let Some(b) = &bar {
+                let secs = start.elapsed().as_secs_f64().max(1e-9);
+                b.set_message(format!(
+                    "{} inputs, {:.0} inputs/s, {:.0} ops/s, {} findings, {fsname} block {block}",
+                    sum.execs,
+                    sum.execs as f64 / secs,
+                    sum.ops as f64 / secs,
+                    sum.findings.len()
+                ));
+                b.tick();
+            }
+            let Some(sig) = run.signature() else { continue };
+            if sum.findings.iter().any(|f| f.signature == sig) {
+                continue;
+            }
+            let found_after = start.elapsed();
+            let small = minimize_on_kernel(target, block, &input, cfg.minimize_budget);
+            let name = format!(
+                "kernel-{fsname}-b{block}-s{}-{}",
+                cfg.seed,
+                sum.findings.len()
+            );
+            let report = match run_checked(target, &small) {
+                Ok(r) if !r.ok() => oracle::render(&name, &small, &r),
+                // The kernel's nondeterminism: the minimized input passed this time.
+                _ => oracle::render(&name, &input, &run),
+            };
+            let path = save(cfg, &name, &small, &sig, &report);
+            sum.findings.push(KernelFinding {
+                signature: sig,
+                ops: small.op_count(),
+                found_after,
+                found_after_execs: sum.execs,
+                path,
+                report,
+            });
+            if !cfg.keep_going {
+                break 'outer;
+            }
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    sum.elapsed = start.elapsed();
+    Ok(sum)
+}
+
+/// One row of the kernel benchmark.
+#[derive(Clone, Debug)]
+pub struct BenchRow {
+    /// Filesystem.
+    pub fs: String,
+    /// Block size.
+    pub block: u32,
+    /// Inputs timed per pass (those that agree).
+    pub inputs: usize,
+    /// Ops per pass (epilogues included).
+    pub ops: u64,
+    /// Ops per second with every op checked against the reference.
+    pub checked_ops_per_sec: f64,
+    /// Ops per second of the same ops as bare syscalls (no reference, no comparison).
+    pub syscall_ops_per_sec: f64,
+    /// Inputs left out because they diverge on this filesystem.
+    pub divergences: usize,
+}
+
+/// Runs the input's ops and the epilogue as bare syscalls (no reference, no comparison) with the
+/// same setup and end (fresh files, final fsync and cache drop, removal); returns the ops run.
+fn run_bare(target: &KernelTarget<'_>, input: &Input) -> Result<u64, KernelError> {
+    let (input, _) = exec::kernel_view(input);
+    let mut k = Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
+    let limit =
+        exec::FsizeLimit::set(input.config.geometry.max_file_size).map_err(KernelError::Setup)?;
+    let tail = oracle::epilogue(&input);
+    let last = input.op_count() as u32;
+    for (_, seq, op) in input.numbered_ops() {
+        let _ = k.apply(seq, op);
+    }
+    for (j, op) in tail.iter().enumerate() {
+        let _ = k.apply(last + 1 + j as u32, op);
+    }
+    let _ = k.sync_and_drop_cache();
+    drop(limit);
+    k.remove().map_err(KernelError::Setup)?;
+    Ok((input.op_count() + tail.len()) as u64)
+}
+
+/// Benchmarks `inputs` on `target`: one checked pass finds the inputs on which the kernel and
+/// the reference agree (a divergence ends a run early, which would distort the rates); then
+/// passes over those until `time` has passed, checked and bare, give ops/s of both.
+pub fn bench(
+    target: &KernelTarget<'_>,
+    block: u32,
+    inputs: &[Input],
+    time: Duration,
+) -> Result<BenchRow, KernelError> {
+    let adapted: Vec<Input> = inputs
+        .iter()
+        .map(|i| adapt(exec::kernel_view(i).0, block))
+        .filter(|i| exec::unsupported(i).is_none())
+        .collect();
+    let mut inputs = Vec::new();
+    let mut divergences = 0;
+    for input in adapted {
+        if run_checked(target, &input)?.ok() {
+            inputs.push(input);
+        } else {
+            divergences += 1;
+        }
+    }
+    if inputs.is_empty() {
+        return Err(KernelError::Unsupported(
+            "no benchmark input agrees on this filesystem".into(),
+        ));
+    }
+    let per_pass: u64 = inputs
+        .iter()
+        .map(|i| (i.op_count() + oracle::epilogue(i).len()) as u64)
+        .sum();
+    // Checked and bare runs of each input alternate, so that drift in the machine's load and in
+    // the filesystem's background work (journal commits, writeback) falls on both alike.
+    let (mut ops, mut t) = (0u64, Duration::ZERO);
+    let (mut bops, mut bt) = (0u64, Duration::ZERO);
+    while t < time || bt < time {
+        for input in &inputs {
+            let s = Instant::now();
+            let run = run_checked(target, input)?;
+            t += s.elapsed();
+            ops += run.trace.len() as u64;
+            let s = Instant::now();
+            bops += run_bare(target, input)?;
+            bt += s.elapsed();
+            if scratch::interrupted() {
+                return Err(KernelError::Interrupted);
+            }
+        }
+    }
+    let checked = ops as f64 / t.as_secs_f64().max(1e-9);
+    Ok(BenchRow {
+        fs: target.fs.map_or("unknown", |f| f.name()).to_string(),
+        block,
+        inputs: inputs.len(),
+        ops: per_pass,
+        checked_ops_per_sec: checked,
+        syscall_ops_per_sec: bops as f64 / bt.as_secs_f64().max(1e-9),
+        divergences,
+    })
+}

@@ -256,3 +256,32 @@ pub fn plan(input: &Input) -> Result<Plan, RuleError> {
         .collect();
     Ok(Plan { shared, judgements })
 }
+
+/// The 1-based line of op `index` of thread `thread` in a script's text, so a refusal can name
+/// it: op lines are the lines that are not blank, not comments and not one of the header
+/// keywords; ops before any `thread` line belong to thread 0.
+pub fn script_line(text: &str, thread: usize, index: usize) -> Option<usize> {
+    let mut current = 0usize;
+    let mut count = 0usize;
+    for (k, raw) in text.lines().enumerate() {
+        let line = raw.split('#').next().unwrap_or("").trim();
+        let mut words = line.split_whitespace();
+        match words.next() {
+            None => continue,
+            Some("geometry" | "policy" | "file" | "schedule") => continue,
+            Some("thread") => {
+                current = words.next().and_then(|n| n.parse().ok())?;
+                count = 0;
+            }
+            Some(_) => {
+                if current == thread {
+                    if count == index {
+                        return Some(k + 1);
+                    }
+                    count += 1;
+                }
+            }
+        }
+    }
+    None
+}

@@ -11,6 +11,7 @@
 
 use super::{Fs, Inode};
 use vocab::fill_pattern;
+use vocab::geometry::DMA_ALIGNMENT;
 use vocab::{Errno, ExtentState, Outcome, Step};
 
 impl Fs {
@@ -150,9 +151,17 @@ impl Fs {
         let em = ino.ilock.lock();
         // The request's own end, past EOF if it goes there; a huge one lies past every extent.
         let req_end = off.saturating_add(len);
-        let misaligned = [off, req_end]
+        let mut misaligned = [off, req_end]
             .into_iter()
             .any(|e| e % g.bs != 0 && em.state_of(e / g.bs) == ExtentState::Written);
+        // iomap also checks the buffer where a mapped extent begins inside the request: its
+        // position there (a multiple of the block size minus `off`) must be DMA-aligned.
+        if !misaligned && off % DMA_ALIGNMENT != 0 {
+            let last = req_end.min(g.max).div_ceil(g.bs);
+            em.for_each(off / g.bs + 1, last.max(off / g.bs + 1), |m| {
+                misaligned |= m.state == ExtentState::Written;
+            });
+        }
         if misaligned {
             // COMMIT POINT: the direct read fails on a mapped extent it cannot read unaligned
             // (the flush above stays done).

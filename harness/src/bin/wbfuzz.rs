@@ -214,6 +214,10 @@ enum KernelCommand {
         /// Most candidate runs per minimization.
         #[arg(long, default_value_t = 2000)]
         budget: usize,
+        /// Threaded inputs (2-4 threads released together on one shared file, judged by the
+        /// race rule: see README, "Testing a real kernel").
+        #[arg(long)]
+        threads: bool,
     },
     /// ops/s with every op checked on XFS and ext4 scratch images, against bare syscalls.
     Bench {
@@ -570,6 +574,22 @@ fn cmd_kernel_run(
             refused += 1;
             continue;
         }
+        if input.threads.len() > 1 {
+            if let Err(e) = wbfuzz::race_rule::plan(&kernel::exec::kernel_view(&input).0) {
+                let (t, i) = e.position();
+                let line = std::fs::read_to_string(path)
+                    .ok()
+                    .and_then(|text| wbfuzz::race_rule::script_line(&text, t, i))
+                    .map_or(String::new(), |l| format!("line {l}: "));
+                println!(
+                    "{}: refused: {line}thread {t} op {} breaks the race rule of threaded kernel runs: {e}",
+                    path.display(),
+                    i + 1
+                );
+                refused += 1;
+                continue;
+            }
+        }
         inputs.push((path, input));
     }
     // --dir: the filesystem's block size unless --block says otherwise.
@@ -684,6 +704,7 @@ fn cmd_kernel_run(
     })
 }
 
+// One parameter per command-line flag of `kernel hunt`, as the other commands take theirs.
 #[allow(clippy::too_many_arguments)]
 fn cmd_kernel_hunt(
     mkfs: &str,
@@ -693,6 +714,7 @@ fn cmd_kernel_hunt(
     out: PathBuf,
     keep_going: bool,
     budget: usize,
+    threads: bool,
 ) -> Result<ExitCode, String> {
     use kernel::scratch::{self, Scratch};
     scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
@@ -719,6 +741,7 @@ fn cmd_kernel_hunt(
         progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         keep_going,
         minimize_budget: budget,
+        threads,
     };
     let summary = match kernel::hunt::kernel_hunt(&target, block, &cfg) {
         Ok(x) => x,
@@ -978,7 +1001,8 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 out,
                 keep_going,
                 budget,
-            } => cmd_kernel_hunt(&mkfs, block, time, seed, out, keep_going, budget)?,
+                threads,
+            } => cmd_kernel_hunt(&mkfs, block, time, seed, out, keep_going, budget, threads)?,
             KernelCommand::Bench {
                 corpus,
                 time,

@@ -219,6 +219,23 @@ impl Executor {
         })
     }
 
+    /// Another executor on the same files (its own descriptors and buffers), for one thread of
+    /// a threaded run.
+    pub fn share(&self) -> io::Result<Executor> {
+        Ok(Executor {
+            files: self
+                .files
+                .iter()
+                .map(File::try_clone)
+                .collect::<io::Result<_>>()?,
+            direct: self.files.iter().map(|_| None).collect(),
+            paths: self.paths.clone(),
+            geometry: self.geometry,
+            fs: self.fs,
+            scratch: Vec::new(),
+        })
+    }
+
     /// Number of files.
     pub fn file_count(&self) -> usize {
         self.files.len()

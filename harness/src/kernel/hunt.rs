@@ -15,8 +15,9 @@ use super::exec::{self, Executor};
 use super::kmsg::KmsgWatch;
 use super::oracle::{self, KernelError, KernelRun, KernelTarget};
 use super::scratch;
+use super::threads;
 use crate::exec::Target;
-use crate::generators::{generate, SplitMix, Swarm};
+use crate::generators::{generate, racy_kernel_input, SplitMix, Swarm};
 use crate::input::script;
 use crate::minimize::{self, Signature};
 use reference::{Input, Op};
@@ -33,6 +34,17 @@ pub fn adapt(mut input: Input, block: u32) -> Input {
     input
 }
 
+/// The geometry of generated threaded inputs: the device's block size, one-page folios, room for
+/// the shared folios of [`racy_kernel_input`] and then some.
+fn threaded_geometry(block: u32) -> reference::Geometry {
+    reference::Geometry {
+        block_size: block,
+        folio_pages: 1,
+        capacity_blocks: 4096,
+        max_file_size: 64 << 10,
+    }
+}
+
 /// Runs an input with the kernel log checked around it (when `/dev/kmsg` can be read).
 pub fn run_checked(target: &KernelTarget<'_>, input: &Input) -> Result<KernelRun, KernelError> {
     let mut watch = if target.device.is_some() {
@@ -40,7 +52,24 @@ pub fn run_checked(target: &KernelTarget<'_>, input: &Input) -> Result<KernelRun
     } else {
         None
     };
-    oracle::run_on_kernel(target, input, watch.as_mut())
+    if input.threads.len() > 1 {
+        threads::run_threaded(target, input, watch.as_mut())
+    } else {
+        oracle::run_on_kernel(target, input, watch.as_mut())
+    }
+}
+
+/// Runs of each candidate while minimizing a threaded finding, and of the result for its
+/// failure rate: the kernel's interleaving is not ours, so a candidate that fails once in that
+/// many runs still fails.
+const THREADED_TRIES: usize = 5;
+
+/// How often `input` fails in `tries` runs (threaded kernel runs are not reproducible).
+pub fn failure_rate(target: &KernelTarget<'_>, input: &Input, tries: usize) -> (usize, usize) {
+    let fails = (0..tries)
+        .filter(|_| run_checked(target, input).is_ok_and(|r| !r.ok()))
+        .count();
+    (fails, tries)
 }
 
 /// Minimizes a failing input against the kernel: candidates with another block size than
@@ -51,11 +80,17 @@ pub fn minimize_on_kernel(
     input: &Input,
     budget: usize,
 ) -> Input {
+    let tries = if input.threads.len() > 1 {
+        THREADED_TRIES
+    } else {
+        1
+    };
     minimize::minimize_by(input, budget, |cand| {
         if cand.config.geometry.block_size != block || scratch::interrupted() {
             return None;
         }
-        run_checked(target, cand).ok()?.signature()
+        // A candidate that breaks the race rule cannot be judged: it counts as passing.
+        (0..tries).find_map(|_| run_checked(target, cand).ok()?.signature())
     })
 }
 
@@ -74,6 +109,8 @@ pub struct KernelHuntConfig {
     pub keep_going: bool,
     /// Most candidate runs per minimization.
     pub minimize_budget: usize,
+    /// Threaded inputs under the race rule ([`crate::race_rule`]) instead of single-thread ones.
+    pub threads: bool,
 }
 
 /// One minimized kernel finding.
@@ -162,10 +199,14 @@ pub fn kernel_hunt(
                 sum.interrupted = true;
                 break 'outer;
             }
-            let input = adapt(
-                generate(&mut rng, Target::Sequential, swarm, &mut buf),
-                block,
-            );
+            let input = if cfg.threads {
+                racy_kernel_input(&mut rng, threaded_geometry(block))
+            } else {
+                adapt(
+                    generate(&mut rng, Target::Sequential, swarm, &mut buf),
+                    block,
+                )
+            };
             let run = match run_checked(target, &input) {
                 Ok(r) => r,
                 Err(KernelError::Interrupted) => {
@@ -199,11 +240,18 @@ pub fn kernel_hunt(
                 cfg.seed,
                 sum.findings.len()
             );
-            let report = match run_checked(target, &small) {
+            let mut report = match run_checked(target, &small) {
                 Ok(r) if !r.ok() => oracle::render(&name, &small, &r),
                 // The kernel's nondeterminism: the minimized input passed this time.
                 _ => oracle::render(&name, &input, &run),
             };
+            if small.threads.len() > 1 {
+                let (fails, tries) = failure_rate(target, &small, 2 * THREADED_TRIES);
+                report.push_str(&format!(
+                    "threaded kernel run: the interleaving is the kernel's, so this is not \
+                     reproducible; the minimized input failed {fails} of {tries} reruns\n"
+                ));
+            }
             let path = save(cfg, &name, &small, &sig, &report);
             sum.findings.push(KernelFinding {
                 signature: sig,

@@ -8,6 +8,7 @@
 //! - [`fiemap`]: the FIEMAP ioctl, read as per-block extent states.
 //! - [`kmsg`]: the kernel log checker (`/dev/kmsg` before and after each input).
 //! - [`oracle`]: runs an input on the kernel and the reference side by side and compares.
+//! - [`threads`]: threaded runs, judged by the race rule without knowing the interleaving.
 //! - [`hunt`]: the kernel hunt, minimization against the kernel, and the kernel benchmark.
 //!
 //! Kernel runs are the one exception to wbfuzz's determinism: writeback timing, folio sizes and
@@ -20,6 +21,7 @@ pub mod hunt;
 pub mod kmsg;
 pub mod oracle;
 pub mod scratch;
+pub mod threads;
 
 use std::fmt;
 

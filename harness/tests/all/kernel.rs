@@ -604,3 +604,76 @@ fn a_kernel_warning_about_the_device_is_a_finding() {
     assert_eq!(found.len(), 1, "{found:?}");
     assert!(found[0].contains("fake warning"));
 }
+
+const RACE_BREAKER: &str = "geometry block=4096 folio-pages=1 capacity=64 max-size=0x10000
+policy keep-dirty
+file f0
+thread 0
+  write f0 0x0 0x100
+thread 1
+  flush f0 0x0 0x10000
+  write f0 0x800 0x100
+";
+
+/// Thread 0 writes folio 0 and read-faults folio 1 while thread 1 direct-writes folio 1 (the
+/// racy read of seed 001's window) and flushes everything.
+const RACY_OK: &str = "geometry block=4096 folio-pages=1 capacity=64 max-size=0x10000
+policy keep-dirty
+file f0
+thread 0
+  write f0 0x0 0x1000
+  mread f0 0x1000 0x10
+thread 1
+  flush f0 0x0 0x10000
+  dwrite f0 0x1000 0x1000
+  read f0 0x1000 0x1000
+";
+
+#[test]
+fn a_threaded_script_that_breaks_the_race_rule_is_refused_with_its_line() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("breaker.wbf");
+    std::fs::write(&script, RACE_BREAKER).unwrap();
+    let files = dir.path().join("files");
+    std::fs::create_dir(&files).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wbfuzz"))
+        .args(["kernel", "run", "--dir"])
+        .arg(&files)
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    // Line 8 is thread 1's second op, the write into folio 0 that thread 0 owns.
+    assert!(
+        stdout.contains("refused: line 8: thread 1 op 2 breaks the race rule")
+            && stdout.contains("f0 folio 0 is already written by thread 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_threaded_run_on_a_scratch_filesystem_agrees() {
+    let _serial = serial();
+    for fs in [FsKind::Xfs, FsKind::Ext4] {
+        if let Some(why) = no_root_reason(fs) {
+            eprintln!("skipped (threaded kernel run on {}): {why}", fs.name());
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("racy.wbf");
+        std::fs::write(&script, RACY_OK).unwrap();
+        // The interleaving is the kernel's: every one of several runs must agree.
+        for _ in 0..5 {
+            let out = Command::new(env!("CARGO_BIN_EXE_wbfuzz"))
+                .args(["kernel", "run", "-q", "--mkfs", fs.name()])
+                .arg(&script)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(0), "{}: {stdout}", fs.name());
+            assert!(stdout.contains("kernel and reference agree"), "{stdout}");
+        }
+    }
+}

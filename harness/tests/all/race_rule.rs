@@ -218,3 +218,15 @@ fn every_generated_racy_input_satisfies_the_rule() {
     assert!(racy > 1000, "only {racy} racy reads");
     assert!(threads[2..].iter().all(|&n| n > 500), "{threads:?}");
 }
+
+#[test]
+fn script_lines_of_ops_are_found_past_headers_comments_and_blank_lines() {
+    let text = "# a comment\ngeometry block=1024 folio-pages=1 capacity=64 max-size=0x10000\n\
+                file f0\n  write f0 0 1\nthread 1\n\n  # note\n  fsync f0\n  write f0 0x800 1 # late\n";
+    // Ops before any `thread` line are thread 0's.
+    assert_eq!(wbfuzz::race_rule::script_line(text, 0, 0), Some(4));
+    assert_eq!(wbfuzz::race_rule::script_line(text, 1, 0), Some(8));
+    assert_eq!(wbfuzz::race_rule::script_line(text, 1, 1), Some(9));
+    assert_eq!(wbfuzz::race_rule::script_line(text, 1, 2), None);
+    assert_eq!(wbfuzz::race_rule::script_line(text, 2, 0), None);
+}

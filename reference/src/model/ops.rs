@@ -9,6 +9,7 @@
 use super::file::Block;
 use super::RefFs;
 use crate::errno::Errno;
+use crate::geometry::DMA_ALIGNMENT;
 use crate::op::{FileId, Outcome};
 use crate::pattern::fill_pattern;
 use crate::state::ExtentState;
@@ -296,12 +297,26 @@ impl RefFs {
     /// the request does not start and end on a block boundary. Extents are whole blocks, so that
     /// part can only be unaligned where the request's own start or end falls inside a `Written`
     /// block.
+    ///
+    /// The buffer is checked too (`bdev_iter_is_aligned`): where a mapped extent begins inside
+    /// the request, after a hole or unwritten prefix was zero-filled, the buffer position there,
+    /// `b * bs - off`, must be a multiple of [`DMA_ALIGNMENT`]. With `bs` a multiple of it, that
+    /// fails exactly when `off` is not: then any `Written` block after the first one met is
+    /// EINVAL (seen on Linux 6.18: a hole then a written 4 KiB block, read from 0x200 is served,
+    /// from 0x100 is EINVAL).
     fn direct_read_misaligned(&self, fi: usize, off: u64, len: u64) -> bool {
         let bs = self.bs();
         // Past the maximum size every block is a hole; saturating keeps a huge length there.
         let end = off.saturating_add(len);
         let written = |b: u64| self.files[fi].block(b).extent == ExtentState::Written;
-        (off % bs != 0 && written(off / bs)) || (end % bs != 0 && written(end / bs))
+        if (off % bs != 0 && written(off / bs)) || (end % bs != 0 && written(end / bs)) {
+            return true;
+        }
+        if off % DMA_ALIGNMENT == 0 {
+            return false;
+        }
+        let last = end.min(self.max_size()).div_ceil(bs);
+        (off / bs + 1..last).any(written)
     }
 
     /// `DirectRead`.

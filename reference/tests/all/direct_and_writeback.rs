@@ -462,6 +462,20 @@ fn direct_read_unaligned_edge_in_a_written_block_is_einval() {
 }
 
 #[test]
+fn direct_read_buffer_position_of_a_written_block_must_be_dma_aligned() {
+    // 1 KiB blocks: hole block 0, Written block 1. The buffer position of block 1 is 1024 - off.
+    let mut fs = default_fs();
+    run(&mut fs, 1, dwrite(1024, 1024));
+    // off 512: position 512, a multiple of 512: served (zeros, then #1's block).
+    let expect = cat(&[&zeros(512), &pattern(1, 1024, 1024)]);
+    assert_eq!(run(&mut fs, 2, dread(512, 1536)), data(expect));
+    // off 256: position 768: EINVAL, although both request ends lie in holes or on boundaries.
+    assert_eq!(run(&mut fs, 3, dread(256, 1792)), err(Errno::Einval));
+    // off 1 over holes only (block 0 and the hole block 2 past EOF): still served.
+    assert_eq!(run(&mut fs, 4, dread(1, 100)), data(zeros(100)));
+}
+
+#[test]
 fn direct_read_unaligned_end_is_checked_before_the_eof_clip() {
     let mut fs = default_fs();
     run(&mut fs, 1, dwrite(0, 4096));

@@ -8,6 +8,10 @@ use std::fmt;
 
 /// The page size, fixed as on x86-64 Linux.
 pub const PAGE_SIZE: u64 = 4096;
+/// The DMA alignment of the device (a loop device's `queue/dma_alignment` + 1): where direct IO
+/// meets a mapped extent, iomap requires the caller's buffer position there to be a multiple of
+/// it (the spec's callers use buffers aligned to it).
+pub const DMA_ALIGNMENT: u64 = 512;
 /// Block sizes a geometry may use.
 pub const BLOCK_SIZES: [u32; 3] = [512, 1024, 4096];
 /// Folio sizes, in pages, a geometry may use (large folios).

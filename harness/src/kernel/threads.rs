@@ -1,0 +1,278 @@
+//! Threaded runs on a real kernel: every input thread on its own OS thread, released together,
+//! judged by the race rule ([`crate::race_rule`]) without knowing the interleaving.
+//!
+//! Sequence of a run: the rule plans the input (or refuses it, naming the op); shared files are
+//! extended to the maximum size on both sides; the reference runs the threads one after another
+//! (thread 0's ops, then thread 1's, ...), which the rule makes equal to every interleaving for
+//! what is compared; the kernel runs them at once behind a barrier, each op optionally delayed
+//! by the input's schedule bytes (byte `k` of the schedule: microseconds of spinning before the
+//! `k`-th op in sequence order, to shift the interleaving); then every op is judged as the plan
+//! says, sizes and contents are compared, the epilogue runs on both sides with the same
+//! comparisons, and the files are read back from the disk, where extent states are compared
+//! too (before that, which writes another thread's flush caught depends on the interleaving). The interleaving is the kernel's: a threaded run is not
+//! reproducible, and its report says so.
+
+use super::exec::{self, Executor, FsizeLimit, KOutcome};
+use super::kmsg::KmsgWatch;
+use super::oracle::{
+    epilogue, outcomes_agree, reference_config, Checker, KMismatch, KTraceEntry, KernelError,
+    KernelRun, KernelTarget,
+};
+use super::scratch;
+use crate::race_rule::{self, Judgement, Plan};
+use reference::model::RefFs;
+use reference::pattern::writers_of;
+use reference::{Input, Op, OpKind, Outcome};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+/// The plan of a threaded input, or why it cannot be judged (naming the op).
+pub fn plan(input: &Input) -> Result<Plan, KernelError> {
+    race_rule::plan(input).map_err(|e| {
+        let (t, i) = e.position();
+        let op = input.threads.get(t).and_then(|ops| ops.get(i));
+        KernelError::Unsupported(format!(
+            "thread {t} op {} (`{}`) breaks the race rule of threaded kernel runs: {e}",
+            i + 1,
+            op.map(|o| o.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+/// Spins for `us` microseconds (a sleep would hand the interleaving to the scheduler's tick).
+fn spin(us: u64) {
+    let until = Instant::now() + Duration::from_micros(us);
+    while Instant::now() < until {
+        std::hint::spin_loop();
+    }
+}
+
+/// Whether a racy read's bytes are all bytes their offsets held at some moment: zero, or the
+/// pattern of some writing op of the run at that offset. Returns the first offending offset.
+fn racy_bytes_ok(input: &Input, off: u64, data: &[u8]) -> Option<(u64, u8)> {
+    let writers: Vec<u32> = input
+        .numbered_ops()
+        .filter(|(_, _, op)| {
+            matches!(
+                op.kind(),
+                OpKind::Write | OpKind::DirectWrite | OpKind::MmapWrite
+            )
+        })
+        .map(|(_, seq, _)| seq)
+        .collect();
+    data.iter().enumerate().find_map(|(k, &b)| {
+        let at = off + k as u64;
+        (b != 0 && writers_of(b, at, writers.iter().copied()).is_empty()).then_some((at, b))
+    })
+}
+
+/// Judges one op's kernel result against the reference's serial result.
+fn judge(input: &Input, j: Judgement, op: &Op, r: &Outcome, k: &KOutcome) -> Option<KMismatch> {
+    let outcome = || KMismatch::Outcome {
+        reference: r.clone(),
+        kernel: k.clone(),
+    };
+    match j {
+        Judgement::Exact if outcomes_agree(op, r, k) => None,
+        Judgement::Exact => Some(outcome()),
+        Judgement::Background => match k {
+            Ok(Outcome::Done(_)) => None,
+            _ => Some(outcome()),
+        },
+        Judgement::RacyRead => {
+            let (Ok(Outcome::Data(kd)), Outcome::Data(rd)) = (k, r) else {
+                return Some(outcome());
+            };
+            // Sizes are fixed while threads run, so the length is not in doubt.
+            if kd.len() != rd.len() {
+                return Some(outcome());
+            }
+            let (file, off) = match *op {
+                Op::Read { file, off, .. }
+                | Op::DirectRead { file, off, .. }
+                | Op::MmapRead { file, off, .. } => (file, off),
+                _ => return Some(outcome()),
+            };
+            racy_bytes_ok(input, off, kd).map(|(offset, byte)| KMismatch::RacyRead {
+                file,
+                offset,
+                byte,
+            })
+        }
+    }
+}
+
+/// Runs a threaded `input` on the kernel in `target.dir` and judges it (see the module doc).
+pub fn run_threaded(
+    target: &KernelTarget<'_>,
+    input: &Input,
+    watch: Option<&mut KmsgWatch>,
+) -> Result<KernelRun, KernelError> {
+    if let Some(why) = exec::unsupported(input) {
+        return Err(KernelError::Unsupported(why));
+    }
+    let (input, changed) = exec::kernel_view(input);
+    let plan = plan(&input)?;
+    let max = input.config.geometry.max_file_size;
+    let mut reference = RefFs::new(&reference_config(&input));
+    let mut kernel = Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
+    let limit = FsizeLimit::set(max).map_err(KernelError::Setup)?;
+    let mut checker = Checker::new(target, &input);
+    checker.extents = false;
+    let mut run = KernelRun {
+        trace: Vec::new(),
+        divergence: None,
+        kernel_view: changed,
+        fs: target.fs,
+    };
+    // Prologue: shared files at their maximum size on both sides (sequence 0 writes nothing).
+    for &file in &plan.shared {
+        let op = Op::Truncate { file, size: max };
+        let (r, k) = (reference.apply(0, &op), kernel.apply(0, &op));
+        if !outcomes_agree(&op, &r, &k) {
+            return Err(KernelError::Unsupported(format!(
+                "extending shared file f{file} to {max:#x} failed: {k:?}"
+            )));
+        }
+    }
+    // The reference, serially.
+    let numbered: Vec<(usize, u32, Op)> = input
+        .numbered_ops()
+        .map(|(t, seq, op)| (t, seq, op.clone()))
+        .collect();
+    let ref_out: Vec<Outcome> = numbered
+        .iter()
+        .map(|(_, seq, op)| reference.apply(*seq, op))
+        .collect();
+    // The kernel, all threads at once.
+    let executors = (0..input.threads.len())
+        .map(|_| kernel.share())
+        .collect::<std::io::Result<Vec<_>>>()
+        .map_err(KernelError::Setup)?;
+    let barrier = Barrier::new(input.threads.len());
+    let schedule = &input.schedule;
+    let kernel_out: Vec<Vec<KOutcome>> = std::thread::scope(|s| {
+        let handles: Vec<_> = executors
+            .into_iter()
+            .enumerate()
+            .map(|(t, mut ex)| {
+                let ops: Vec<(u32, Op)> = numbered
+                    .iter()
+                    .filter(|(tt, _, _)| *tt == t)
+                    .map(|(_, seq, op)| (*seq, op.clone()))
+                    .collect();
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    ops.iter()
+                        .map(|(seq, op)| {
+                            if let Some(&d) = schedule.get(*seq as usize - 1) {
+                                spin(d as u64);
+                            }
+                            ex.apply(*seq, op)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            // A panicking worker is wbfuzz's own bug: let it surface as one.
+            .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+            .collect()
+    });
+    // Judge every op, in sequence order.
+    let mut next = vec![0usize; input.threads.len()];
+    for ((t, seq, op), r) in numbered.iter().zip(ref_out) {
+        let k = kernel_out
+            .get(*t)
+            .and_then(|v| v.get(next[*t]))
+            .cloned()
+            .unwrap_or(Err(exec::SysError {
+                call: "the op (its thread ended before it)",
+                errno: libc::ECANCELED,
+            }));
+        let index = next[*t];
+        next[*t] += 1;
+        let j = plan.judgements[*t][index];
+        let bad = judge(&input, j, op, &r, &k);
+        run.trace.push(KTraceEntry {
+            seq: *seq,
+            op: op.clone(),
+            reference: r,
+            kernel: k,
+            epilogue: false,
+        });
+        if let Some(m) = bad {
+            run.divergence = Some((run.trace.len() - 1, vec![m]));
+            break;
+        }
+    }
+    // After the join: the whole state, then the epilogue op by op, then from the disk.
+    if run.divergence.is_none() {
+        let mut ms = Vec::new();
+        checker.compare(&reference, &kernel, false, &mut ms);
+        if !ms.is_empty() {
+            run.divergence = Some((run.trace.len().saturating_sub(1), ms));
+        }
+    }
+    let last = input.op_count() as u32;
+    for (k, op) in epilogue(&input).into_iter().enumerate() {
+        if run.divergence.is_some() || scratch::interrupted() {
+            break;
+        }
+        let seq = last + 1 + k as u32;
+        let (r, kr) = (reference.apply(seq, &op), kernel.apply(seq, &op));
+        let mut ms = Vec::new();
+        if !outcomes_agree(&op, &r, &kr) {
+            ms.push(KMismatch::Outcome {
+                reference: r.clone(),
+                kernel: kr.clone(),
+            });
+        }
+        checker.compare(&reference, &kernel, false, &mut ms);
+        run.trace.push(KTraceEntry {
+            seq,
+            op,
+            reference: r,
+            kernel: kr,
+            epilogue: true,
+        });
+        if !ms.is_empty() {
+            run.divergence = Some((run.trace.len() - 1, ms));
+        }
+    }
+    if run.divergence.is_none() {
+        let mut ms = Vec::new();
+        checker.extents = true;
+        match kernel.sync_and_drop_cache() {
+            Ok(()) => checker.compare(&reference, &kernel, true, &mut ms),
+            Err(e) => ms.push(KMismatch::Observe {
+                what: format!("fsync + DONTNEED: {e}"),
+            }),
+        }
+        if !ms.is_empty() {
+            run.divergence = Some((run.trace.len().saturating_sub(1), ms));
+        }
+    }
+    drop(limit);
+    if let (Some(w), Some(dev)) = (watch, target.device.as_deref()) {
+        match w.findings(dev) {
+            Ok(lines) if !lines.is_empty() => {
+                let at = run.trace.len().saturating_sub(1);
+                let m = KMismatch::KernelLog { lines };
+                match &mut run.divergence {
+                    Some((_, ms)) => ms.push(m),
+                    None => run.divergence = Some((at, vec![m])),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => eprintln!("wbfuzz: reading /dev/kmsg: {e}"),
+        }
+    }
+    kernel.remove().map_err(KernelError::Setup)?;
+    if scratch::interrupted() {
+        return Err(KernelError::Interrupted);
+    }
+    Ok(run)
+}

@@ -218,6 +218,10 @@ enum KernelCommand {
         /// race rule: see README, "Testing a real kernel").
         #[arg(long)]
         threads: bool,
+        /// Corruption phases on XFS: `corrupt` (every bnobt root's CRC broken with xfs_db
+        /// offline) and `repair` (xfs_repair) inside generated inputs, judged by the fault rule.
+        #[arg(long, conflicts_with = "threads")]
+        faults: bool,
     },
     /// ops/s with every op checked on XFS and ext4 scratch images, against bare syscalls.
     Bench {
@@ -714,7 +718,7 @@ fn cmd_kernel_hunt(
     out: PathBuf,
     keep_going: bool,
     budget: usize,
-    threads: bool,
+    (threads, faults): (bool, bool),
 ) -> Result<ExitCode, String> {
     use kernel::scratch::{self, Scratch};
     scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
@@ -723,17 +727,24 @@ fn cmd_kernel_hunt(
         reference::geometry::MAX_FILES,
         reference::geometry::MAX_FILE_SIZE_LIMIT,
     );
-    let s = Scratch::create(fs, block, size).map_err(|e| e.to_string())?;
+    if faults && fs != kernel::FsKind::Xfs {
+        return Err(format!(
+            "--faults corrupts XFS free-space btrees with xfs_db: it needs --mkfs xfs, not {fs}"
+        ));
+    }
+    let mut s = Scratch::create(fs, block, size).map_err(|e| e.to_string())?;
     println!(
-        "wbfuzz kernel hunt: {time}s, {fs} block {block} on {} at {}, seed {seed}",
+        "wbfuzz kernel hunt: {time}s, {fs} block {block} on {} at {}, seed {seed}{}",
         s.device(),
-        s.dir().display()
+        s.dir().display(),
+        if faults {
+            ", corruption phases"
+        } else if threads {
+            ", threaded"
+        } else {
+            ""
+        }
     );
-    let target = kernel::oracle::KernelTarget {
-        dir: s.dir(),
-        fs: Some(fs),
-        device: Some(s.device_name().to_string()),
-    };
     let cfg = kernel::hunt::KernelHuntConfig {
         time: Duration::from_secs(time),
         seed,
@@ -743,13 +754,30 @@ fn cmd_kernel_hunt(
         minimize_budget: budget,
         threads,
     };
-    let summary = match kernel::hunt::kernel_hunt(&target, block, &cfg) {
-        Ok(x) => x,
-        Err(e) => {
-            drop(s);
-            return Ok(kernel_error(e));
+    let fault_summary = if faults {
+        match kernel::hunt::fault_hunt(&mut s, block, &cfg) {
+            Ok(x) => Some(x),
+            Err(e) => {
+                drop(s);
+                return Ok(kernel_error(e));
+            }
         }
+    } else {
+        None
     };
+    let target = kernel::oracle::KernelTarget {
+        dir: s.dir(),
+        fs: Some(fs),
+        device: Some(s.device_name().to_string()),
+    };
+    let summary =
+        match fault_summary.map_or_else(|| kernel::hunt::kernel_hunt(&target, block, &cfg), Ok) {
+            Ok(x) => x,
+            Err(e) => {
+                drop(s);
+                return Ok(kernel_error(e));
+            }
+        };
     s.destroy().map_err(|e| e.to_string())?;
     for f in &summary.findings {
         println!(
@@ -1002,7 +1030,17 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 keep_going,
                 budget,
                 threads,
-            } => cmd_kernel_hunt(&mkfs, block, time, seed, out, keep_going, budget, threads)?,
+                faults,
+            } => cmd_kernel_hunt(
+                &mkfs,
+                block,
+                time,
+                seed,
+                out,
+                keep_going,
+                budget,
+                (threads, faults),
+            )?,
             KernelCommand::Bench {
                 corpus,
                 time,

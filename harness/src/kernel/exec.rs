@@ -219,6 +219,25 @@ impl Executor {
         })
     }
 
+    /// Opens the input's existing files in `dir` (after a remount), keeping their contents.
+    pub fn open_existing(dir: &Path, input: &Input, fs: Option<FsKind>) -> io::Result<Executor> {
+        let paths: Vec<PathBuf> = (0..input.config.files.len())
+            .map(|i| dir.join(format!("f{i}")))
+            .collect();
+        let files = paths
+            .iter()
+            .map(|p| OpenOptions::new().read(true).write(true).open(p))
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Executor {
+            direct: files.iter().map(|_| None).collect(),
+            files,
+            paths,
+            geometry: input.config.geometry,
+            fs,
+            scratch: Vec::new(),
+        })
+    }
+
     /// Another executor on the same files (its own descriptors and buffers), for one thread of
     /// a threaded run.
     pub fn share(&self) -> io::Result<Executor> {

@@ -15,7 +15,8 @@ use super::exec::{self, Executor};
 use super::kmsg::KmsgWatch;
 use super::oracle::{self, KernelError, KernelRun, KernelTarget};
 use super::scratch;
-use super::threads;
+use super::scratch::Scratch;
+use super::{faults, threads};
 use crate::exec::Target;
 use crate::generators::{generate, racy_kernel_input, SplitMix, Swarm};
 use crate::input::script;
@@ -373,4 +374,71 @@ pub fn bench(
         syscall_ops_per_sec: bops as f64 / bt.as_secs_f64().max(1e-9),
         divergences,
     })
+}
+
+/// A hunt of corruption phases on an XFS scratch device (`kernel hunt --faults`): each input is
+/// a generated single-thread input with a `corrupt` inserted at a random point and, half the
+/// time, a `repair` later (else the end repairs), judged by the rule of [`faults`]. Failures are
+/// saved unminimized (each run costs two remounts and an `xfs_repair`), with their report.
+pub fn fault_hunt(
+    s: &mut Scratch,
+    block: u32,
+    cfg: &KernelHuntConfig,
+) -> Result<KernelHuntSummary, KernelError> {
+    let start = Instant::now();
+    let deadline = start + cfg.time;
+    let mut rng = SplitMix::new(cfg.seed, 0);
+    let mut buf = Vec::new();
+    let mut sum = KernelHuntSummary {
+        execs: 0,
+        ops: 0,
+        elapsed: Duration::ZERO,
+        findings: Vec::new(),
+        interrupted: false,
+    };
+    while Instant::now() < deadline {
+        if scratch::interrupted() {
+            sum.interrupted = true;
+            break;
+        }
+        let mut input = adapt(
+            generate(&mut rng, Target::Sequential, Swarm::ALL, &mut buf),
+            block,
+        );
+        let ops = &mut input.threads[0];
+        let at = rng.below(ops.len() as u64 + 1) as usize;
+        ops.insert(at, Op::CorruptAllocBtree);
+        if rng.one_in(2) {
+            let back = at + 1 + rng.below((ops.len() - at) as u64) as usize;
+            ops.insert(back, Op::RepairAllocBtree);
+        }
+        let mut watch = KmsgWatch::open().ok();
+        let run = faults::run_with_faults(s, &input, watch.as_mut())?;
+        sum.execs += 1;
+        sum.ops += run.steps.len() as u64;
+        let Some(sig) = run.signature() else { continue };
+        if sum.findings.iter().any(|f| f.signature == sig) {
+            continue;
+        }
+        let name = format!(
+            "kernel-faults-b{block}-s{}-{}",
+            cfg.seed,
+            sum.findings.len()
+        );
+        let report = run.render(&name, &input);
+        let path = save(cfg, &name, &input, &sig, &report);
+        sum.findings.push(KernelFinding {
+            signature: sig,
+            ops: input.op_count(),
+            found_after: start.elapsed(),
+            found_after_execs: sum.execs,
+            path,
+            report,
+        });
+        if !cfg.keep_going {
+            break;
+        }
+    }
+    sum.elapsed = start.elapsed();
+    Ok(sum)
 }

@@ -8,6 +8,8 @@
 //! - [`fiemap`]: the FIEMAP ioctl, read as per-block extent states.
 //! - [`kmsg`]: the kernel log checker (`/dev/kmsg` before and after each input).
 //! - [`oracle`]: runs an input on the kernel and the reference side by side and compares.
+//! - [`faults`]: corrupted free-space btrees on XFS (`corrupt` / `repair` as offline surgery)
+//!   and the rule that judges a run across them.
 //! - [`threads`]: threaded runs, judged by the race rule without knowing the interleaving.
 //! - [`hunt`]: the kernel hunt, minimization against the kernel, and the kernel benchmark.
 //!
@@ -16,6 +18,7 @@
 //! paths in two runs. What is compared, and what is tolerated, is written down in `SPEC.md`.
 
 pub mod exec;
+pub mod faults;
 pub mod fiemap;
 pub mod hunt;
 pub mod kmsg;

@@ -108,7 +108,7 @@ fn find_tool(tool: &str) -> bool {
         .any(|d| d.join(tool).is_file())
 }
 
-fn run(cmd: &mut Command) -> Result<String, ScratchError> {
+pub(super) fn run(cmd: &mut Command) -> Result<String, ScratchError> {
     let what = format!("{cmd:?}").replace('"', "");
     let out = cmd.output().map_err(|e| ScratchError::Command {
         what: what.clone(),
@@ -280,6 +280,28 @@ impl Scratch {
     /// The image file.
     pub fn image(&self) -> PathBuf {
         self.image_dir.path().join("image")
+    }
+
+    /// Unmounts the filesystem, keeping the device (for offline tools: `xfs_db`, `xfs_repair`).
+    /// No descriptor into it may be open.
+    pub fn unmount(&mut self) -> Result<(), ScratchError> {
+        if self.mounted {
+            run(Command::new("umount").arg(self.mount_dir.path()))?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+
+    /// Mounts the filesystem again after [`Scratch::unmount`].
+    pub fn mount(&mut self) -> Result<(), ScratchError> {
+        if !self.mounted {
+            run(Command::new("mount")
+                .args(["-t", self.fs.name()])
+                .arg(self.device())
+                .arg(self.mount_dir.path()))?;
+            self.mounted = true;
+        }
+        Ok(())
     }
 
     /// Unmounts, detaches and deletes now, reporting the first failure (Drop does the same

@@ -677,3 +677,65 @@ fn a_threaded_run_on_a_scratch_filesystem_agrees() {
         }
     }
 }
+
+#[test]
+fn the_fault_rule_knows_expected_corruption_reports_from_warnings() {
+    use wbfuzz::kernel::faults::unexpected_log;
+    // Expected while the btree is corrupted (as XFS on Linux 6.18 logs them).
+    for l in [
+        "XFS (loop0): Metadata CRC error detected at xfs_allocbt_read_verify+0x12/0xd0, xfs_bnobt block 0x8",
+        "XFS (loop0): Unmount and run xfs_repair",
+        "XFS (loop0): metadata I/O error in \"xfs_btree_read_buf_block+0x9c/0x130\" at daddr 0x8 len 2 error 74",
+        "XFS (loop0): Internal error xfs_extent_free_recover_work at line 690 of file fs/xfs/xfs_extfree_item.c.",
+        "XFS (loop0): Corruption detected. Unmount and run xfs_repair",
+    ] {
+        assert!(!unexpected_log(l), "{l}");
+    }
+    for l in [
+        "WARNING: CPU: 0 PID: 12 at fs/xfs/libxfs/xfs_bmap.c:4560 xfs_bmapi_convert_delalloc",
+        "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+        "Oops: 0000 [#1] PREEMPT SMP",
+    ] {
+        assert!(unexpected_log(l), "{l}");
+    }
+}
+
+#[test]
+fn a_corruption_round_trip_keeps_fsynced_data_and_leaves_a_mountable_filesystem() {
+    let _serial = serial();
+    if let Some(why) = no_root_reason(FsKind::Xfs) {
+        eprintln!("skipped (XFS corruption round trip): {why}");
+        return;
+    }
+    if Command::new("xfs_db").arg("-V").output().is_err() {
+        eprintln!("skipped (XFS corruption round trip): xfs_db missing (apt-get install xfsprogs)");
+        return;
+    }
+    let mut s = Scratch::create(FsKind::Xfs, 1024, scratch::image_size(4, 1 << 20)).unwrap();
+    // 16 KiB fsynced, then under corruption: an allocating write must fail cleanly, a punch
+    // shuts the filesystem down; repair needs the log zeroed (xfs_repair -L). Bytes 0x1000..
+    // 0x4000 were never targeted while corrupted and must read back.
+    let input = one_file(
+        1024,
+        "write f0 0x0 0x4000\nfsync f0\ncorrupt\nwrite f0 0x8000 0x1000 sync\npunch f0 0x0 0x1000\nread f0 0x1000 0x100\nrepair\nread f0 0x1000 0x3000\n",
+    );
+    let run = wbfuzz::kernel::faults::run_with_faults(&mut s, &input, None).unwrap();
+    let report = run.render("round-trip", &input);
+    assert!(run.failure.is_none(), "{report}");
+    assert!(report.contains("repaired ("), "{report}");
+    // The sync write could not allocate: EFSCORRUPTED (or EIO once shut down).
+    assert!(
+        run.steps
+            .iter()
+            .any(|st| st.op.to_string().starts_with("write f0 0x8000")
+                && (st.result.contains("EFSCORRUPTED") || st.result.contains("EIO"))),
+        "{report}"
+    );
+    // The read after the repair returns the fsynced bytes of op #1 (the rule compared them).
+    let after = run.steps.iter().find(|st| st.seq == 8).unwrap();
+    assert!(after.result.starts_with("data 0x3000 bytes"), "{report}");
+    // Mountable and usable afterwards.
+    std::fs::write(s.dir().join("after"), b"ok").unwrap();
+    assert_eq!(std::fs::read(s.dir().join("after")).unwrap(), b"ok");
+    s.destroy().unwrap();
+}

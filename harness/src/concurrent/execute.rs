@@ -12,8 +12,12 @@
 //! is the step bound; any other shuttle failure with no panic of ours is its deadlock detection
 //! (all threads blocked).
 //!
-//! Locks: one shuttle execution at a time per process (`SERIAL`), because the generator crate
-//! swaps the process-wide panic hook around every cancelled continuation.
+//! Locks: none across executions. Several shuttle executions run at once in one process (one
+//! per hunt worker thread): shuttle's execution state and the sync facade's mode are
+//! thread-local, and the process-wide panic hook is installed once ([`install_quiet_hook`]).
+//! This needs generator 0.8.12 or later: earlier versions swapped the process-wide hook out and
+//! back around every cancelled continuation, which is a race between threads (it could leave a
+//! silent or the default hook installed), so executions had to be serialized.
 
 use crate::bugs::Bugs;
 use crate::epilogue::epilogue;
@@ -94,12 +98,15 @@ fn quiet_hook() -> &'static std::sync::Arc<Hook> {
     })
 }
 
-/// (Re)installs [`quiet_hook`]. Needed after every execution, not once: the generator crate
-/// under shuttle swaps the process-wide hook out and back around each cancelled continuation,
-/// and two threads doing that at once can leave std's default hook (or a silent one) installed.
+/// Installs [`quiet_hook`] as the process-wide panic hook, once. generator (0.8.12 on) and
+/// shuttle each wrap the hook they find once, and never swap it again, so the hook stays ours
+/// (possibly wrapped) for the life of the process, whatever threads run executions.
 fn install_quiet_hook() {
-    let hook = std::sync::Arc::clone(quiet_hook());
-    std::panic::set_hook(Box::new(move |info| hook(info)));
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let hook = std::sync::Arc::clone(quiet_hook());
+        std::panic::set_hook(Box::new(move |info| hook(info)));
+    });
 }
 
 /// The message of a panic raised by `panic!` (and everything built on it), `None` for other
@@ -225,17 +232,11 @@ pub(super) fn execute(
     };
     QUIET.with(|q| q.set(true));
     let scope = sync::ShuttleScope::enter();
-    // One shuttle execution at a time per process: the generator crate swaps the process-wide
-    // panic hook around every cancelled continuation, which is not thread-safe.
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let r = catch_unwind(AssertUnwindSafe(move || runner.run(body)));
-    drop(serial);
     drop(scope);
     // An aborted execution's continuations unwind when the runner is dropped (inside the
     // closure above); the payload is dropped here too, before the hook speaks again.
     let failure = r.err().map(|p| panic_message(&*p).unwrap_or_default());
-    install_quiet_hook();
     QUIET.with(|q| q.set(false));
     let panicked = panics.lock().ok().and_then(|mut s| s.take());
     let taken = result.lock().ok().and_then(|mut s| s.take());

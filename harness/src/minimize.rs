@@ -1,12 +1,22 @@
 //! Structured minimization: shrinks a failing input to a small script that fails the same way.
 //!
 //! Works on the decoded [`Input`], not on bytes, so every candidate is valid by construction:
-//! drop threads, drop runs of ops, drop single ops, shrink offsets and lengths, clear flags,
-//! simplify the geometry, policy and files, shorten the schedule. A candidate is kept when it still
-//! diverges with the same [`Signature`]. Greedy passes repeat until a whole round changes nothing.
+//! drop no-op ops and empty threads, drop threads, drop runs of ops, drop single ops, shrink
+//! offsets and lengths, clear flags, simplify the geometry, policy and files, shorten the
+//! schedule. A candidate is kept when it still diverges with the same [`Signature`]. Greedy
+//! passes repeat until a whole round changes nothing.
+//!
+//! Removing an op or a thread from a concurrent input shifts every later scheduling decision,
+//! so the raw schedule bytes of the smaller input describe another interleaving. The minimizer
+//! therefore keeps the interleaving instead: it records the failing run's decisions, each
+//! attributed to the op its task was running ([`Decision::op`]), drops the decisions of the
+//! removed ops and threads, replays the rest in order ([`run_concurrent_planned`]) and takes
+//! the schedule bytes that reproduce that run. Reusing the raw bytes stays as the fallback.
 
 use crate::bugs::Bugs;
+use crate::concurrent::{run_concurrent_decisions, run_concurrent_planned};
 use crate::exec;
+use crate::schedule::Decision;
 use crate::oracle::{Mismatch, Run};
 use reference::{FileId, Input, Op, OpKind};
 
@@ -62,6 +72,8 @@ struct Shrinker {
     bugs: Bugs,
     target: Signature,
     budget: usize,
+    /// The decisions of the current input's run (concurrent inputs), for [`Shrinker::remove`].
+    decisions: Vec<Decision>,
 }
 
 impl Shrinker {
@@ -79,10 +91,102 @@ impl Shrinker {
     fn try_replace(&mut self, cur: &mut Input, cand: Input) -> bool {
         if cand != *cur && self.fails(&cand) {
             *cur = cand;
+            self.refresh(cur);
             true
         } else {
             false
         }
+    }
+
+    /// Records the decisions of `cur`'s run (concurrent inputs only).
+    fn refresh(&mut self, cur: &Input) {
+        self.decisions.clear();
+        if cur.threads.len() >= 2 {
+            self.decisions = run_concurrent_decisions(cur, self.bugs).1;
+        }
+    }
+
+    /// Removes the ops `ops` (thread, index) and then the threads `threads` from `cur`, keeping
+    /// the interleaving of what remains (see the module doc), else with the raw schedule bytes;
+    /// on success replaces `cur`.
+    fn remove(&mut self, cur: &mut Input, ops: &[(usize, usize)], threads: &[usize]) -> bool {
+        if ops.is_empty() && threads.is_empty() {
+            return false;
+        }
+        let mut cand = cur.clone();
+        let mut sorted = ops.to_vec();
+        sorted.sort_unstable();
+        for &(t, i) in sorted.iter().rev() {
+            if i < cand.threads[t].len() {
+                cand.threads[t].remove(i);
+            }
+        }
+        let mut ts = threads.to_vec();
+        ts.sort_unstable();
+        ts.dedup();
+        for &t in ts.iter().rev() {
+            cand.threads.remove(t);
+        }
+        if cand.threads.is_empty() {
+            return false;
+        }
+        if cur.threads.len() >= 2 && !self.decisions.is_empty() && self.budget > 0 {
+            // Task 0 is the main task (the epilogue); input thread t runs as task t + 1.
+            let plan: Vec<usize> = self
+                .decisions
+                .iter()
+                .filter_map(|d| {
+                    if d.chosen == 0 {
+                        return Some(0);
+                    }
+                    let t = d.chosen - 1;
+                    if ts.contains(&t) {
+                        return None;
+                    }
+                    if let Some(k) = d.op {
+                        if sorted.contains(&(t, k as usize)) {
+                            return None;
+                        }
+                    }
+                    Some(1 + t - ts.iter().filter(|&&x| x < t).count())
+                })
+                .collect();
+            let mut planned = cand.clone();
+            if planned.threads.len() >= 2 {
+                self.budget -= 1;
+                let (run, _, bytes) = run_concurrent_planned(&planned, self.bugs, plan);
+                planned.schedule = bytes;
+                if signature(&run).as_ref() == Some(&self.target)
+                    && self.try_replace(cur, planned)
+                {
+                    return true;
+                }
+            } else {
+                planned.schedule.clear();
+                if self.try_replace(cur, planned) {
+                    return true;
+                }
+            }
+        }
+        self.try_replace(cur, cand)
+    }
+}
+
+/// Whether `op` changes nothing and waits for nothing whatever runs beside it: empty reads and
+/// writes of every kind, `complete 0`, empty fallocate-style ops (EINVAL).
+fn is_noop(op: &Op) -> bool {
+    match *op {
+        Op::Write { len, .. }
+        | Op::Read { len, .. }
+        | Op::DirectWrite { len, .. }
+        | Op::DirectRead { len, .. }
+        | Op::MmapWrite { len, .. }
+        | Op::MmapRead { len, .. }
+        | Op::Fallocate { len, .. }
+        | Op::PunchHole { len, .. }
+        | Op::ZeroRange { len, .. } => len == 0,
+        Op::CompleteIo { n } => n == 0,
+        _ => false,
     }
 }
 
@@ -192,16 +296,37 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
         bugs,
         target,
         budget,
+        decisions: Vec::new(),
     };
     let mut cur = input.clone();
+    s.refresh(&cur);
     loop {
         let before = cur.clone();
+        // No-op ops and empty threads: all at once, then one by one.
+        let noops: Vec<(usize, usize)> = cur
+            .threads
+            .iter()
+            .enumerate()
+            .flat_map(|(t, ops)| {
+                ops.iter()
+                    .enumerate()
+                    .filter(|(_, op)| is_noop(op))
+                    .map(move |(i, _)| (t, i))
+            })
+            .collect();
+        let empty: Vec<usize> = (0..cur.threads.len())
+            .filter(|&t| cur.threads[t].iter().all(is_noop))
+            .filter(|_| cur.threads.len() > 1)
+            .collect();
+        if !s.remove(&mut cur, &noops, &empty) {
+            for &(t, i) in noops.iter().rev() {
+                s.remove(&mut cur, &[(t, i)], &[]);
+            }
+        }
         // Threads.
         let mut t = 0;
         while cur.threads.len() > 1 && t < cur.threads.len() {
-            let mut cand = cur.clone();
-            cand.threads.remove(t);
-            if !s.try_replace(&mut cur, cand) {
+            if !s.remove(&mut cur, &[], &[t]) {
                 t += 1;
             }
         }
@@ -210,11 +335,10 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
             let mut chunk = cur.threads[t].len().div_ceil(2).max(1);
             loop {
                 let mut i = 0;
-                while i < cur.threads[t].len() {
-                    let mut cand = cur.clone();
-                    let end = (i + chunk).min(cand.threads[t].len());
-                    cand.threads[t].drain(i..end);
-                    if !s.try_replace(&mut cur, cand) {
+                while t < cur.threads.len() && i < cur.threads[t].len() {
+                    let end = (i + chunk).min(cur.threads[t].len());
+                    let ops: Vec<(usize, usize)> = (i..end).map(|k| (t, k)).collect();
+                    if !s.remove(&mut cur, &ops, &[]) {
                         i += chunk;
                     }
                 }

@@ -33,13 +33,16 @@ impl Fs {
             }) else {
                 return 0;
             };
+            // BUG(reclaim-unlocked-check): the writeback test is taken before the folio lock and
+            // trusted after it; a flush holding the lock starts writeback in between.
+            let early_wb = self.has(crate::bugs::Bug::ReclaimUnlockedCheck).then(|| f.mem().writeback);
             let lf = f.lock();
             {
                 let st = lf.mem();
                 if !st.mapped {
                     continue; // removed meanwhile: look again
                 }
-                if st.writeback || st.dirty() != 0 {
+                if early_wb.unwrap_or(st.writeback) || st.dirty() != 0 {
                     // COMMIT POINT: reclaim refused (dirty or under writeback).
                     self.record(Step::Op { seq });
                     return 0;

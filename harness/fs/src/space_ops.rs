@@ -338,14 +338,26 @@ impl Fs {
             Err(e) => return self.early(seq, Err(e)),
         };
         let _io = ino.iolock.write();
-        let _inv = ino.invalidate.write();
+        let mut inv = ino.invalidate.write();
         let (f0, f1) = self.folio_span(off, end - off);
         let mut held = self.lock_and_wait(seq, ino, f0, f1);
         let bs = self.geo.bs;
         let (wb0, wb1) = (off.div_ceil(bs), end / bs);
         self.check_free_possible(ino, seq, wb0, wb1)?;
         self.zero_edges(ino, &mut held, off, end, self.size(ino));
-        let gone = self.punch_cache(&mut held, wb0, wb1);
+        let mut gone = self.punch_cache(&mut held, wb0, wb1);
+        if self.has(crate::bugs::Bug::PunchFaultWindow) {
+            // BUG(punch-fault-window): the cache of the range is dropped first and the extents
+            // punched later, with the invalidate lock (and the folios) let go in between: a
+            // fault or read there instantiates a folio from the blocks about to be freed.
+            let refs: Vec<_> = gone.iter().collect();
+            ino.cache.remove_many_then(&refs, || ());
+            gone.clear();
+            held.clear();
+            drop(inv);
+            super::sync::yield_point();
+            inv = ino.invalidate.write();
+        }
         let mut em = ino.ilock.lock();
         let mut tree = self.alloc.lock();
         let (a, d) = self.punch_extents(&mut em, &mut tree, wb0, wb1);
@@ -360,6 +372,7 @@ impl Fs {
         drop(tree);
         drop(em);
         drop(held);
+        drop(inv);
         Ok(Outcome::Done(0))
     }
 

@@ -22,7 +22,7 @@
 use crate::bugs::Bugs;
 use crate::epilogue::epilogue;
 use crate::fs::{sync, Fs};
-use crate::schedule::{ByteScheduler, Decision, Recorder};
+use crate::schedule::{ByteScheduler, Decision, PlanScheduler, Recorder};
 use crate::snapshot::Snapshot;
 use reference::{Input, Outcome, Step};
 use std::collections::HashMap;
@@ -141,6 +141,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
                         .enumerate()
                         .map(|(k, op)| {
                             let seq = first + k as u32;
+                            crate::schedule::note_op(k as u32);
                             fs.record(Step::Begin { seq });
                             let o = fs.apply(seq, op);
                             fs.record(Step::End { seq });
@@ -206,6 +207,26 @@ pub(super) fn execute(
             Box::new(Recorder::new(PctScheduler::new_from_seed(seed, 3, 1), log))
         }
     };
+    execute_under(input, bugs, scheduler)
+}
+
+/// Runs `input` following `plan` (chosen task ids, one per decision: an edited recording, see
+/// [`PlanScheduler`]), recording the decisions taken into `log`.
+pub(super) fn execute_planned(
+    input: &Input,
+    bugs: Bugs,
+    plan: Vec<usize>,
+    log: Arc<Mutex<Vec<Decision>>>,
+) -> Result<Execution, Abort> {
+    execute_under(input, bugs, Box::new(Recorder::new(PlanScheduler::new(plan), log)))
+}
+
+fn execute_under(
+    input: &Input,
+    bugs: Bugs,
+    scheduler: Box<dyn shuttle::scheduler::Scheduler + Send>,
+) -> Result<Execution, Abort> {
+    crate::schedule::reset_ops();
     let decisions = Arc::new(AtomicUsize::new(0));
     let scheduler = Counting {
         inner: scheduler,

@@ -16,8 +16,8 @@
 use crate::bugs::Bugs;
 use crate::concurrent::{run_concurrent_decisions, run_concurrent_planned};
 use crate::exec;
-use crate::schedule::Decision;
 use crate::oracle::{Mismatch, Run};
+use crate::schedule::Decision;
 use reference::{FileId, Input, Op, OpKind};
 
 /// What makes two failures "the same": the kind of op after which the models first disagreed and
@@ -74,17 +74,28 @@ struct Shrinker {
     budget: usize,
     /// The decisions of the current input's run (concurrent inputs), for [`Shrinker::remove`].
     decisions: Vec<Decision>,
+    /// Accept another op kind at the divergence (see [`Shrinker::fails`]).
+    relaxed: bool,
 }
 
 impl Shrinker {
-    /// Whether `cand` still fails the same way.
+    /// Whether `cand` still fails the same way. With `relaxed` (removing no-ops), the same kind
+    /// of mismatch after any op will do, and becomes the target: an empty `read` the report
+    /// happened to name is no part of the failure.
     fn fails(&mut self, cand: &Input) -> bool {
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
         let run = exec::run_input(cand, self.bugs);
-        signature(&run).as_ref() == Some(&self.target)
+        match signature(&run) {
+            Some(sig) if sig == self.target => true,
+            Some(sig) if self.relaxed && sig.mismatch == self.target.mismatch => {
+                self.target = sig;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Tries `cand`; on success replaces `cur` with it.
@@ -156,9 +167,10 @@ impl Shrinker {
                 self.budget -= 1;
                 let (run, _, bytes) = run_concurrent_planned(&planned, self.bugs, plan);
                 planned.schedule = bytes;
-                if signature(&run).as_ref() == Some(&self.target)
-                    && self.try_replace(cur, planned)
-                {
+                let same = signature(&run).is_some_and(|g| {
+                    g == self.target || (self.relaxed && g.mismatch == self.target.mismatch)
+                });
+                if same && self.try_replace(cur, planned) {
                     return true;
                 }
             } else {
@@ -297,6 +309,7 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
         target,
         budget,
         decisions: Vec::new(),
+        relaxed: false,
     };
     let mut cur = input.clone();
     s.refresh(&cur);
@@ -318,11 +331,13 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
             .filter(|&t| cur.threads[t].iter().all(is_noop))
             .filter(|_| cur.threads.len() > 1)
             .collect();
+        s.relaxed = true;
         if !s.remove(&mut cur, &noops, &empty) {
             for &(t, i) in noops.iter().rev() {
                 s.remove(&mut cur, &[(t, i)], &[]);
             }
         }
+        s.relaxed = false;
         // Threads.
         let mut t = 0;
         while cur.threads.len() > 1 && t < cur.threads.len() {
@@ -440,6 +455,16 @@ pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
             cand.schedule.pop();
             if !s.try_replace(&mut cur, cand) {
                 break;
+            }
+        }
+        // Then single decisions, last first (a dropped byte merges two runs).
+        let mut i = cur.schedule.len();
+        while i > 0 && s.budget > 0 {
+            i -= 1;
+            if i < cur.schedule.len() {
+                let mut cand = cur.clone();
+                cand.schedule.remove(i);
+                s.try_replace(&mut cur, cand);
             }
         }
         if cur == before || s.budget == 0 {

@@ -184,7 +184,11 @@ impl Fs {
                     j += 1;
                 }
                 let s = fb0 + io.blocks[i].slot as u64;
-                let (e, from, to) = (s + (j - i) as u64, ExtentState::Unwritten, ExtentState::Written);
+                let (e, from, to) = (
+                    s + (j - i) as u64,
+                    ExtentState::Unwritten,
+                    ExtentState::Written,
+                );
                 if self.has(Bug::CompletionNoBump) {
                     // BUG(completion-no-bump): the conversion changes the mapping but not the
                     // cookie; a write holding an unwritten mapping of these blocks trusts it.

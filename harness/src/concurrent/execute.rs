@@ -218,7 +218,11 @@ pub(super) fn execute_planned(
     plan: Vec<usize>,
     log: Arc<Mutex<Vec<Decision>>>,
 ) -> Result<Execution, Abort> {
-    execute_under(input, bugs, Box::new(Recorder::new(PlanScheduler::new(plan), log)))
+    execute_under(
+        input,
+        bugs,
+        Box::new(Recorder::new(PlanScheduler::new(plan), log)),
+    )
 }
 
 fn execute_under(

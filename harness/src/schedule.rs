@@ -134,8 +134,15 @@ thread_local! {
     static TASK_OP: std::cell::RefCell<Vec<Option<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Forgets every noted op (at the start of an execution).
-pub fn reset_ops() {
+thread_local! {
+    /// Whether a shuttle execution runs on this OS thread (its tasks run here too).
+    static IN_EXECUTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this OS thread as running a shuttle execution (`true`, forgetting every noted op) or
+/// not (`false`): [`note_op`] asks shuttle for the current task only inside one.
+pub fn set_in_execution(on: bool) {
+    IN_EXECUTION.with(|c| c.set(on));
     TASK_OP.with(|t| t.borrow_mut().clear());
 }
 
@@ -143,6 +150,9 @@ pub fn reset_ops() {
 /// execution: nothing). Read by [`Recorder`] to attribute decisions to ops, so the minimizer can
 /// drop an op's scheduling decisions with the op.
 pub fn note_op(k: u32) {
+    if !IN_EXECUTION.with(|c| c.get()) {
+        return;
+    }
     if let Some(id) = shuttle::current::get_current_task() {
         let id = usize::from(id);
         TASK_OP.with(|t| {

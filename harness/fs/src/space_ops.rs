@@ -344,20 +344,34 @@ impl Fs {
         let bs = self.geo.bs;
         let (wb0, wb1) = (off.div_ceil(bs), end / bs);
         self.check_free_possible(ino, seq, wb0, wb1)?;
-        self.zero_edges(ino, &mut held, off, end, self.size(ino));
-        let mut gone = self.punch_cache(&mut held, wb0, wb1);
         if self.has(crate::bugs::Bug::PunchFaultWindow) {
-            // BUG(punch-fault-window): the cache of the range is dropped first and the extents
-            // punched later, with the invalidate lock (and the folios) let go in between: a
-            // fault or read there instantiates a folio from the blocks about to be freed.
-            let refs: Vec<_> = gone.iter().collect();
-            ino.cache.remove_many_then(&refs, || ());
-            gone.clear();
-            held.clear();
+            // BUG(punch-fault-window): the folios wholly inside the range are dropped first
+            // (truncate_pagecache_range) and the extents punched later, with the invalidate lock
+            // let go in between: a fault or read there instantiates a folio from the blocks about
+            // to be freed, and the punch, which dropped the cache already, leaves it cached.
+            let fsz = self.geo.fsz;
+            let inside = |i: u64| i * fsz >= wb0 * bs && (i + 1) * fsz <= wb1 * bs;
+            let gone: Vec<LockedFolio> = held
+                .keys()
+                .copied()
+                .filter(|&i| inside(i))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .filter_map(|i| held.remove(&i))
+                .collect();
+            ino.cache
+                .remove_many_then(&gone.iter().collect::<Vec<_>>(), || ());
+            drop(gone);
+            drop(held);
             drop(inv);
             super::sync::yield_point();
             inv = ino.invalidate.write();
+            held = self.lock_and_wait(seq, ino, f0, f1);
+            held.retain(|&i, _| !inside(i));
+            self.check_free_possible(ino, seq, wb0, wb1)?;
         }
+        self.zero_edges(ino, &mut held, off, end, self.size(ino));
+        let gone = self.punch_cache(&mut held, wb0, wb1);
         let mut em = ino.ilock.lock();
         let mut tree = self.alloc.lock();
         let (a, d) = self.punch_extents(&mut em, &mut tree, wb0, wb1);

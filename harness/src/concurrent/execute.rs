@@ -230,7 +230,7 @@ fn execute_under(
     bugs: Bugs,
     scheduler: Box<dyn shuttle::scheduler::Scheduler + Send>,
 ) -> Result<Execution, Abort> {
-    crate::schedule::reset_ops();
+    crate::schedule::set_in_execution(true);
     let decisions = Arc::new(AtomicUsize::new(0));
     let scheduler = Counting {
         inner: scheduler,
@@ -258,6 +258,7 @@ fn execute_under(
     QUIET.with(|q| q.set(true));
     let scope = sync::ShuttleScope::enter();
     let r = catch_unwind(AssertUnwindSafe(move || runner.run(body)));
+    crate::schedule::set_in_execution(false);
     drop(scope);
     // An aborted execution's continuations unwind when the runner is dropped (inside the
     // closure above); the payload is dropped here too, before the hook speaks again.

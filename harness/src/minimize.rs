@@ -186,7 +186,7 @@ impl Shrinker {
 
 /// Whether `op` changes nothing and waits for nothing whatever runs beside it: empty reads and
 /// writes of every kind, `complete 0`, empty fallocate-style ops (EINVAL).
-fn is_noop(op: &Op) -> bool {
+pub fn is_noop(op: &Op) -> bool {
     match *op {
         Op::Write { len, .. }
         | Op::Read { len, .. }

@@ -10,6 +10,7 @@ mod fs_threads;
 mod fsx_import;
 mod input_roundtrip;
 mod input_script;
+mod minimize;
 mod race_rule;
 mod replay_oracle;
 mod report;

@@ -360,6 +360,7 @@ struct Feed {
 impl shuttle::scheduler::Scheduler for Feed {
     fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
         self.state.finish(None);
+        self.retire();
         let job = self.state.jobs.lock().ok()?.recv().ok()?;
         crate::schedule::set_in_execution(true);
         if let Ok(mut p) = self.state.panics.lock() {
@@ -390,6 +391,23 @@ impl shuttle::scheduler::Scheduler for Feed {
 
     fn next_u64(&mut self) -> u64 {
         self.inner.as_mut().map_or(0, |s| s.next_u64())
+    }
+}
+
+impl Feed {
+    /// Ends the last job's scheduler as `Runner::run` would: asked for another execution, each
+    /// of ours declines (and shuttle's random scheduler stops holding its seed, which it prints
+    /// on drop otherwise, as the seed of a failure).
+    fn retire(&mut self) {
+        if let Some(mut old) = self.inner.take() {
+            let _ = old.new_execution();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.retire();
     }
 }
 

@@ -1,13 +1,23 @@
 //! Structured minimization: shrinks a failing input to a small script that fails the same way.
 //!
 //! Works on the decoded [`Input`], not on bytes, so every candidate is valid by construction:
-//! drop threads, drop runs of ops, drop single ops, shrink offsets and lengths, clear flags,
-//! simplify the geometry, policy and files, shorten the schedule. A candidate is kept when it still
-//! diverges with the same [`Signature`]. Greedy passes repeat until a whole round changes nothing.
+//! drop no-op ops and empty threads, drop threads, drop runs of ops, drop single ops, shrink
+//! offsets and lengths, clear flags, simplify the geometry, policy and files, shorten the
+//! schedule. A candidate is kept when it still diverges with the same [`Signature`]. Greedy
+//! passes repeat until a whole round changes nothing.
+//!
+//! Removing an op or a thread from a concurrent input shifts every later scheduling decision,
+//! so the raw schedule bytes of the smaller input describe another interleaving. The minimizer
+//! therefore keeps the interleaving instead: it records the failing run's decisions, each
+//! attributed to the op its task was running ([`Decision::op`]), drops the decisions of the
+//! removed ops and threads, replays the rest in order ([`run_concurrent_planned`]) and takes
+//! the schedule bytes that reproduce that run. Reusing the raw bytes stays as the fallback.
 
 use crate::bugs::Bugs;
+use crate::concurrent::{run_concurrent_decisions, run_concurrent_planned};
 use crate::exec;
 use crate::oracle::{Mismatch, Run};
+use crate::schedule::Decision;
 use reference::{FileId, Input, Op, OpKind};
 
 /// What makes two failures "the same": the kind of op after which the models first disagreed and
@@ -58,30 +68,146 @@ pub fn signature(run: &Run) -> Option<Signature> {
 /// Minimization budget: candidate runs at most.
 pub const DEFAULT_BUDGET: usize = 20_000;
 
-struct Shrinker<S, F> {
-    run: F,
-    target: S,
+/// Runs a candidate: the signature of its failure, `None` if it passes or cannot run.
+type RunFn<'a> = Box<dyn FnMut(&Input) -> Option<Signature> + 'a>;
+
+struct Shrinker<'a> {
+    /// Runs a candidate: the signature of its failure, `None` if it passes or cannot run.
+    run: RunFn<'a>,
+    /// Model runs: the bug switches, for re-deriving schedules; `None` (kernel runs): candidates
+    /// keep their schedule bytes.
+    bugs: Option<Bugs>,
+    target: Signature,
     budget: usize,
+    /// The decisions of the current input's run (concurrent inputs), for [`Shrinker::remove`].
+    decisions: Vec<Decision>,
+    /// Accept another op kind at the divergence (see [`Shrinker::fails`]).
+    relaxed: bool,
 }
 
-impl<S: PartialEq, F: FnMut(&Input) -> Option<S>> Shrinker<S, F> {
-    /// Whether `cand` still fails the same way.
+impl Shrinker<'_> {
+    /// Whether `cand` still fails the same way. With `relaxed` (removing no-ops), the same kind
+    /// of mismatch after any op will do, and becomes the target: an empty `read` the report
+    /// happened to name is no part of the failure.
     fn fails(&mut self, cand: &Input) -> bool {
         if self.budget == 0 {
             return false;
         }
         self.budget -= 1;
-        (self.run)(cand).as_ref() == Some(&self.target)
+        match (self.run)(cand) {
+            Some(sig) if sig == self.target => true,
+            Some(sig) if self.relaxed && sig.mismatch == self.target.mismatch => {
+                self.target = sig;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Tries `cand`; on success replaces `cur` with it.
     fn try_replace(&mut self, cur: &mut Input, cand: Input) -> bool {
         if cand != *cur && self.fails(&cand) {
             *cur = cand;
+            self.refresh(cur);
             true
         } else {
             false
         }
+    }
+
+    /// Records the decisions of `cur`'s run (concurrent inputs only).
+    fn refresh(&mut self, cur: &Input) {
+        self.decisions.clear();
+        if let (Some(bugs), true) = (self.bugs, cur.threads.len() >= 2) {
+            self.decisions = run_concurrent_decisions(cur, bugs).1;
+        }
+    }
+
+    /// Removes the ops `ops` (thread, index) and then the threads `threads` from `cur`, keeping
+    /// the interleaving of what remains (see the module doc), else with the raw schedule bytes;
+    /// on success replaces `cur`.
+    fn remove(&mut self, cur: &mut Input, ops: &[(usize, usize)], threads: &[usize]) -> bool {
+        if ops.is_empty() && threads.is_empty() {
+            return false;
+        }
+        let mut cand = cur.clone();
+        let mut sorted = ops.to_vec();
+        sorted.sort_unstable();
+        for &(t, i) in sorted.iter().rev() {
+            if i < cand.threads[t].len() {
+                cand.threads[t].remove(i);
+            }
+        }
+        let mut ts = threads.to_vec();
+        ts.sort_unstable();
+        ts.dedup();
+        for &t in ts.iter().rev() {
+            cand.threads.remove(t);
+        }
+        if cand.threads.is_empty() {
+            return false;
+        }
+        if let (Some(bugs), true) = (
+            self.bugs,
+            cur.threads.len() >= 2 && !self.decisions.is_empty() && self.budget > 0,
+        ) {
+            // Task 0 is the main task (the epilogue); input thread t runs as task t + 1.
+            let plan: Vec<usize> = self
+                .decisions
+                .iter()
+                .filter_map(|d| {
+                    if d.chosen == 0 {
+                        return Some(0);
+                    }
+                    let t = d.chosen - 1;
+                    if ts.contains(&t) {
+                        return None;
+                    }
+                    if let Some(k) = d.op {
+                        if sorted.contains(&(t, k as usize)) {
+                            return None;
+                        }
+                    }
+                    Some(1 + t - ts.iter().filter(|&&x| x < t).count())
+                })
+                .collect();
+            let mut planned = cand.clone();
+            if planned.threads.len() >= 2 {
+                self.budget -= 1;
+                let (run, _, bytes) = run_concurrent_planned(&planned, bugs, plan);
+                planned.schedule = bytes;
+                let same = signature(&run).is_some_and(|g| {
+                    g == self.target || (self.relaxed && g.mismatch == self.target.mismatch)
+                });
+                if same && self.try_replace(cur, planned) {
+                    return true;
+                }
+            } else {
+                planned.schedule.clear();
+                if self.try_replace(cur, planned) {
+                    return true;
+                }
+            }
+        }
+        self.try_replace(cur, cand)
+    }
+}
+
+/// Whether `op` changes nothing and waits for nothing whatever runs beside it: empty reads and
+/// writes of every kind, `complete 0`, empty fallocate-style ops (EINVAL).
+pub fn is_noop(op: &Op) -> bool {
+    match *op {
+        Op::Write { len, .. }
+        | Op::Read { len, .. }
+        | Op::DirectWrite { len, .. }
+        | Op::DirectRead { len, .. }
+        | Op::MmapWrite { len, .. }
+        | Op::MmapRead { len, .. }
+        | Op::Fallocate { len, .. }
+        | Op::PunchHole { len, .. }
+        | Op::ZeroRange { len, .. } => len == 0,
+        Op::CompleteIo { n } => n == 0,
+        _ => false,
     }
 }
 
@@ -184,36 +310,73 @@ fn renumber_after_removal(op: &Op, removed: FileId) -> Op {
 /// Shrinks `input`, which must fail with `bugs`, to a small input that fails the same way.
 /// Returns the input unchanged if it does not fail at all.
 pub fn minimize(input: &Input, bugs: Bugs, budget: usize) -> Input {
-    minimize_by(input, budget, |cand| {
-        signature(&exec::run_input(cand, bugs))
-    })
+    minimize_with(
+        input,
+        budget,
+        Some(bugs),
+        Box::new(move |cand| signature(&exec::run_input(cand, bugs))),
+    )
 }
 
 /// [`minimize`] against any run function: `run` returns the signature of a failing candidate
-/// (`None` if it passes or cannot run), e.g. a run on a real kernel. Candidates are kept while
-/// they fail with the input's own signature.
-pub fn minimize_by<S: PartialEq>(
+/// (`None` if it passes or cannot run), e.g. a run on a real kernel. Candidates keep their
+/// schedule bytes (no interleaving to re-derive).
+pub fn minimize_by(
     input: &Input,
     budget: usize,
-    mut run: impl FnMut(&Input) -> Option<S>,
+    run: impl FnMut(&Input) -> Option<Signature>,
+) -> Input {
+    minimize_with(input, budget, None, Box::new(run))
+}
+
+fn minimize_with<'a>(
+    input: &Input,
+    budget: usize,
+    bugs: Option<Bugs>,
+    mut run: RunFn<'a>,
 ) -> Input {
     let Some(target) = run(input) else {
         return input.clone();
     };
     let mut s = Shrinker {
         run,
+        bugs,
         target,
         budget,
+        decisions: Vec::new(),
+        relaxed: false,
     };
     let mut cur = input.clone();
+    s.refresh(&cur);
     loop {
         let before = cur.clone();
+        // No-op ops and empty threads: all at once, then one by one.
+        let noops: Vec<(usize, usize)> = cur
+            .threads
+            .iter()
+            .enumerate()
+            .flat_map(|(t, ops)| {
+                ops.iter()
+                    .enumerate()
+                    .filter(|(_, op)| is_noop(op))
+                    .map(move |(i, _)| (t, i))
+            })
+            .collect();
+        let empty: Vec<usize> = (0..cur.threads.len())
+            .filter(|&t| cur.threads[t].iter().all(is_noop))
+            .filter(|_| cur.threads.len() > 1)
+            .collect();
+        s.relaxed = true;
+        if !s.remove(&mut cur, &noops, &empty) {
+            for &(t, i) in noops.iter().rev() {
+                s.remove(&mut cur, &[(t, i)], &[]);
+            }
+        }
+        s.relaxed = false;
         // Threads.
         let mut t = 0;
         while cur.threads.len() > 1 && t < cur.threads.len() {
-            let mut cand = cur.clone();
-            cand.threads.remove(t);
-            if !s.try_replace(&mut cur, cand) {
+            if !s.remove(&mut cur, &[], &[t]) {
                 t += 1;
             }
         }
@@ -222,11 +385,10 @@ pub fn minimize_by<S: PartialEq>(
             let mut chunk = cur.threads[t].len().div_ceil(2).max(1);
             loop {
                 let mut i = 0;
-                while i < cur.threads[t].len() {
-                    let mut cand = cur.clone();
-                    let end = (i + chunk).min(cand.threads[t].len());
-                    cand.threads[t].drain(i..end);
-                    if !s.try_replace(&mut cur, cand) {
+                while t < cur.threads.len() && i < cur.threads[t].len() {
+                    let end = (i + chunk).min(cur.threads[t].len());
+                    let ops: Vec<(usize, usize)> = (i..end).map(|k| (t, k)).collect();
+                    if !s.remove(&mut cur, &ops, &[]) {
                         i += chunk;
                     }
                 }
@@ -328,6 +490,16 @@ pub fn minimize_by<S: PartialEq>(
             cand.schedule.pop();
             if !s.try_replace(&mut cur, cand) {
                 break;
+            }
+        }
+        // Then single decisions, last first (a dropped byte merges two runs).
+        let mut i = cur.schedule.len();
+        while i > 0 && s.budget > 0 {
+            i -= 1;
+            if i < cur.schedule.len() {
+                let mut cand = cur.clone();
+                cand.schedule.remove(i);
+                s.try_replace(&mut cur, cand);
             }
         }
         if cur == before || s.budget == 0 {

@@ -123,6 +123,103 @@ pub struct Decision {
     pub current: Option<usize>,
     /// The task chosen.
     pub chosen: usize,
+    /// The op (index in its input thread) the chosen task was in when it was chosen, as the
+    /// runner noted it ([`note_op`]); `None` before its first op and for the main task.
+    pub op: Option<u32>,
+}
+
+thread_local! {
+    /// Per shuttle task id: the op index it is running ([`note_op`]). shuttle runs every task of
+    /// an execution on the OS thread that runs the execution, so this is per execution.
+    static TASK_OP: std::cell::RefCell<Vec<Option<u32>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+thread_local! {
+    /// Whether a shuttle execution runs on this OS thread (its tasks run here too).
+    static IN_EXECUTION: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Marks this OS thread as running a shuttle execution (`true`, forgetting every noted op) or
+/// not (`false`): [`note_op`] asks shuttle for the current task only inside one.
+pub fn set_in_execution(on: bool) {
+    IN_EXECUTION.with(|c| c.set(on));
+    TASK_OP.with(|t| t.borrow_mut().clear());
+}
+
+/// Notes that the current shuttle task starts op `k` of its thread (outside a shuttle
+/// execution: nothing). Read by [`Recorder`] to attribute decisions to ops, so the minimizer can
+/// drop an op's scheduling decisions with the op.
+pub fn note_op(k: u32) {
+    if !IN_EXECUTION.with(|c| c.get()) {
+        return;
+    }
+    if let Some(id) = shuttle::current::get_current_task() {
+        let id = usize::from(id);
+        TASK_OP.with(|t| {
+            let mut t = t.borrow_mut();
+            if t.len() <= id {
+                t.resize(id + 1, None);
+            }
+            t[id] = Some(k);
+        });
+    }
+}
+
+fn op_of(task: usize) -> Option<u32> {
+    TASK_OP.with(|t| t.borrow().get(task).copied().flatten())
+}
+
+/// Follows a plan of chosen task ids, one per decision (a recorded run's choices, edited): at
+/// decision `i` it picks `plan[i]` if runnable, else keeps the current task, else the first
+/// runnable; after the plan, the serial fallback of [`ByteScheduler`]. Recorded and re-encoded
+/// ([`encode_decisions`]), it turns an edited interleaving into schedule bytes.
+#[derive(Clone, Debug)]
+pub struct PlanScheduler {
+    plan: Vec<usize>,
+    pos: usize,
+    started: bool,
+}
+
+impl PlanScheduler {
+    /// A scheduler following `plan`.
+    pub fn new(plan: Vec<usize>) -> Self {
+        PlanScheduler {
+            plan,
+            pos: 0,
+            started: false,
+        }
+    }
+}
+
+impl Scheduler for PlanScheduler {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if self.started {
+            return None;
+        }
+        self.started = true;
+        Some(Schedule::new(0))
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        _is_yielding: bool,
+    ) -> Option<TaskId> {
+        let want = self.plan.get(self.pos).copied();
+        self.pos += 1;
+        let current = current.filter(|c| runnable.iter().any(|t| t.id() == *c));
+        let pick = want.and_then(|w| runnable.iter().find(|t| usize::from(t.id()) == w));
+        Some(match (pick, current) {
+            (Some(t), _) => t.id(),
+            (None, Some(c)) => c,
+            (None, None) => runnable[0].id(),
+        })
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        0x5EED
+    }
 }
 
 /// Wraps any scheduler and records its decisions, so that an execution driven by another
@@ -157,6 +254,7 @@ impl<S: Scheduler> Scheduler for Recorder<S> {
                 runnable: runnable.iter().map(|t| usize::from(t.id())).collect(),
                 current: current.map(usize::from),
                 chosen: usize::from(chosen),
+                op: op_of(usize::from(chosen)),
             });
         }
         Some(chosen)

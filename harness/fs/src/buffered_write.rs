@@ -150,6 +150,8 @@ impl Fs {
                 return Err(self.early(seq, e));
             }
             let mut pos = off;
+            // The folio where the last mapping turned out stale (the retry starts there).
+            let mut stale_at = None;
             while pos < end {
                 let iomap = match self.iomap_begin(ino, pos, end) {
                     Ok(m) => m,
@@ -157,8 +159,11 @@ impl Fs {
                     Err(_) => break, // a short write
                 };
                 yield_point();
-                match self.write_iter(ino, seq, &iomap, pos, end) {
-                    Ok(p) => pos = p,
+                match self.write_iter(ino, seq, &iomap, pos, end, stale_at) {
+                    Ok((p, stale)) => {
+                        stale_at = stale.then_some(p / self.geo.fsz);
+                        pos = p;
+                    }
                     Err((p, e)) if p == off => {
                         self.punch_write_tail(ino, seq, p, end);
                         return Err(self.early(seq, e));
@@ -190,7 +195,8 @@ impl Fs {
     }
 
     /// Copies the write into the folios of one mapping; returns where it stopped (the end of the
-    /// folio holding the mapping's end, or the folio where the mapping turned out stale).
+    /// folio holding the mapping's end, or the folio where the mapping turned out stale, and
+    /// whether it did). `stale_at`: the folio where the previous mapping turned out stale, if this is the retry.
     fn write_iter(
         &self,
         ino: &Inode,
@@ -198,7 +204,8 @@ impl Fs {
         iomap: &Iomap,
         mut pos: u64,
         end: u64,
-    ) -> Result<u64, (u64, Errno)> {
+        stale_at: Option<u64>,
+    ) -> Result<(u64, bool), (u64, Errno)> {
         let g = self.geo;
         let map_end = end.min((iomap.start + iomap.len).saturating_mul(g.bs));
         while pos < map_end {
@@ -208,7 +215,10 @@ impl Fs {
             // mapping are filled from the extent map as it is now, under ILOCK).
             let chunk_end = ((idx + 1) * g.fsz).min(end);
             let (lf, created) = ino.cache.get_or_create_locked(idx);
-            if !self.has(Bug::UnstablePages) {
+            // BUG(retry-skips-wait): the retry trusts the wait it did before it unlocked the folio;
+            // writeback may have started on it since.
+            let waited = self.has(Bug::RetrySkipsWait) && stale_at == Some(idx);
+            if !self.has(Bug::UnstablePages) && !waited {
                 // Stable pages: the device may be reading this folio right now.
                 self.wait_writeback(seq, &lf);
             }
@@ -219,7 +229,7 @@ impl Fs {
                     // Left cached and uptodate for the retry: an instantiation of its own.
                     self.fill_folio(ino, &lf, None, Some(seq));
                 }
-                return Ok(pos);
+                return Ok((pos, true));
             }
             if created {
                 // Instantiated as part of this folio's `WriteFolio` (no step of its own).
@@ -242,7 +252,7 @@ impl Fs {
             yield_point();
             pos = chunk_end;
         }
-        Ok(pos)
+        Ok((pos, false))
     }
 
     /// `iomap_write_end` for one folio: reserves any hole of `[pos, end)` again (ordinary file;

@@ -26,11 +26,31 @@ pub enum Bug {
     /// XFS's MMAPLOCK, "xfs: introduce mmap/truncate lock"): a write fault dirties a folio in
     /// between, and the drop discards the fault's data.
     DirtyAfterDioFlush,
+    // The hard races: each needs another op to land inside a window of a few scheduling points.
+    /// A window between two steps of an op: punch hole drops the cache of the range, then drops
+    /// the invalidate lock before it punches the extents (truncate_pagecache_range before
+    /// xfs_free_file_space with only IOLOCK held, as before XFS's MMAPLOCK): a fault or read in
+    /// between instantiates the folio from the blocks about to be freed, and stale data stays
+    /// cached over the hole.
+    PunchFaultWindow,
+    /// A check done before the lock that makes it valid: reclaim tests that the folio is not
+    /// under writeback before taking the folio lock (the dirty test is under it); a flush holding
+    /// the folio lock starts writeback in between, and reclaim drops a folio under IO.
+    ReclaimUnlockedCheck,
+    /// A sequence bump missing on one path: IO completion converts unwritten extents to written
+    /// without changing the extent map's validity cookie, so a buffered write whose cached
+    /// mapping says unwritten fills a new folio with zeros over blocks written meanwhile.
+    CompletionNoBump,
+    /// A wait missing on one path: when a buffered write finds its mapping stale at a folio and
+    /// maps again, the retry relocks that folio without waiting for writeback (it waited the
+    /// first time); a flush in between started writeback, and the copy changes the folio under
+    /// the IO.
+    RetrySkipsWait,
 }
 
 impl Bug {
     /// Every bug, in catalogue order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 11] = [
         Bug::StaleMapping,
         Bug::FaultHoleRace,
         Bug::UnstablePages,
@@ -38,6 +58,10 @@ impl Bug {
         Bug::DiscardWidePunch,
         Bug::PutFolioAfterUnlock,
         Bug::DirtyAfterDioFlush,
+        Bug::PunchFaultWindow,
+        Bug::ReclaimUnlockedCheck,
+        Bug::CompletionNoBump,
+        Bug::RetrySkipsWait,
     ];
 
     /// The switch name used by `--bug` and `WBFUZZ_BUGS`.
@@ -50,6 +74,10 @@ impl Bug {
             Bug::DiscardWidePunch => "discard-wide-punch",
             Bug::PutFolioAfterUnlock => "put-folio-after-unlock",
             Bug::DirtyAfterDioFlush => "dirty-after-dio-flush",
+            Bug::PunchFaultWindow => "punch-fault-window",
+            Bug::ReclaimUnlockedCheck => "reclaim-unlocked-check",
+            Bug::CompletionNoBump => "completion-no-bump",
+            Bug::RetrySkipsWait => "retry-skips-wait",
         }
     }
 
@@ -61,6 +89,10 @@ impl Bug {
                 | Bug::FaultHoleRace
                 | Bug::PutFolioAfterUnlock
                 | Bug::DirtyAfterDioFlush
+                | Bug::PunchFaultWindow
+                | Bug::ReclaimUnlockedCheck
+                | Bug::CompletionNoBump
+                | Bug::RetrySkipsWait
         )
     }
 
@@ -79,7 +111,7 @@ impl Bug {
             .max_by_key(|b| b.name().len())
     }
 
-    fn bit(self) -> u8 {
+    fn bit(self) -> u32 {
         1 << (self as u8)
     }
 }
@@ -110,7 +142,7 @@ impl std::error::Error for UnknownBug {}
 
 /// A set of enabled bug switches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Bugs(u8);
+pub struct Bugs(u32);
 
 impl Bugs {
     /// No bug enabled: the correct implementation.

@@ -5,7 +5,9 @@
 //! Invariants: extents never overlap; holes are not stored (a gap is a hole); no stored extent has
 //! state `Hole` or length 0; two neighbouring extents are never mergeable (same state and, when
 //! allocated, physically contiguous); `seq` changes on every modification, so a cookie taken under
-//! the lock and compared later tells whether any mapping may have changed in between.
+//! the lock and compared later tells whether any mapping may have changed in between (except
+//! through [`ExtentMap::convert_keeping_cookie`], which exists only for the `completion-no-bump`
+//! bug switch).
 //! Locks: the whole map lives behind the inode's ILOCK (`Inode::ilock`); this module takes none.
 
 use std::collections::BTreeMap;
@@ -264,6 +266,21 @@ impl ExtentMap {
                 n += m.len;
             }
         }
+        n
+    }
+
+    /// [`ExtentMap::convert`] without changing the cookie: breaks the map's invariant on purpose,
+    /// for the `completion-no-bump` bug switch only.
+    pub fn convert_keeping_cookie(
+        &mut self,
+        start: u64,
+        end: u64,
+        from: ExtentState,
+        to: ExtentState,
+    ) -> u64 {
+        let seq = self.seq;
+        let n = self.convert(start, end, from, to);
+        self.seq = seq;
         n
     }
 }

@@ -33,13 +33,18 @@ impl Fs {
             }) else {
                 return 0;
             };
+            // BUG(reclaim-unlocked-check): a folio seen not under writeback before the folio
+            // lock is not tested again under it; a flush holding the lock starts writeback in
+            // between. (A folio seen busy is tested again: refusing is never the bug.)
+            let idle_before =
+                self.has(crate::bugs::Bug::ReclaimUnlockedCheck) && !f.mem().writeback;
             let lf = f.lock();
             {
                 let st = lf.mem();
                 if !st.mapped {
                     continue; // removed meanwhile: look again
                 }
-                if st.writeback || st.dirty() != 0 {
+                if (st.writeback && !idle_before) || st.dirty() != 0 {
                     // COMMIT POINT: reclaim refused (dirty or under writeback).
                     self.record(Step::Op { seq });
                     return 0;

@@ -8,18 +8,26 @@
 //!
 //! An execution that produced nothing is an [`Abort`], classified by how it ended, not by any
 //! message: a panic of the implementation is caught where it happens (in the task) and kept; a
-//! shuttle failure after [`STEP_BOUND`] scheduling decisions (counted by our scheduler wrapper)
+//! shuttle failure after [`STEP_BOUND`] scheduling decisions (counted by the runner thread's scheduler)
 //! is the step bound; any other shuttle failure with no panic of ours is its deadlock detection
 //! (all threads blocked).
 //!
-//! Locks: one shuttle execution at a time per process (`SERIAL`), because the generator crate
-//! swaps the process-wide panic hook around every cancelled continuation.
+//! Executions run on a runner thread per calling thread ([`Session`]), one shuttle `Runner::run`
+//! kept going across executions so that shuttle's continuation stacks are reused, not mapped
+//! and unmapped per input; the caller blocks until its execution's result comes back.
+//!
+//! Locks: none across executions. Several shuttle executions run at once in one process (one
+//! per hunt worker thread, each on its own runner thread): shuttle's execution state and the
+//! sync facade's mode are thread-local, and the process-wide panic hook is installed once ([`install_quiet_hook`]).
+//! This needs generator 0.8.12 or later: earlier versions swapped the process-wide hook out and
+//! back around every cancelled continuation, which is a race between threads (it could leave a
+//! silent or the default hook installed), so executions had to be serialized.
 
 use crate::bugs::Bugs;
 use crate::epilogue::epilogue;
 use crate::fs::{sync, Fs};
 use crate::oracle::{Held, HELD_READ_BYTES};
-use crate::schedule::{ByteScheduler, Decision, Recorder};
+use crate::schedule::{ByteScheduler, Decision, PlanScheduler, Recorder};
 use crate::snapshot::Snapshot;
 use reference::{Input, Step};
 use std::collections::HashMap;
@@ -95,12 +103,15 @@ fn quiet_hook() -> &'static std::sync::Arc<Hook> {
     })
 }
 
-/// (Re)installs [`quiet_hook`]. Needed after every execution, not once: the generator crate
-/// under shuttle swaps the process-wide hook out and back around each cancelled continuation,
-/// and two threads doing that at once can leave std's default hook (or a silent one) installed.
+/// Installs [`quiet_hook`] as the process-wide panic hook, once. generator (0.8.12 on) and
+/// shuttle each wrap the hook they find once, and never swap it again, so the hook stays ours
+/// (possibly wrapped) for the life of the process, whatever threads run executions.
 fn install_quiet_hook() {
-    let hook = std::sync::Arc::clone(quiet_hook());
-    std::panic::set_hook(Box::new(move |info| hook(info)));
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let hook = std::sync::Arc::clone(quiet_hook());
+        std::panic::set_hook(Box::new(move |info| hook(info)));
+    });
 }
 
 /// The message of a panic raised by `panic!` (and everything built on it), `None` for other
@@ -136,6 +147,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
                         .enumerate()
                         .map(|(k, op)| {
                             let seq = first + k as u32;
+                            crate::schedule::note_op(k as u32);
                             fs.record(Step::Begin { seq });
                             let o = fs.apply(seq, op);
                             fs.record(Step::End { seq });
@@ -202,67 +214,170 @@ pub(super) fn execute(
             Box::new(Recorder::new(PctScheduler::new_from_seed(seed, 3, 1), log))
         }
     };
-    let decisions = Arc::new(AtomicUsize::new(0));
-    let scheduler = Counting {
-        inner: scheduler,
-        decisions: Arc::clone(&decisions),
-    };
+    execute_under(input, bugs, scheduler)
+}
+
+/// Runs `input` following `plan` (chosen task ids, one per decision: an edited recording, see
+/// [`PlanScheduler`]), recording the decisions taken into `log`.
+pub(super) fn execute_planned(
+    input: &Input,
+    bugs: Bugs,
+    plan: Vec<usize>,
+    log: Arc<Mutex<Vec<Decision>>>,
+) -> Result<Execution, Abort> {
+    execute_under(
+        input,
+        bugs,
+        Box::new(Recorder::new(PlanScheduler::new(plan), log)),
+    )
+}
+
+/// Runs one execution of `input` under `scheduler` on this thread's runner ([`Session`]).
+fn execute_under(
+    input: &Input,
+    bugs: Bugs,
+    scheduler: Box<dyn shuttle::scheduler::Scheduler + Send>,
+) -> Result<Execution, Abort> {
     install_quiet_hook();
-    let result: Arc<Mutex<Option<Execution>>> = Arc::new(Mutex::new(None));
-    let panics: PanicSlot = Arc::new(Mutex::new(None));
-    let out = Arc::clone(&result);
-    let caught = Arc::clone(&panics);
-    let shared = Arc::new(input.clone());
-    let mut config = shuttle::Config::new();
-    // shuttle fails the execution at the bound (before its next decision): `Counting` tells
-    // that failure apart from every other by the decisions it counted.
-    config.max_steps = shuttle::MaxSteps::FailAfter(STEP_BOUND);
-    config.failure_persistence = shuttle::FailurePersistence::None;
-    config.silence_warnings = true;
-    let runner = shuttle::Runner::new(scheduler, config);
-    let body = move || {
-        let e = catching(&caught, || run_body(&shared, bugs, &caught));
-        if let Ok(mut slot) = out.lock() {
-            *slot = Some(e);
+    let job = Job {
+        input: Arc::new(input.clone()),
+        bugs,
+        scheduler,
+    };
+    SESSION.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        let session = slot.get_or_insert_with(Session::spawn);
+        if let Some(r) = session.run(job) {
+            return r;
         }
-    };
-    QUIET.with(|q| q.set(true));
-    let scope = sync::ShuttleScope::enter();
-    // One shuttle execution at a time per process: the generator crate swaps the process-wide
-    // panic hook around every cancelled continuation, which is not thread-safe.
-    static SERIAL: Mutex<()> = Mutex::new(());
-    let serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let r = catch_unwind(AssertUnwindSafe(move || runner.run(body)));
-    drop(serial);
-    drop(scope);
-    // An aborted execution's continuations unwind when the runner is dropped (inside the
-    // closure above); the payload is dropped here too, before the hook speaks again.
-    let failure = r.err().map(|p| panic_message(&*p).unwrap_or_default());
-    install_quiet_hook();
-    QUIET.with(|q| q.set(false));
-    let panicked = panics.lock().ok().and_then(|mut s| s.take());
-    let taken = result.lock().ok().and_then(|mut s| s.take());
-    let at_bound = decisions.load(Ordering::SeqCst) >= STEP_BOUND;
-    match (panicked, at_bound, failure, taken) {
-        (Some(msg), _, _, _) => Err(Abort::Panic(msg)),
-        (None, true, Some(_), _) => Err(Abort::StepBound(STEP_BOUND)),
-        (None, false, Some(shuttle_says), _) => Err(Abort::Deadlock(shuttle_says)),
-        (None, _, None, Some(e)) => Ok(e),
-        // shuttle returned without failing and without our result: nothing ran to the end.
-        (None, _, None, None) => Err(Abort::Deadlock("the execution ended early".into())),
+        // The runner thread is gone (it cannot be: it catches every failure); start another.
+        *slot = None;
+        Err(Abort::Deadlock("the shuttle runner thread ended".into()))
+    })
+}
+
+/// One execution for a runner thread: the input and the scheduler that decides it.
+struct Job {
+    input: Arc<Input>,
+    bugs: Bugs,
+    scheduler: Box<dyn shuttle::scheduler::Scheduler + Send>,
+}
+
+thread_local! {
+    /// This thread's runner thread, started at its first concurrent execution.
+    static SESSION: std::cell::RefCell<Option<Session>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The calling side of a runner thread: jobs in, results out, one at a time.
+///
+/// Why a thread: shuttle allocates a pool of continuations (each a stack: an mmap, an mprotect
+/// and a munmap) per `Runner::run`. Run once per input, that is three memory-map syscalls per
+/// task per input, and with two hunt workers in one process every munmap is a TLB shootdown of
+/// the other core and a wait on the process's mmap lock: two workers ran at the speed of one.
+/// A runner thread keeps one `Runner::run` going for as many executions as its caller asks
+/// for (its scheduler blocks for the next job between executions), so the stacks are reused.
+/// A failed execution (panic, deadlock, step bound) ends that `run`; the thread starts another.
+struct Session {
+    jobs: std::sync::mpsc::Sender<Job>,
+    results: std::sync::mpsc::Receiver<Result<Execution, Abort>>,
+}
+
+impl Session {
+    fn spawn() -> Session {
+        let (jobs, job_rx) = std::sync::mpsc::channel();
+        let (result_tx, results) = std::sync::mpsc::channel();
+        let shared = Arc::new(RunnerState {
+            jobs: Mutex::new(job_rx),
+            results: Mutex::new(result_tx),
+            current: Mutex::new(None),
+            result: Mutex::new(None),
+            panics: Arc::new(Mutex::new(None)),
+            decisions: AtomicUsize::new(0),
+            running: std::sync::atomic::AtomicBool::new(false),
+        });
+        std::thread::Builder::new()
+            .name("wbfuzz-shuttle".into())
+            .spawn(move || runner_thread(shared))
+            .map(|_| ())
+            .unwrap_or_else(|e| {
+                // Without a thread there is nothing to run on: every job reports it.
+                eprintln!("wbfuzz: cannot start a shuttle runner thread: {e}");
+            });
+        Session { jobs, results }
+    }
+
+    /// Runs `job`; `None` if the runner thread is gone.
+    fn run(&self, job: Job) -> Option<Result<Execution, Abort>> {
+        self.jobs.send(job).ok()?;
+        self.results.recv().ok()
     }
 }
 
-/// The scheduler of an execution, counting its decisions: shuttle fails an execution at
-/// [`STEP_BOUND`] decisions, and this count is how that failure is told from the others.
-struct Counting {
-    inner: Box<dyn shuttle::scheduler::Scheduler + Send>,
-    decisions: Arc<AtomicUsize>,
+/// What a runner thread's scheduler and body share.
+struct RunnerState {
+    jobs: Mutex<std::sync::mpsc::Receiver<Job>>,
+    results: Mutex<std::sync::mpsc::Sender<Result<Execution, Abort>>>,
+    /// The running job's input and switches.
+    current: Mutex<Option<(Arc<Input>, Bugs)>>,
+    /// The running job's execution, once its body returned.
+    result: Mutex<Option<Execution>>,
+    panics: PanicSlot,
+    /// Scheduling decisions of the running job.
+    decisions: AtomicUsize,
+    /// Whether a job ran and its result is not sent yet.
+    running: std::sync::atomic::AtomicBool,
 }
 
-impl shuttle::scheduler::Scheduler for Counting {
+impl RunnerState {
+    /// Sends the running job's result: `failure` is shuttle's message if `Runner::run` failed.
+    fn finish(&self, failure: Option<String>) {
+        if !self.running.swap(false, Ordering::SeqCst) {
+            return;
+        }
+        let panicked = self.panics.lock().ok().and_then(|mut s| s.take());
+        let taken = self.result.lock().ok().and_then(|mut s| s.take());
+        let at_bound = self.decisions.load(Ordering::SeqCst) >= STEP_BOUND;
+        let r = match (panicked, at_bound, failure, taken) {
+            (Some(msg), _, _, _) => Err(Abort::Panic(msg)),
+            (None, true, Some(_), _) => Err(Abort::StepBound(STEP_BOUND)),
+            (None, false, Some(shuttle_says), _) => Err(Abort::Deadlock(shuttle_says)),
+            (None, _, None, Some(e)) => Ok(e),
+            // shuttle returned without failing and without our result: nothing ran to the end.
+            (None, _, None, None) => Err(Abort::Deadlock("the execution ended early".into())),
+        };
+        if let Ok(tx) = self.results.lock() {
+            let _ = tx.send(r);
+        }
+    }
+}
+
+/// The scheduler of a runner thread: between executions it sends the last result and waits
+/// for the next job, whose scheduler then decides (and whose decisions it counts: shuttle fails
+/// an execution at [`STEP_BOUND`] decisions, and this count is how that failure is told from
+/// the others).
+struct Feed {
+    state: Arc<RunnerState>,
+    inner: Option<Box<dyn shuttle::scheduler::Scheduler + Send>>,
+}
+
+impl shuttle::scheduler::Scheduler for Feed {
     fn new_execution(&mut self) -> Option<shuttle::scheduler::Schedule> {
-        self.inner.new_execution()
+        self.state.finish(None);
+        self.retire();
+        let job = self.state.jobs.lock().ok()?.recv().ok()?;
+        crate::schedule::set_in_execution(true);
+        if let Ok(mut p) = self.state.panics.lock() {
+            *p = None;
+        }
+        if let Ok(mut c) = self.state.current.lock() {
+            *c = Some((job.input, job.bugs));
+        }
+        self.state.decisions.store(0, Ordering::SeqCst);
+        self.state.running.store(true, Ordering::SeqCst);
+        let mut inner = job.scheduler;
+        let schedule = inner.new_execution();
+        self.inner = Some(inner);
+        schedule
     }
 
     fn next_task(
@@ -271,12 +386,73 @@ impl shuttle::scheduler::Scheduler for Counting {
         current: Option<shuttle::scheduler::TaskId>,
         is_yielding: bool,
     ) -> Option<shuttle::scheduler::TaskId> {
-        self.decisions.fetch_add(1, Ordering::SeqCst);
-        self.inner.next_task(runnable, current, is_yielding)
+        self.state.decisions.fetch_add(1, Ordering::SeqCst);
+        self.inner
+            .as_mut()?
+            .next_task(runnable, current, is_yielding)
     }
 
     fn next_u64(&mut self) -> u64 {
-        self.inner.next_u64()
+        self.inner.as_mut().map_or(0, |s| s.next_u64())
+    }
+}
+
+impl Feed {
+    /// Ends the last job's scheduler as `Runner::run` would: asked for another execution, each
+    /// of ours declines (and shuttle's random scheduler stops holding its seed, which it prints
+    /// on drop otherwise, as the seed of a failure).
+    fn retire(&mut self) {
+        if let Some(mut old) = self.inner.take() {
+            let _ = old.new_execution();
+        }
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        self.retire();
+    }
+}
+
+/// The loop of a runner thread: one `Runner::run` for as long as jobs come, a new one after each
+/// failed execution. Everything on this thread runs in shuttle mode with the hook quiet.
+fn runner_thread(state: Arc<RunnerState>) {
+    QUIET.with(|q| q.set(true));
+    let _scope = sync::ShuttleScope::enter();
+    loop {
+        let mut config = shuttle::Config::new();
+        // shuttle fails the execution at the bound (before its next decision): the decision
+        // count tells that failure apart from every other.
+        config.max_steps = shuttle::MaxSteps::FailAfter(STEP_BOUND);
+        config.failure_persistence = shuttle::FailurePersistence::None;
+        config.silence_warnings = true;
+        let feed = Feed {
+            state: Arc::clone(&state),
+            inner: None,
+        };
+        let runner = shuttle::Runner::new(feed, config);
+        let st = Arc::clone(&state);
+        let body = move || {
+            let Some((input, bugs)) = st.current.lock().ok().and_then(|c| c.clone()) else {
+                return;
+            };
+            let panics = Arc::clone(&st.panics);
+            let e = catching(&panics, || run_body(&input, bugs, &panics));
+            if let Ok(mut slot) = st.result.lock() {
+                *slot = Some(e);
+            }
+        };
+        match catch_unwind(AssertUnwindSafe(move || runner.run(body))) {
+            // The job channel closed: the calling thread is gone.
+            Ok(_) => return,
+            // An aborted execution's continuations unwound when the runner was dropped; the
+            // payload is dropped here too.
+            Err(p) => {
+                let failure = panic_message(&*p).unwrap_or_default();
+                drop(p);
+                state.finish(Some(failure));
+            }
+        }
     }
 }
 

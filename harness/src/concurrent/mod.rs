@@ -47,6 +47,40 @@ pub fn run_concurrent_recorded(input: &Input, bugs: Bugs, sched: Sched) -> (Run,
     (run, encode_decisions(&decisions))
 }
 
+/// Runs `input` with its interleaving taken from `plan` (the task chosen at each scheduling
+/// decision, as [`Decision::chosen`](crate::schedule::Decision) records it; where the planned
+/// task cannot run, the current one keeps running), and returns the run, the decisions taken
+/// and schedule bytes that replay them. The minimizer uses it to keep an interleaving when it
+/// removes ops or threads.
+pub fn run_concurrent_planned(
+    input: &Input,
+    bugs: Bugs,
+    plan: Vec<usize>,
+) -> (Run, Vec<crate::schedule::Decision>, Vec<u8>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let run = oracle::check(
+        input,
+        execute::execute_planned(input, bugs, plan, Arc::clone(&log)),
+    );
+    let decisions = log.lock().map(|l| l.clone()).unwrap_or_default();
+    let bytes = encode_decisions(&decisions);
+    (run, decisions, bytes)
+}
+
+/// [`run_concurrent`], also returning the decisions its byte scheduler took.
+pub fn run_concurrent_decisions(
+    input: &Input,
+    bugs: Bugs,
+) -> (Run, Vec<crate::schedule::Decision>) {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let run = oracle::check(
+        input,
+        execute::execute(input, bugs, Sched::Bytes, Some(Arc::clone(&log))),
+    );
+    let decisions = log.lock().map(|l| l.clone()).unwrap_or_default();
+    (run, decisions)
+}
+
 /// Runs `input` on real threads and checks the interleaving that happened against the
 /// reference. The interleaving is the OS's, not reproducible, but the commit log records the order
 /// that happened, so the same replay checks it; for stress tests, fuzzing uses [`run_concurrent`].

@@ -11,6 +11,7 @@ mod fsx_import;
 mod input_roundtrip;
 mod input_script;
 mod kernel;
+mod minimize;
 mod race_rule;
 mod replay_oracle;
 mod report;

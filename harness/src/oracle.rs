@@ -247,7 +247,11 @@ fn scope_of(op: &Op, input: &Input) -> Scope {
             first: 0,
             end: u64::MAX,
         },
-        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => Scope::All,
+        // A crash changes every file: the whole state is compared after it.
+        Op::CompleteIo { .. }
+        | Op::CorruptAllocBtree
+        | Op::RepairAllocBtree
+        | Op::Crash { .. } => Scope::All,
     }
 }
 

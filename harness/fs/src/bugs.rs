@@ -25,11 +25,22 @@ pub enum Bug {
     /// XFS's MMAPLOCK, "xfs: introduce mmap/truncate lock"): a write fault dirties a folio in
     /// between, and the drop discards the fault's data.
     DirtyAfterDioFlush,
+    /// Crash: writeback logs the unwritten-to-written conversion of an IO's blocks when it
+    /// submits the IO instead of at its completion (the in-memory extent still converts at
+    /// completion, so nothing shows without a power cut): a crash before the IO lands leaves
+    /// written extents over blocks that never received their data, exposing stale disk bytes.
+    /// XFS does the conversion in `xfs_end_ioend` for exactly this reason.
+    ConvertAtSubmit,
+    /// Crash: writeback logs the file size up to the end of an IO when it submits it, not when
+    /// the IO completes: a crash before the data lands leaves a file whose size covers bytes
+    /// that never reached the disk (they read as zeros). The XFS "NULL files" problem, fixed by
+    /// updating di_size only at IO completion ("xfs: don't update i_size until data hits disk").
+    SizeBeforeData,
 }
 
 impl Bug {
     /// Every bug, in catalogue order.
-    pub const ALL: [Bug; 7] = [
+    pub const ALL: [Bug; 9] = [
         Bug::StaleMapping,
         Bug::FaultHoleRace,
         Bug::UnstablePages,
@@ -37,6 +48,8 @@ impl Bug {
         Bug::DiscardWidePunch,
         Bug::PutFolioAfterUnlock,
         Bug::DirtyAfterDioFlush,
+        Bug::ConvertAtSubmit,
+        Bug::SizeBeforeData,
     ];
 
     /// The switch name used by `--bug` and `WBFUZZ_BUGS`.
@@ -49,6 +62,8 @@ impl Bug {
             Bug::DiscardWidePunch => "discard-wide-punch",
             Bug::PutFolioAfterUnlock => "put-folio-after-unlock",
             Bug::DirtyAfterDioFlush => "dirty-after-dio-flush",
+            Bug::ConvertAtSubmit => "convert-at-submit",
+            Bug::SizeBeforeData => "size-before-data",
         }
     }
 
@@ -78,8 +93,8 @@ impl Bug {
             .max_by_key(|b| b.name().len())
     }
 
-    fn bit(self) -> u8 {
-        1 << (self as u8)
+    fn bit(self) -> u32 {
+        1 << (self as u32)
     }
 }
 
@@ -109,7 +124,7 @@ impl std::error::Error for UnknownBug {}
 
 /// A set of enabled bug switches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Bugs(u8);
+pub struct Bugs(u32);
 
 impl Bugs {
     /// No bug enabled: the correct implementation.

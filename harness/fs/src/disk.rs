@@ -1,5 +1,6 @@
-//! The device: physical block number -> block contents, sparse (a block never written reads as
-//! zeros, and discarded on free so memory follows the live data).
+//! The device: physical block number -> block contents, sparse. A block not written since it was
+//! last free holds stale bytes (`vocab::stale_byte`, SPEC.md "Durability"); freed blocks are
+//! discarded back to that, so memory follows the live data.
 //!
 //! Owns: the bytes on disk. Invariants: every stored block is exactly `bs` bytes.
 //! Locks: one RwLock, a leaf (taken after everything else; only the folio memory lock may be held
@@ -15,7 +16,7 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// An all-zero device of `bs`-byte blocks.
+    /// A device of stale of `bs`-byte blocks.
     pub fn new(bs: usize) -> Self {
         Disk {
             bs,
@@ -27,13 +28,19 @@ impl Disk {
     pub fn read(&self, phys: u64, out: &mut [u8]) {
         match self.blocks.read().get(&phys) {
             Some(b) => out.copy_from_slice(&b[..out.len()]),
-            None => out.fill(0),
+            None => out.fill(vocab::stale_byte(phys)),
         }
     }
 
-    /// Calls `f` with block `phys`'s bytes under the read lock (`None`: never written, zeros).
+    /// Calls `f` with block `phys`'s bytes under the read lock (`None`: not written since it was
+    /// last free: stale bytes).
     pub fn with_block<R>(&self, phys: u64, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         f(self.blocks.read().get(&phys).map(|b| &b[..]))
+    }
+
+    /// Whether block `phys` was written since it was last free (else it holds stale bytes).
+    pub fn holds(&self, phys: u64) -> bool {
+        self.blocks.read().contains_key(&phys)
     }
 
     /// Writes `data` (`bs` bytes) to block `phys`.

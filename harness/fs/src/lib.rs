@@ -38,6 +38,7 @@ mod alloc_btree;
 mod buffered_read;
 mod buffered_write;
 pub mod bugs;
+mod crash;
 mod direct_io;
 mod disk;
 mod extent_map;
@@ -93,6 +94,12 @@ pub(crate) struct Inode {
     pub invalidate: RwLock<()>,
     /// i_size.
     pub size: AtomicU64,
+    /// The size on stable storage (`di_size`): raised at IO completion, set by logged size
+    /// changes and fsync; what a crash leaves as the size.
+    pub disk_size: AtomicU64,
+    /// The last successful fsync's promise, still standing: (size, file block -> CRC32C of its
+    /// bytes on disk). Checked by `fsync-durable`. A leaf lock.
+    pub promise: Mutex<(u64, std::collections::BTreeMap<u64, u32>)>,
     /// The page cache.
     pub cache: PageCache,
     /// ILOCK and the data fork it protects.
@@ -204,6 +211,8 @@ impl Fs {
                 iolock: RwLock::new(()),
                 invalidate: RwLock::new(()),
                 size: AtomicU64::new(0),
+                disk_size: AtomicU64::new(0),
+                promise: Mutex::new((0, std::collections::BTreeMap::new())),
                 cache: PageCache::new(fsz as usize),
                 ilock: Mutex::new(ExtentMap::new()),
                 wb_err: Mutex::new(None),
@@ -238,6 +247,7 @@ impl Fs {
                 Ok(Outcome::Done(k))
             }
             Op::CorruptAllocBtree => Ok(self.corrupt_alloc_btree(seq)),
+            Op::Crash { land } => Ok(Outcome::Done(self.crash(seq, land))),
             Op::RepairAllocBtree => Ok(self.repair_alloc_btree(seq)),
             _ => {
                 let Some(ino) = op.file().and_then(|f| self.inodes.get(f as usize)) else {
@@ -245,7 +255,10 @@ impl Fs {
                     self.record(Step::Op { seq });
                     return Outcome::Err(Errno::Einval);
                 };
-                self.apply_file(ino, seq, op)
+                let old_size = self.size(ino);
+                let out = self.apply_file(ino, seq, op).unwrap_or_else(Outcome::Err);
+                self.after_op(ino, op, old_size, &out);
+                return out;
             }
         };
         res.unwrap_or_else(Outcome::Err)
@@ -295,9 +308,10 @@ impl Fs {
                 self.record(Step::Op { seq });
                 Ok(Outcome::Done(k))
             }
-            Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => {
-                Err(self.early(seq, Errno::Einval))
-            }
+            Op::CompleteIo { .. }
+            | Op::CorruptAllocBtree
+            | Op::RepairAllocBtree
+            | Op::Crash { .. } => Err(self.early(seq, Errno::Einval)),
         }
     }
 

@@ -56,6 +56,13 @@ pub(crate) struct File {
     pub folios: BTreeMap<u64, Box<[u8]>>,
     /// The recorded writeback error, reported and cleared by fsync.
     pub wb_error: Option<Errno>,
+    /// The size on stable storage (XFS `di_size`, SPEC.md "Durability"): what a crash leaves.
+    pub disk_size: u64,
+    /// What the last successful fsync promised and nothing has changed since: file block to the
+    /// CRC32C of its bytes on disk (`Written` blocks only; SPEC.md `fsync-durable`).
+    pub promise: BTreeMap<u64, u32>,
+    /// The size that fsync promised (lowered by truncates since).
+    pub promised_size: u64,
 }
 
 impl File {
@@ -67,6 +74,19 @@ impl File {
             blocks: Vec::new(),
             folios: BTreeMap::new(),
             wb_error: None,
+            disk_size: 0,
+            promise: BTreeMap::new(),
+            promised_size: 0,
+        }
+    }
+
+    /// Blocks `[b0, b1)` are overwritten, punched or truncated: fsync's promise on them ends.
+    pub fn unpromise(&mut self, b0: u64, b1: u64) {
+        if b0 < b1 && !self.promise.is_empty() {
+            let gone: Vec<u64> = self.promise.range(b0..b1).map(|(&b, _)| b).collect();
+            for b in gone {
+                self.promise.remove(&b);
+            }
         }
     }
 

@@ -1,0 +1,252 @@
+//! Durability: what is on stable storage, and the `Crash` op that keeps only that.
+//!
+//! Owns: each inode's size on disk (`Inode::disk_size`) and fsync's standing promise
+//! (`Inode::promise`), the bookkeeping that keeps them (after each op, [`Fs::after_op`]; IO
+//! completion and journal commits raise `disk_size` themselves), and the power cut.
+//!
+//! The rule (SPEC.md "Durability"): a metadata change is durable when the step that makes it
+//! commits, except what lives only in memory: the page cache, delalloc reservations, writeback
+//! errors, the in-memory size past `disk_size`, and in-flight IOs that do not land. So a crash
+//! needs no second copy of the extent map: it drops exactly those.
+//!
+//! Locks: the crash quiesces like repair (every inode's invalidate lock, in file order), then
+//! takes the IO queue (to drain it), folio locks, ILOCK, leaves, in the usual order. Crashes
+//! only happen in sequential runs; the locks keep the lock-order checker's view honest.
+//! `Inode::promise` is a leaf, taken after ILOCK and the folio memory locks.
+
+use super::page_cache::LockedFolio;
+use super::sync::Ordering;
+use super::writeback::Io;
+use super::{Fs, Inode};
+use std::collections::BTreeMap;
+use vocab::{ExtentState, Op, Outcome, Step};
+
+impl Fs {
+    /// `Crash { land }`: IO number `k` in FIFO order lands if bit `k` of `land` is set (an
+    /// ordinary completion), the others are lost; then memory goes and the filesystem mounts
+    /// again. Returns the number of IOs that landed.
+    pub(crate) fn crash(&self, seq: u32, land: u32) -> u64 {
+        let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.write()).collect();
+        let mut k = 0u32;
+        let mut landed = 0;
+        while let Some(io) = self.ioq.pop_oldest() {
+            if k < 32 && land & (1 << k) != 0 {
+                self.complete_io(seq, &io);
+                landed += 1;
+            } else {
+                self.lose_io(&io);
+            }
+            k = k.saturating_add(1);
+        }
+        let mut released = 0;
+        for ino in &self.inodes {
+            loop {
+                let held: Vec<LockedFolio> = ino.cache.lock_range(0, u64::MAX);
+                if ino.cache.remove_all_then(&held, || ()).is_some() {
+                    break;
+                }
+            }
+            let mut em = ino.ilock.lock();
+            let delalloc: Vec<(u64, u64)> = em
+                .extents()
+                .filter(|(_, e)| e.state == ExtentState::Delalloc)
+                .map(|(s, e)| (s, e.len))
+                .collect();
+            for (s, l) in delalloc {
+                em.set(s, l, ExtentState::Hole, 0);
+                released += l;
+            }
+            drop(em);
+            ino.journal.lock().clear();
+            *ino.wb_err.lock() = None;
+            ino.size
+                .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
+        }
+        // COMMIT POINT: the power cut and the mount (sequential runs only).
+        self.commit(Step::Op { seq }, || self.space.unreserve(released));
+        landed
+    }
+
+    /// An IO the power cut catches in flight: it never reaches the disk. Its blocks keep their
+    /// extent state, except under `convert-at-submit`, whose conversion was logged at submit.
+    fn lose_io(&self, io: &Io) {
+        let ino = &self.inodes[io.file];
+        let fb0 = io.folio.index * self.geo.bpf;
+        let mut em = ino.ilock.lock();
+        if io.logged_convert != 0 {
+            for b in super::folio_mask::blocks(io.logged_convert, fb0) {
+                em.convert(b, b + 1, ExtentState::Unwritten, ExtentState::Written);
+            }
+        }
+        let mut st = io.folio.mem();
+        st.writeback = false;
+        st.wb_mask = 0;
+        st.io = None;
+        self.ioq.end_one();
+        drop(st);
+        drop(em);
+        io.folio.wb_cv.notify_all();
+    }
+
+    /// Raises the size on disk to `end` clipped to i_size (an IO's completion, `xfs_end_ioend`).
+    pub(crate) fn log_size_to(&self, ino: &Inode, end: u64) {
+        let end = end.min(self.size(ino));
+        ino.disk_size.fetch_max(end, Ordering::SeqCst);
+    }
+
+    /// Durability bookkeeping of a finished user op (`old_size`: i_size before it): logged size
+    /// changes, fsync's promise, and the end of the promise on blocks the op changed.
+    pub(crate) fn after_op(&self, ino: &Inode, op: &Op, old_size: u64, out: &Outcome) {
+        if matches!(out, Outcome::Err(_)) {
+            return;
+        }
+        let g = self.geo;
+        let blocks = |off: u64, len: u64| {
+            let end = off.saturating_add(len).min(g.max);
+            (off / g.bs, end.div_ceil(g.bs))
+        };
+        match *op {
+            Op::Write { off, len, sync, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
+                if sync {
+                    // O_SYNC is vfs_fsync_range: the log force makes i_size durable.
+                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+                }
+            }
+            Op::DirectWrite { off, len, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
+                if let Outcome::Done(n) = *out {
+                    ino.disk_size.fetch_max(off + n, Ordering::SeqCst);
+                }
+            }
+            Op::MmapWrite { off, .. } => {
+                let fb0 = off / g.fsz * g.bpf;
+                self.unpromise(ino, fb0, fb0 + g.bpf);
+            }
+            Op::PunchHole { off, len, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
+            }
+            Op::ZeroRange { off, len, .. } | Op::Fallocate { off, len, .. } => {
+                if matches!(op, Op::ZeroRange { .. }) {
+                    let (b0, b1) = blocks(off, len);
+                    self.unpromise(ino, b0, b1);
+                }
+                // A size change made by the op's transaction is durable with it.
+                if self.size(ino) > old_size {
+                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+                }
+            }
+            Op::Truncate { .. } => {
+                // xfs_setattr_size logs the new size, up or down.
+                let new = self.size(ino);
+                ino.disk_size.store(new, Ordering::SeqCst);
+                let mut p = ino.promise.lock();
+                p.0 = p.0.min(new);
+                let gone: Vec<u64> = p.1.range(new / g.bs..).map(|(&b, _)| b).collect();
+                for b in gone {
+                    p.1.remove(&b);
+                }
+            }
+            Op::Fsync { .. } => self.take_promise(ino),
+            _ => {}
+        }
+    }
+
+    /// The promise of a successful fsync: i_size is durable, and so is every `Written` block
+    /// below it that is clean in memory (what the disk holds is what the file holds).
+    fn take_promise(&self, ino: &Inode) {
+        let g = self.geo;
+        let size = self.size(ino);
+        let mut promise = BTreeMap::new();
+        let mut buf = vec![0u8; g.bs as usize];
+        let em = ino.ilock.lock();
+        em.for_each(0, size.div_ceil(g.bs), |m| {
+            if m.state != ExtentState::Written {
+                return;
+            }
+            for b in m.start..m.end() {
+                let busy = ino.cache.get(b / g.bpf).is_some_and(|f| {
+                    let st = f.mem();
+                    let bit = 1u64 << (b % g.bpf);
+                    st.dirty() & bit != 0 || (st.writeback && st.wb_mask & bit != 0)
+                });
+                if !busy {
+                    self.disk.read(m.phys_of(b), &mut buf);
+                    promise.insert(b, crc32c::crc32c(&buf));
+                }
+            }
+        });
+        drop(em);
+        ino.disk_size.store(size, Ordering::SeqCst);
+        *ino.promise.lock() = (size, promise);
+    }
+
+    /// Blocks `[b0, b1)` changed: fsync's promise on them ends.
+    fn unpromise(&self, ino: &Inode, b0: u64, b1: u64) {
+        let mut p = ino.promise.lock();
+        if b0 < b1 && !p.1.is_empty() {
+            let gone: Vec<u64> = p.1.range(b0..b1).map(|(&b, _)| b).collect();
+            for b in gone {
+                p.1.remove(&b);
+            }
+        }
+    }
+
+    /// `no-stale-exposure` and `fsync-durable` over every file (the unscoped invariant check).
+    pub(crate) fn check_durability(&self, push: &mut impl FnMut(&'static str, String)) {
+        let g = self.geo;
+        let mut buf = vec![0u8; g.bs as usize];
+        for ino in &self.inodes {
+            let em = ino.ilock.lock();
+            for (s, e) in em.extents() {
+                if e.state != ExtentState::Written {
+                    continue;
+                }
+                for i in 0..e.len {
+                    if !self.disk.holds(e.phys + i) {
+                        push(
+                            "no-stale-exposure",
+                            format!(
+                                "file {} block {} is written but physical block {} holds stale \
+                                 bytes",
+                                ino.idx,
+                                s + i,
+                                e.phys + i
+                            ),
+                        );
+                    }
+                }
+            }
+            let p = ino.promise.lock();
+            let disk_size = ino.disk_size.load(Ordering::SeqCst);
+            if disk_size < p.0 {
+                push(
+                    "fsync-durable",
+                    format!(
+                        "file {}: size on disk {disk_size:#x} below the fsynced size {:#x}",
+                        ino.idx, p.0
+                    ),
+                );
+            }
+            for (&b, &crc) in &p.1 {
+                let m = em.lookup(b, b + 1);
+                let ok = m.state == ExtentState::Written && {
+                    self.disk.read(m.phys_of(b), &mut buf);
+                    crc32c::crc32c(&buf) == crc
+                };
+                if !ok {
+                    push(
+                        "fsync-durable",
+                        format!(
+                            "file {} block {b}: bytes an fsync made durable are gone",
+                            ino.idx
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}

@@ -220,7 +220,8 @@ impl Fs {
                     }
                 }
             }
-            let p = ino.promise.lock();
+            // A copy: the disk lock below must not be taken under the leaf.
+            let p = ino.promise.lock().clone();
             let disk_size = ino.disk_size.load(Ordering::SeqCst);
             if disk_size < p.0 {
                 push(

@@ -98,7 +98,8 @@ pub(crate) struct Inode {
     /// changes and fsync; what a crash leaves as the size.
     pub disk_size: AtomicU64,
     /// The last successful fsync's promise, still standing: (size, file block -> CRC32C of its
-    /// bytes on disk). Checked by `fsync-durable`. A leaf lock.
+    /// bytes on disk). Checked by `fsync-durable`. A leaf lock that is no scheduling point
+    /// (`Mutex::new_leaf`): bookkeeping must not change what a schedule means.
     pub promise: Mutex<(u64, std::collections::BTreeMap<u64, u32>)>,
     /// The page cache.
     pub cache: PageCache,
@@ -212,7 +213,7 @@ impl Fs {
                 invalidate: RwLock::new(()),
                 size: AtomicU64::new(0),
                 disk_size: AtomicU64::new(0),
-                promise: Mutex::new((0, std::collections::BTreeMap::new())),
+                promise: Mutex::new_leaf((0, std::collections::BTreeMap::new())),
                 cache: PageCache::new(fsz as usize),
                 ilock: Mutex::new(ExtentMap::new()),
                 wb_err: Mutex::new(None),

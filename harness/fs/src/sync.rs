@@ -130,6 +130,14 @@ impl<T> Mutex<T> {
         }
     }
 
+    /// A leaf lock that is never a scheduling point (the std backend in both modes), for
+    /// bookkeeping that no interleaving can depend on: its holder must not take any other lock
+    /// or reach a scheduling point before it lets go, so under shuttle it is never contended.
+    /// Adding such a lock leaves every recorded schedule meaning what it meant.
+    pub fn new_leaf(value: T) -> Self {
+        Mutex::Std(std::sync::Mutex::new(value))
+    }
+
     /// Blocks until the lock is held.
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {

@@ -96,10 +96,12 @@ impl Fs {
 
     /// Durability bookkeeping of a finished user op (`old_size`: i_size before it): logged size
     /// changes, fsync's promise, and the end of the promise on blocks the op changed.
+    ///
+    /// The promise ends on a changed range even when the op failed: a failed O_SYNC write has
+    /// still copied its data, and may have written part of it back; ending it where nothing
+    /// changed only checks less.
     pub(crate) fn after_op(&self, ino: &Inode, op: &Op, old_size: u64, out: &Outcome) {
-        if matches!(out, Outcome::Err(_)) {
-            return;
-        }
+        let ok = !matches!(out, Outcome::Err(_));
         let g = self.geo;
         let blocks = |off: u64, len: u64| {
             let end = off.saturating_add(len).min(g.max);
@@ -109,7 +111,7 @@ impl Fs {
             Op::Write { off, len, sync, .. } => {
                 let (b0, b1) = blocks(off, len);
                 self.unpromise(ino, b0, b1);
-                if sync {
+                if sync && matches!(*out, Outcome::Done(n) if n > 0) {
                     // O_SYNC is vfs_fsync_range: the log force makes i_size durable.
                     ino.disk_size.store(self.size(ino), Ordering::SeqCst);
                 }
@@ -117,8 +119,11 @@ impl Fs {
             Op::DirectWrite { off, len, .. } => {
                 let (b0, b1) = blocks(off, len);
                 self.unpromise(ino, b0, b1);
-                if let Outcome::Done(n) = *out {
-                    ino.disk_size.fetch_max(off + n, Ordering::SeqCst);
+                match *out {
+                    Outcome::Done(n) if n > 0 => {
+                        ino.disk_size.fetch_max(off + n, Ordering::SeqCst);
+                    }
+                    _ => {}
                 }
             }
             Op::MmapWrite { off, .. } => {
@@ -135,11 +140,11 @@ impl Fs {
                     self.unpromise(ino, b0, b1);
                 }
                 // A size change made by the op's transaction is durable with it.
-                if self.size(ino) > old_size {
+                if ok && self.size(ino) > old_size {
                     ino.disk_size.store(self.size(ino), Ordering::SeqCst);
                 }
             }
-            Op::Truncate { .. } => {
+            Op::Truncate { .. } if ok => {
                 // xfs_setattr_size logs the new size, up or down.
                 let new = self.size(ino);
                 ino.disk_size.store(new, Ordering::SeqCst);
@@ -150,7 +155,7 @@ impl Fs {
                     p.1.remove(&b);
                 }
             }
-            Op::Fsync { .. } => self.take_promise(ino),
+            Op::Fsync { .. } if ok => self.take_promise(ino),
             _ => {}
         }
     }

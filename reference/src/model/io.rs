@@ -385,7 +385,9 @@ impl RefFs {
     }
 
     /// A successful fsync of `file`: the size is durable, and so is every `Written` block below
-    /// it (its IO completed in the fsync, or earlier); the promise records their bytes.
+    /// it (its IO completed in the fsync, or earlier); the promise records their bytes. A block
+    /// that is dirty or under writeback again (a concurrent write between the fsync's waits and
+    /// its report) is not promised: its disk bytes are about to change.
     fn take_promise(&mut self, file: FileId) {
         let Some(fi) = self.fid(file) else { return };
         let bs = self.bs();
@@ -393,7 +395,11 @@ impl RefFs {
         let f = &self.files[fi];
         let mut promise = std::collections::BTreeMap::new();
         for b in 0..f.size.div_ceil(bs).min(f.block_len()) {
-            if let (ExtentState::Written, Some(p)) = (f.block(b).extent, f.block(b).phys) {
+            let blk = f.block(b);
+            if blk.dirty || blk.writeback {
+                continue;
+            }
+            if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
                 self.space.read_block(p, &mut buf);
                 promise.insert(b, crc32c::crc32c(&buf));
             }

@@ -3,6 +3,7 @@
 //! runs one module.
 
 mod buffered;
+mod crash;
 mod common;
 mod direct_and_writeback;
 mod jdata;

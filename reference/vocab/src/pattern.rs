@@ -122,6 +122,13 @@ mod tests {
     }
 
     #[test]
+    fn stale_bytes_are_never_zero_and_name_the_block() {
+        assert_eq!(stale_byte(0), 0xD0);
+        assert_eq!(stale_byte(0x1f), 0xDF);
+        assert!((0..1000).all(|p| stale_byte(p) != 0));
+    }
+
+    #[test]
     fn fill_matches_bytewise() {
         let v = pattern(7, 1000, 600);
         for (i, &b) in v.iter().enumerate() {

@@ -248,10 +248,9 @@ fn scope_of(op: &Op, input: &Input) -> Scope {
             end: u64::MAX,
         },
         // A crash changes every file: the whole state is compared after it.
-        Op::CompleteIo { .. }
-        | Op::CorruptAllocBtree
-        | Op::RepairAllocBtree
-        | Op::Crash { .. } => Scope::All,
+        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { .. } => {
+            Scope::All
+        }
     }
 }
 

@@ -52,14 +52,9 @@ fn landed_io_converts_and_extends_the_size_to_its_end() {
     assert_eq!(fs.size(0), 8192);
     assert_eq!(
         extents(&fs, 0, 8),
-        vec![
-            Unwritten, Unwritten, Unwritten, Unwritten, Written, Written, Written, Written
-        ]
+        vec![Unwritten, Unwritten, Unwritten, Unwritten, Written, Written, Written, Written]
     );
-    assert_eq!(
-        contents(&fs),
-        cat(&[&zeros(4096), &pattern(1, 4096, 4096)])
-    );
+    assert_eq!(contents(&fs), cat(&[&zeros(4096), &pattern(1, 4096, 4096)]));
 }
 
 #[test]
@@ -97,7 +92,10 @@ fn logged_size_changes_are_durable_at_once() {
     run(&mut fs, 2, truncate(5000));
     run(&mut fs, 3, crash(0));
     assert_eq!(fs.size(0), 5000);
-    assert_eq!(extents(&fs, 0, 4), vec![Unwritten, Unwritten, Unwritten, Hole]);
+    assert_eq!(
+        extents(&fs, 0, 4),
+        vec![Unwritten, Unwritten, Unwritten, Hole]
+    );
     assert_eq!(contents(&fs), zeros(5000));
 }
 
@@ -107,10 +105,7 @@ fn direct_write_is_durable_when_it_returns() {
     assert_eq!(run(&mut fs, 1, dwrite(1024, 2048)), done(2048));
     run(&mut fs, 2, crash(0));
     assert_eq!(fs.size(0), 3072);
-    assert_eq!(
-        contents(&fs),
-        cat(&[&zeros(1024), &pattern(1, 1024, 2048)])
-    );
+    assert_eq!(contents(&fs), cat(&[&zeros(1024), &pattern(1, 1024, 2048)]));
 }
 
 #[test]

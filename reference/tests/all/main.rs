@@ -3,8 +3,8 @@
 //! runs one module.
 
 mod buffered;
-mod crash;
 mod common;
+mod crash;
 mod direct_and_writeback;
 mod jdata;
 mod replay;

@@ -271,9 +271,7 @@ impl fmt::Display for Op {
             Op::Fsync { file } | Op::EvictInode { file } | Op::JournalCommit { file } => {
                 write!(f, "{k} f{file}")
             }
-            Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { land: 0 } => {
-                f.write_str(k)
-            }
+            Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { land: 0 } => f.write_str(k),
             Op::Crash { land } => write!(f, "{k} {land:#x}"),
         }
     }

@@ -5,8 +5,9 @@
 //! [`sync`] (the only door to std/shuttle), [`extent_map`], [`alloc_btree`], [`space`] (counters),
 //! [`disk`], [`page_cache`], [`buffered_write`], [`buffered_read`], [`fault`], [`writeback`] (and
 //! IO completion), [`direct_io`], [`space_ops`] (fallocate, punch, zero, truncate), [`journal`],
-//! [`lifecycle`] (reclaim, eviction, fault injection and repair) and [`observe`] (the oracle's
-//! view and the invariant checks).
+//! [`lifecycle`] (reclaim, eviction, fault injection and repair), [`crash`] (the size on disk,
+//! fsync's promise and the power cut) and [`observe`] (the oracle's view and the invariant
+//! checks).
 //!
 //! # Lock order
 //!
@@ -22,7 +23,8 @@
 //! 5. `Fs::alloc` (the allocator lock, free-space btree).
 //! 6. `IoQueue` lock (the global in-flight FIFO).
 //! 7. leaves, never held while taking anything but the next: the page-cache index lock,
-//!    `Inode::wb_err`, `Inode::journal`, `Fs::violations`; the folio memory lock
+//!    `Inode::wb_err`, `Inode::journal`, `Fs::violations`, `Inode::promise` (no scheduling
+//!    point: `sync::Mutex::new_leaf`); the folio memory lock
 //!    (`Folio::state`), inside which only the disk lock may be taken; the disk lock.
 //!
 //! Waits: waiting for writeback never holds ILOCK or anything after it; the waiter completes the

@@ -38,9 +38,15 @@ impl Disk {
         f(self.blocks.read().get(&phys).map(|b| &b[..]))
     }
 
-    /// Whether block `phys` was written since it was last free (else it holds stale bytes).
-    pub fn holds(&self, phys: u64) -> bool {
-        self.blocks.read().contains_key(&phys)
+    /// The blocks of `[start, start+len)` not written since they were last free (they hold
+    /// stale bytes), under one lock hold.
+    pub fn stale_in(&self, start: u64, len: u64) -> Vec<u64> {
+        let g = self.blocks.read();
+        let end = start.saturating_add(len);
+        let mut held = g.range(start..end).map(|(&k, _)| k).peekable();
+        (start..end)
+            .filter(|&b| held.next_if_eq(&b).is_none())
+            .collect()
     }
 
     /// Writes `data` (`bs` bytes) to block `phys`.

@@ -99,10 +99,11 @@ pub(crate) struct Inode {
     /// The size on stable storage (`di_size`): raised at IO completion, set by logged size
     /// changes and fsync; what a crash leaves as the size.
     pub disk_size: AtomicU64,
-    /// The last successful fsync's promise, still standing: (size, file block -> CRC32C of its
-    /// bytes on disk). Checked by `fsync-durable`. A leaf lock that is no scheduling point
+    /// The last successful fsync's promise, still standing: (size, runs `(first block, end
+    /// block, physical block of the first)` of `Written` blocks). Checked by `fsync-durable`;
+    /// kept in sequential runs only (the only ones with crashes). A leaf lock that is no scheduling point
     /// (`Mutex::new_leaf`): bookkeeping must not change what a schedule means.
-    pub promise: Mutex<(u64, std::collections::BTreeMap<u64, u32>)>,
+    pub promise: Mutex<crash::Promise>,
     /// The page cache.
     pub cache: PageCache,
     /// ILOCK and the data fork it protects.
@@ -136,7 +137,7 @@ pub struct Fs {
     /// Concurrent runs: the commit log, in commit order (see [`vocab::step`]).
     commit_log: Mutex<Vec<Step>>,
     /// Whether [`Fs::record`] appends to the log (off in sequential runs: no cost there).
-    recording: AtomicBool,
+    pub(crate) recording: AtomicBool,
 }
 
 impl Fs {
@@ -215,7 +216,7 @@ impl Fs {
                 invalidate: RwLock::new(()),
                 size: AtomicU64::new(0),
                 disk_size: AtomicU64::new(0),
-                promise: Mutex::new_leaf((0, std::collections::BTreeMap::new())),
+                promise: Mutex::new_leaf((0, Vec::new())),
                 cache: PageCache::new(fsz as usize),
                 ilock: Mutex::new(ExtentMap::new()),
                 wb_err: Mutex::new(None),

@@ -229,6 +229,9 @@ pub fn random_op(rng: &mut SplitMix, shape: &OpShape) -> Option<Op> {
         OpKind::JournalCommit => Op::JournalCommit { file },
         OpKind::CorruptAllocBtree => Op::CorruptAllocBtree,
         OpKind::RepairAllocBtree => Op::RepairAllocBtree,
+        OpKind::Crash => Op::Crash {
+            land: rng.below(16) as u32,
+        },
     })
 }
 

@@ -211,7 +211,8 @@ pub fn is_noop(op: &Op) -> bool {
     }
 }
 
-/// The op's shrinkable numbers: offset and length, a truncate size, a folio index, a count.
+/// The op's shrinkable numbers: offset and length, a truncate size, a folio index, a count, a
+/// crash's land mask.
 fn op_numbers(op: &Op) -> Vec<u64> {
     let mut op = op.clone();
     if let Some((off, len)) = op.range_mut() {
@@ -221,6 +222,7 @@ fn op_numbers(op: &Op) -> Vec<u64> {
         Op::Truncate { size, .. } => vec![size],
         Op::Reclaim { folio, .. } => vec![folio],
         Op::CompleteIo { n } => vec![n as u64],
+        Op::Crash { land } => vec![land as u64],
         _ => vec![],
     }
 }
@@ -236,6 +238,7 @@ fn with_numbers(op: &Op, v: &[u64]) -> Op {
         Op::Truncate { size, .. } => *size = v[0],
         Op::Reclaim { folio, .. } => *folio = v[0],
         Op::CompleteIo { n } => *n = v[0].min(u32::MAX as u64) as u32,
+        Op::Crash { land } => *land = v[0].min(u32::MAX as u64) as u32,
         _ => {}
     }
     op

@@ -226,11 +226,18 @@ pub enum Rejection {
     /// The concurrent run went past this many scheduling points (an unfair schedule, not a
     /// finding).
     StepBound(usize),
+    /// A concurrent input holds a `crash` (crashes are sequential-run ops: the replay has no
+    /// crash step), so it was not run.
+    CrashInConcurrentRun,
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Rejection::CrashInConcurrentRun => write!(
+                f,
+                "`crash` is a sequential-run op; an input with several threads cannot hold one"
+            ),
             Rejection::StepBound(n) => write!(
                 f,
                 "the concurrent run went past the step bound ({n} scheduling points)"
@@ -346,7 +353,10 @@ fn scope_of(op: &Op, input: &Input) -> Scope {
             first: 0,
             end: u64::MAX,
         },
-        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => Scope::All,
+        // A crash changes every file: the whole state is compared after it.
+        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { .. } => {
+            Scope::All
+        }
     }
 }
 

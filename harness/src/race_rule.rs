@@ -22,7 +22,7 @@
 //!   write that allocates it (a hole installed over written data) is caught.
 //! - *Background* ops (`flush`, `complete`, `reclaim`, `evict`, `fsync`, `commit`) may run over
 //!   anything; they change no logical contents, so they must succeed and nothing else.
-//! - Fault injection (`corrupt`, `repair`) is not part of threaded runs.
+//! - Fault injection (`corrupt`, `repair`) and `crash` are not part of threaded runs.
 //!
 //! Ops on files that are not shared are exact whatever they are.
 
@@ -174,7 +174,10 @@ pub fn plan(input: &Input) -> Result<Plan, RuleError> {
     for (t, ops) in input.threads.iter().enumerate() {
         for (i, op) in ops.iter().enumerate() {
             let kind = op.kind();
-            if matches!(kind, OpKind::CorruptAllocBtree | OpKind::RepairAllocBtree) {
+            if matches!(
+                kind,
+                OpKind::CorruptAllocBtree | OpKind::RepairAllocBtree | OpKind::Crash
+            ) {
                 return Err(RuleError::Unsupported {
                     thread: t,
                     index: i,

@@ -140,6 +140,9 @@ fn describe_byte(bytes: &[u8], k: usize, off: u64, run: &Run) -> String {
     match bytes.get(k) {
         None => "nothing (past the end)".to_string(),
         Some(0) => "00 (zeros: no data)".to_string(),
+        Some(&b) if looks_stale(bytes, k) => {
+            format!("{b:02x} (stale disk bytes: no write reached this block)")
+        }
         Some(&b) => {
             let w = writers_of(b, off, op_seqs(run));
             if w.is_empty() {
@@ -150,6 +153,16 @@ fn describe_byte(bytes: &[u8], k: usize, off: u64, run: &Run) -> String {
             }
         }
     }
+}
+
+/// Whether byte `k` starts a run of at least 8 equal stale bytes (`0xD0..=0xDF`, the contents of
+/// a block no write reached: SPEC.md "Durability"). One op's pattern never repeats a byte at
+/// consecutive offsets, so such a run is no write's.
+fn looks_stale(bytes: &[u8], k: usize) -> bool {
+    let Some(run) = bytes.get(k..k + 8) else {
+        return false;
+    };
+    (0xD0..=0xDF).contains(&run[0]) && run.iter().all(|&x| x == run[0])
 }
 
 /// Bytes of context either side of the first differing byte of two reads.

@@ -46,11 +46,22 @@ pub enum Bug {
     /// first time); a flush in between started writeback, and the copy changes the folio under
     /// the IO.
     RetrySkipsWait,
+    /// Crash: writeback logs the unwritten-to-written conversion of an IO's blocks when it
+    /// submits the IO instead of at its completion (the in-memory extent still converts at
+    /// completion, so nothing shows without a power cut): a crash before the IO lands leaves
+    /// written extents over blocks that never received their data, exposing stale disk bytes.
+    /// XFS does the conversion in `xfs_end_ioend` for exactly this reason.
+    ConvertAtSubmit,
+    /// Crash: writeback logs the file size up to the end of an IO when it submits it, not when
+    /// the IO completes: a crash before the data lands leaves a file whose size covers bytes
+    /// that never reached the disk (they read as zeros). The XFS "NULL files" problem, fixed by
+    /// updating di_size only at IO completion ("xfs: don't update i_size until data hits disk").
+    SizeBeforeData,
 }
 
 impl Bug {
     /// Every bug, in catalogue order.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 13] = [
         Bug::StaleMapping,
         Bug::FaultHoleRace,
         Bug::UnstablePages,
@@ -62,6 +73,8 @@ impl Bug {
         Bug::ReclaimUnlockedCheck,
         Bug::CompletionNoBump,
         Bug::RetrySkipsWait,
+        Bug::ConvertAtSubmit,
+        Bug::SizeBeforeData,
     ];
 
     /// The switch name used by `--bug` and `WBFUZZ_BUGS`.
@@ -78,6 +91,8 @@ impl Bug {
             Bug::ReclaimUnlockedCheck => "reclaim-unlocked-check",
             Bug::CompletionNoBump => "completion-no-bump",
             Bug::RetrySkipsWait => "retry-skips-wait",
+            Bug::ConvertAtSubmit => "convert-at-submit",
+            Bug::SizeBeforeData => "size-before-data",
         }
     }
 
@@ -112,7 +127,7 @@ impl Bug {
     }
 
     fn bit(self) -> u32 {
-        1 << (self as u8)
+        1 << (self as u32)
     }
 }
 

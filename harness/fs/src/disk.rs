@@ -1,5 +1,6 @@
-//! The device: physical block number -> block contents, sparse (a block never written reads as
-//! zeros, and discarded on free so memory follows the live data).
+//! The device: physical block number -> block contents, sparse. A block not written since it was
+//! last free holds stale bytes (`vocab::stale_byte`, SPEC.md "Durability"); freed blocks are
+//! discarded back to that, so memory follows the live data.
 //!
 //! Owns: the bytes on disk. Invariants: every stored block is exactly `bs` bytes.
 //! Locks: one RwLock, a leaf: taken after every lock but the folio lock word and the commit log
@@ -15,7 +16,7 @@ pub struct Disk {
 }
 
 impl Disk {
-    /// An all-zero device of `bs`-byte blocks.
+    /// A device of stale of `bs`-byte blocks.
     pub fn new(bs: usize) -> Self {
         Disk {
             bs,
@@ -28,14 +29,26 @@ impl Disk {
     pub fn read(&self, phys: u64, out: &mut [u8]) {
         match self.blocks.read().get(&phys) {
             Some(b) => out.copy_from_slice(&b[..out.len()]),
-            None => out.fill(0),
+            None => out.fill(vocab::stale_byte(phys)),
         }
     }
 
-    /// Calls `f` with block `phys`'s bytes under the read lock (`None`: never written, zeros).
+    /// Calls `f` with block `phys`'s bytes under the read lock (`None`: not written since it was
+    /// last free: stale bytes).
     #[track_caller]
     pub fn with_block<R>(&self, phys: u64, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
         f(self.blocks.read().get(&phys).map(|b| &b[..]))
+    }
+
+    /// The blocks of `[start, start+len)` not written since they were last free (they hold
+    /// stale bytes), under one lock hold.
+    pub fn stale_in(&self, start: u64, len: u64) -> Vec<u64> {
+        let g = self.blocks.read();
+        let end = start.saturating_add(len);
+        let mut held = g.range(start..end).map(|(&k, _)| k).peekable();
+        (start..end)
+            .filter(|&b| held.next_if_eq(&b).is_none())
+            .collect()
     }
 
     /// Writes `data` (`bs` bytes) to block `phys`.

@@ -100,6 +100,10 @@ impl Fs {
             }
             drop(em);
             drop(held);
+            // The transaction carries i_size with the data (ext4 data=journal updates
+            // i_disksize in the write's handle): the commit makes it durable.
+            ino.disk_size
+                .store(self.size(ino), super::sync::Ordering::SeqCst);
             return committed;
         }
     }

@@ -5,8 +5,9 @@
 //! [`sync`] (the only door to std/shuttle), [`extent_map`], [`alloc_btree`], [`space`] (counters),
 //! [`disk`], [`page_cache`], [`buffered_write`], [`buffered_read`], [`fault`], [`writeback`] (and
 //! IO completion), [`direct_io`], [`space_ops`] (fallocate, punch, zero, truncate), [`journal`],
-//! [`lifecycle`] (reclaim, eviction, fault injection and repair) and [`observe`] (the oracle's
-//! view and the invariant checks).
+//! [`lifecycle`] (reclaim, eviction, fault injection and repair), [`crash`] (the size on disk,
+//! fsync's promise and the power cut) and [`observe`] (the oracle's view and the invariant
+//! checks).
 //!
 //! # Lock order
 //!
@@ -43,7 +44,9 @@
 //! 13. `disk`: the device's block map.
 //! 14. `folio lock word`: `Folio::locked`, the word the folio lock is built on, held only to flip
 //!     it or to sleep on the folio's lock condvar.
-//! 15. `commit log`: `Fs::commit_log`, innermost of all: a commit's effect takes no lock.
+//! 15. `fsync promise`: `Inode::promise`, what a successful fsync promised (the crash checks);
+//!     built with `sync::Mutex::new_leaf`, so it is never a scheduling point.
+//! 16. `commit log`: `Fs::commit_log`, innermost of all: a commit's effect takes no lock.
 //!
 //! One edge goes against the order: `folio memory` -> `journal`. A buffered write's copy and a
 //! write fault log their blocks under the folio memory lock (so a journal commit, which takes the
@@ -71,6 +74,7 @@ mod alloc_btree;
 mod buffered_read;
 mod buffered_write;
 pub mod bugs;
+mod crash;
 mod direct_io;
 mod disk;
 mod extent_map;
@@ -126,6 +130,14 @@ pub(crate) struct Inode {
     pub invalidate: RwLock<()>,
     /// i_size.
     pub size: AtomicU64,
+    /// The size on stable storage (`di_size`): raised at IO completion, set by logged size
+    /// changes and fsync; what a crash leaves as the size.
+    pub disk_size: AtomicU64,
+    /// The last successful fsync's promise, still standing: (size, runs `(first block, end
+    /// block, physical block of the first)` of `Written` blocks). Checked by `fsync-durable`;
+    /// kept in sequential runs only (the only ones with crashes). A leaf lock that is no scheduling point
+    /// (`Mutex::new_leaf`): bookkeeping must not change what a schedule means.
+    pub promise: Mutex<crash::Promise>,
     /// The page cache.
     pub cache: PageCache,
     /// ILOCK and the data fork it protects.
@@ -159,7 +171,7 @@ pub struct Fs {
     /// Concurrent runs: the commit log, in commit order (see [`vocab::step`]).
     commit_log: Mutex<Vec<Step>>,
     /// Whether [`Fs::record`] appends to the log (off in sequential runs: no cost there).
-    recording: AtomicBool,
+    pub(crate) recording: AtomicBool,
 }
 
 impl Fs {
@@ -240,6 +252,8 @@ impl Fs {
                 iolock: RwLock::new(LockClass::IoLock, ()),
                 invalidate: RwLock::keyed(LockClass::Invalidate, idx as u64, ()),
                 size: AtomicU64::new(0),
+                disk_size: AtomicU64::new(0),
+                promise: Mutex::new_leaf(LockClass::Promise, (0, Vec::new())),
                 cache: PageCache::new(fsz as usize),
                 ilock: Mutex::keyed(LockClass::Ilock, idx as u64, ExtentMap::new()),
                 wb_err: Mutex::new(LockClass::WbErr, None),
@@ -296,6 +310,7 @@ impl Fs {
                 Ok(Outcome::Done(k))
             }
             Op::CorruptAllocBtree => Ok(self.corrupt_alloc_btree(seq)),
+            Op::Crash { land } => Ok(Outcome::Done(self.crash(seq, land))),
             Op::RepairAllocBtree => Ok(self.repair_alloc_btree(seq)),
             _ => {
                 let Some(ino) = op.file().and_then(|f| self.inodes.get(f as usize)) else {
@@ -303,7 +318,10 @@ impl Fs {
                     self.record(Step::Op { seq });
                     return Outcome::Err(Errno::Einval);
                 };
-                self.apply_file(ino, seq, op)
+                let old_size = self.size(ino);
+                let out = self.apply_file(ino, seq, op).unwrap_or_else(Outcome::Err);
+                self.after_op(ino, op, old_size, &out);
+                return out;
             }
         };
         res.unwrap_or_else(Outcome::Err)
@@ -353,9 +371,10 @@ impl Fs {
                 self.record(Step::Op { seq });
                 Ok(Outcome::Done(k))
             }
-            Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => {
-                Err(self.early(seq, Errno::Einval))
-            }
+            Op::CompleteIo { .. }
+            | Op::CorruptAllocBtree
+            | Op::RepairAllocBtree
+            | Op::Crash { .. } => Err(self.early(seq, Errno::Einval)),
         }
     }
 

@@ -74,8 +74,9 @@ impl Observe for Fs {
             let (lo, hi) = ((pos - b * g.bs) as usize, (stop - b * g.bs) as usize);
             let m = ino.ilock.lock().lookup(b, b + 1);
             if m.state == ExtentState::Written {
-                self.disk.with_block(m.phys, |d| {
-                    out(&d.unwrap_or(&ZEROS[..g.bs as usize])[lo..hi])
+                self.disk.with_block(m.phys, |d| match d {
+                    Some(d) => out(&d[lo..hi]),
+                    None => out(&vec![vocab::stale_byte(m.phys); hi - lo]),
                 });
             } else {
                 out(&ZEROS[lo..hi]);
@@ -188,6 +189,7 @@ impl Fs {
                     self.check_blocks(ino, 0, u64::MAX, &mut push);
                 }
                 self.check_global(reserved, allocated, &mut push);
+                self.check_durability(&mut push);
             }
         }
         v
@@ -353,8 +355,10 @@ impl Fs {
                 }
                 let cached = &st.data[i * bs..(i + 1) * bs];
                 let same = if m.state == ExtentState::Written {
-                    self.disk.with_block(m.phys_of(b), |d| {
-                        d.map_or_else(|| is_zero(cached), |d| d == cached)
+                    let p = m.phys_of(b);
+                    self.disk.with_block(p, |d| match d {
+                        Some(d) => d == cached,
+                        None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
                     })
                 } else {
                     is_zero(cached)

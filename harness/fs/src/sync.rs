@@ -157,6 +157,18 @@ impl<T> Mutex<T> {
         Mutex { class, key, inner }
     }
 
+    /// A leaf lock that is never a scheduling point (the std backend in both modes), for
+    /// bookkeeping that no interleaving can depend on: its holder must not take any other lock
+    /// or reach a scheduling point before it lets go, so under shuttle it is never contended.
+    /// Adding such a lock leaves every recorded schedule meaning what it meant.
+    pub fn new_leaf(class: LockClass, value: T) -> Self {
+        Mutex {
+            class,
+            key: 0,
+            inner: MutexInner::Std(std::sync::Mutex::new(value)),
+        }
+    }
+
     #[inline]
     fn ctx(&self) -> Ctx {
         match self.inner {

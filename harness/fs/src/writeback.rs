@@ -43,6 +43,9 @@ pub struct Io {
     pub folio: Arc<Folio>,
     /// The blocks.
     pub blocks: Vec<IoBlock>,
+    /// Slots whose unwritten-to-written conversion was logged at submit: only under the
+    /// `convert-at-submit` bug (correct code converts at completion), see `crash::lose_io`.
+    pub logged_convert: u64,
 }
 
 /// The global FIFO of submitted, unclaimed IOs.
@@ -76,6 +79,11 @@ impl IoQueue {
     #[track_caller]
     pub fn claim(&self, id: u64) -> Option<Arc<Io>> {
         self.q.lock().1.remove(&id)
+    }
+
+    /// One claimed IO ends without completing (lost in a crash).
+    pub fn end_one(&self) {
+        self.inflight.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// IOs submitted and not yet completed.
@@ -199,6 +207,10 @@ impl Fs {
                     em.convert(s, e, from, to);
                 }
                 i = j;
+            }
+            if let Some(last) = io.blocks.last() {
+                // di_size follows the data: raised when the IO completes, never before.
+                self.log_size_to(ino, (fb0 + last.slot as u64 + 1) * self.geo.bs);
             }
             None
         };
@@ -386,6 +398,18 @@ impl Fs {
                 }
             }
         }
+        // BUG(convert-at-submit): the conversion of the IO's unwritten blocks is logged now,
+        // before their data is on disk (the in-memory extent still converts at completion).
+        let logged_convert = if self.has(Bug::ConvertAtSubmit) {
+            mask_of(ExtentState::Unwritten, &state) & dirty
+        } else {
+            0
+        };
+        if self.has(Bug::SizeBeforeData) {
+            // BUG(size-before-data): di_size is logged up to the IO's end at submit.
+            let last = 63 - dirty.leading_zeros() as u64;
+            self.log_size_to(ino, (fb0 + last + 1) * g.bs);
+        }
         let mut q = self.ioq.q.lock();
         let id = q.0;
         q.0 += 1;
@@ -394,6 +418,7 @@ impl Fs {
             file: ino.idx,
             folio: lf.folio.clone(),
             blocks,
+            logged_convert,
         });
         {
             let mut st = lf.mem();

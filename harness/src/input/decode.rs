@@ -32,7 +32,7 @@
 //! One op is a head byte, then arguments by kind:
 //!
 //! ```text
-//! head     bits 0-5 kind, through a 64-slot weight table (all 18 kinds), bits 6-7 file (mod files)
+//! head     bits 0-5 kind, through a 64-slot weight table (all 19 kinds), bits 6-7 file (mod files)
 //! range    write read dwrite dread mwrite mread falloc punch zero flush:
 //!          shape byte (bits 0-2 offset class, bits 3-5 length class, bits 6-7 flag), then the
 //!          offset's value bytes, then the length's; flag: write `sync` iff both bits set,
@@ -40,6 +40,8 @@
 //! truncate shape byte (bits 0-2 size class), then the size's value bytes
 //! complete one byte: 255 if its low nibble is 0xf, else 1 + b%4
 //! reclaim  one byte: folio b % (max/folio + 2)
+//! crash    one byte: the land mask (bit k: the k-th oldest in-flight IO lands); single-thread
+//!          inputs only, with several threads the crash slot decodes as repair (no byte)
 //! others   fsync evict commit corrupt repair: no argument bytes
 //! ```
 //!
@@ -107,7 +109,7 @@ pub fn decode(data: &[u8], mode: Mode) -> Input {
     for &count in &counts {
         let mut ops = Vec::with_capacity(count.min(u.len()));
         while ops.len() < count && !u.is_empty() {
-            ops.push(decode_op(&mut u, &g, nfiles));
+            ops.push(decode_op(&mut u, &g, nfiles, counts.len() == 1));
         }
         threads.push(ops);
     }
@@ -273,7 +275,7 @@ impl<'a> Arbitrary<'a> for MaxFolios {
 }
 
 /// Slots out of 64 that the head byte's kind field gives each op kind.
-const KIND_WEIGHTS: [(OpKind, u8); 18] = [
+const KIND_WEIGHTS: [(OpKind, u8); 19] = [
     (OpKind::Write, 10),
     (OpKind::Read, 3),
     (OpKind::DirectWrite, 4),
@@ -290,7 +292,8 @@ const KIND_WEIGHTS: [(OpKind, u8); 18] = [
     (OpKind::Reclaim, 4),
     (OpKind::EvictInode, 2),
     (OpKind::CorruptAllocBtree, 2),
-    (OpKind::RepairAllocBtree, 2),
+    (OpKind::RepairAllocBtree, 1),
+    (OpKind::Crash, 1),
     (OpKind::JournalCommit, 1),
 ];
 
@@ -415,7 +418,7 @@ fn length(u: &mut Unstructured<'_>, class: u8, off: u64, g: &Geometry) -> u64 {
 }
 
 /// Decodes one op; `nfiles` is 1..=4.
-fn decode_op(u: &mut Unstructured<'_>, g: &Geometry, nfiles: u8) -> Op {
+fn decode_op(u: &mut Unstructured<'_>, g: &Geometry, nfiles: u8, sequential: bool) -> Op {
     let head = take::<OpHead>(u);
     let file = head.file_sel % nfiles;
     let range = |u: &mut Unstructured<'_>| {
@@ -513,6 +516,12 @@ fn decode_op(u: &mut Unstructured<'_>, g: &Geometry, nfiles: u8) -> Op {
         OpKind::CorruptAllocBtree => Op::CorruptAllocBtree,
         OpKind::RepairAllocBtree => Op::RepairAllocBtree,
         OpKind::JournalCommit => Op::JournalCommit { file },
+        // A crash is a sequential-run op (the concurrent replay has no crash step): in an
+        // input with several threads its slot is a repair instead, with no argument byte.
+        OpKind::Crash if !sequential => Op::RepairAllocBtree,
+        OpKind::Crash => Op::Crash {
+            land: byte(u) as u32,
+        },
     }
 }
 

@@ -84,6 +84,9 @@ fn rx_outcome(call: &'static str, e: rustix::io::Errno) -> KOutcome {
 /// them: one valid schedule; a kernel gives no reproducible control over interleavings.)
 pub fn unsupported(input: &Input) -> Option<String> {
     input.threads.iter().flatten().find_map(|op| match op {
+        Op::Crash { .. } => Some(format!(
+            "`{op}` (a power cut) is not run on a kernel: cutting power to a real device safely needs a device-mapper target (dm-log-writes, dm-flakey); remove it to run on a kernel"
+        )),
         Op::CorruptAllocBtree | Op::RepairAllocBtree => Some(format!(
             "`{op}` has no kernel analogue yet (metadata corruption on a real filesystem is a later issue); remove it to run on a kernel"
         )),
@@ -325,6 +328,11 @@ impl Executor {
         }
         let g = self.geometry;
         match *op {
+            // Refused before a run starts ([`unsupported`]).
+            Op::Crash { .. } => Err(SysError {
+                call: "crash (not run on kernels)",
+                errno: libc::ENOTSUP,
+            }),
             Op::Write {
                 file,
                 off,

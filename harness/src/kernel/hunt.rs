@@ -25,12 +25,17 @@ use reference::{Input, Op};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-/// The input as the device runs it: the device's block size, and no `corrupt` / `repair` (no
-/// kernel analogue yet). Everything else is kept.
+/// The input as the device runs it: the device's block size, and no `corrupt` / `repair` (the
+/// fault hunt inserts its own) and no `crash` (no kernel analogue). Everything else is kept.
 pub fn adapt(mut input: Input, block: u32) -> Input {
     input.config.geometry.block_size = block;
     for ops in &mut input.threads {
-        ops.retain(|op| !matches!(op, Op::CorruptAllocBtree | Op::RepairAllocBtree));
+        ops.retain(|op| {
+            !matches!(
+                op,
+                Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { .. }
+            )
+        });
     }
     input
 }

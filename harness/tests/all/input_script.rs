@@ -614,3 +614,46 @@ fn scripts_hold_at_most_the_op_limit() {
     assert_eq!(e.kind, ScriptErrorKind::TooManyOps);
     assert!(e.to_string().contains("more than 10000 ops"), "{e}");
 }
+
+#[test]
+fn crash_takes_an_optional_land_mask_and_single_threads_only() {
+    use ScriptErrorKind::*;
+    let g = GEOMETRY;
+    let input = parse(&format!("{g}crash\ncrash 0x5\ncrash 7\n")).expect("parses");
+    assert_eq!(
+        input.threads,
+        vec![vec![
+            Op::Crash { land: 0 },
+            Op::Crash { land: 5 },
+            Op::Crash { land: 7 }
+        ]]
+    );
+    // The printer writes the mask only when it is not 0, and reads back to the same ops.
+    let text = print(&input);
+    assert!(
+        text.contains("  crash\n  crash 0x5\n  crash 0x7\n"),
+        "{text}"
+    );
+    assert_eq!(parse(&text).expect("round trip"), input);
+    err(
+        &format!("{g}crash 0x100000000\n"),
+        2,
+        NumberOutOfRange {
+            token: "0x100000000".into(),
+            max: u32::MAX as u64,
+        },
+        "0x100000000",
+    );
+    err(
+        &format!("{g}crash 1 2\n"),
+        2,
+        UnexpectedToken("2".into()),
+        "`2`",
+    );
+    err(
+        &format!("{g}thread 0\n  write f0 0 1\n  crash\nthread 1\n  read f0 0 1\n"),
+        4,
+        CrashInConcurrentScript,
+        "single-thread",
+    );
+}

@@ -39,3 +39,38 @@ fn dirty_after_dio_flush_is_refused_at_the_cache_drop() {
         other => panic!("expected the replay to refuse the drop, got {other:?}"),
     }
 }
+
+/// An input built in code that puts a `crash` in a concurrent run is refused before it runs
+/// (the replay has no crash step), never counted as agreement.
+#[test]
+fn a_crash_in_a_concurrent_input_is_rejected() {
+    use reference::{Config, FileSpec, Geometry, Input, Policy};
+    use wbfuzz::oracle::Rejection;
+    let input = Input {
+        config: Config {
+            geometry: Geometry {
+                block_size: 1024,
+                folio_pages: 1,
+                capacity_blocks: 64,
+                max_file_size: 0x10000,
+            },
+            policy: Policy::KeepDirty,
+            files: vec![FileSpec { jdata: false }],
+        },
+        threads: vec![
+            vec![Op::Write {
+                file: 0,
+                off: 0,
+                len: 0x400,
+                sync: false,
+            }],
+            vec![Op::Crash { land: 1 }],
+        ],
+        schedule: vec![],
+    };
+    let run = exec::run_input(&input, Bugs::NONE);
+    assert_eq!(
+        run.verdict,
+        Verdict::Rejected(Rejection::CrashInConcurrentRun)
+    );
+}

@@ -19,6 +19,8 @@ fn shape(g: &Geometry, files: u8) -> OpShape {
         OpKind::RepairAllocBtree,
         OpKind::JournalCommit,
         OpKind::EvictInode,
+        // Crashes are sequential-run ops.
+        OpKind::Crash,
     ] {
         shape.kinds = shape.kinds.without(k);
     }

@@ -56,6 +56,15 @@ pub(crate) struct File {
     pub folios: BTreeMap<u64, Box<[u8]>>,
     /// The recorded writeback error, reported and cleared by fsync.
     pub wb_error: Option<Errno>,
+    /// The size on stable storage (XFS `di_size`, SPEC.md "Durability"): what a crash leaves.
+    pub disk_size: u64,
+    /// What the last successful fsync promised and nothing has changed since: runs
+    /// `(first block, end block, physical block of the first)` of `Written` blocks, mapped
+    /// contiguously, in block order (SPEC.md `fsync-durable`). Runs, not blocks, so that an fsync
+    /// of a large file costs one entry per extent.
+    pub promise: Vec<(u64, u64, u64)>,
+    /// The size that fsync promised (lowered by truncates since).
+    pub promised_size: u64,
 }
 
 impl File {
@@ -67,7 +76,31 @@ impl File {
             blocks: Vec::new(),
             folios: BTreeMap::new(),
             wb_error: None,
+            disk_size: 0,
+            promise: Vec::new(),
+            promised_size: 0,
         }
+    }
+
+    /// Blocks `[b0, b1)` are overwritten, punched or truncated: fsync's promise on them ends.
+    pub fn unpromise(&mut self, b0: u64, b1: u64) {
+        if b0 >= b1 || self.promise.is_empty() {
+            return;
+        }
+        let mut kept = Vec::with_capacity(self.promise.len() + 1);
+        for &(s, e, p) in &self.promise {
+            if e <= b0 || s >= b1 {
+                kept.push((s, e, p));
+                continue;
+            }
+            if s < b0 {
+                kept.push((s, b0, p));
+            }
+            if e > b1 {
+                kept.push((b1, e, p + (b1 - s)));
+            }
+        }
+        self.promise = kept;
     }
 
     /// The state of block `b` (a hole past the vector).

@@ -169,7 +169,7 @@ impl RefFs {
 
     /// Completes `io`: DMA from the folio memory now, checksum check, disk write and unwritten
     /// conversion, or rejection with EIO recorded.
-    fn complete(&mut self, io: InflightIo) -> Completion {
+    pub(super) fn complete(&mut self, io: InflightIo) -> Completion {
         let fi = io.file;
         let mut bad = None;
         match self.files[fi].folios.get(&io.folio) {
@@ -210,6 +210,14 @@ impl RefFs {
                 m.extent = ExtentState::Written;
             }
             m.writeback = false;
+        }
+        // The size update is logged at IO completion, never before (SPEC.md "Durability"):
+        // `xfs_end_ioend` sets di_size to the end of the completed IO, clipped to i_size.
+        if let Some(&(last, _)) = io.blocks.last() {
+            let bs = self.bs();
+            let file = &mut self.files[fi];
+            let end = ((last + 1) * bs).min(file.size);
+            file.disk_size = file.disk_size.max(end);
         }
         Completion::Written
     }
@@ -296,6 +304,10 @@ impl RefFs {
                 committed += 1;
             }
         }
+        // The running transaction carries the inode's size with the data (ext4 data=journal
+        // updates i_disksize in the write's handle): committing makes it durable.
+        let f = &mut self.files[fi];
+        f.disk_size = f.size;
         committed
     }
 
@@ -347,11 +359,56 @@ impl RefFs {
         self.files[fi].wb_error.take()
     }
 
-    /// Step: the end of fsync: the recorded error, cleared, or `Done(0)`.
+    /// Step: the end of fsync: the recorded error, cleared, or `Done(0)`. On success the log
+    /// force makes the size durable and the file's contents are what fsync promised (SPEC.md
+    /// "Durability"): the promise of `fsync-durable` is taken here.
     pub fn fsync_finish(&mut self, file: FileId) -> crate::op::Outcome {
         match self.take_wb_error(file) {
             Some(e) => crate::op::Outcome::Err(e),
-            None => crate::op::Outcome::Done(0),
+            None => {
+                self.take_promise(file);
+                crate::op::Outcome::Done(0)
+            }
         }
+    }
+
+    /// Step: the end of an O_SYNC write (`vfs_fsync_range`): the recorded error, cleared; on
+    /// success the size is durable (the log force of `xfs_file_fsync`).
+    pub fn sync_finish(&mut self, file: FileId) -> Option<Errno> {
+        let fi = self.fid(file)?;
+        let e = self.files[fi].wb_error.take();
+        if e.is_none() {
+            let f = &mut self.files[fi];
+            f.disk_size = f.size;
+        }
+        e
+    }
+
+    /// A successful fsync of `file`: the size is durable, and so is every `Written` block below
+    /// it (its IO completed in the fsync, or earlier); the promise records where they are. A block
+    /// that is dirty or under writeback again (a concurrent write between the fsync's waits and
+    /// its report) is not promised: its disk bytes are about to change. The promise holds no
+    /// bytes: the oracle compares contents with the other model; this names the loss.
+    fn take_promise(&mut self, file: FileId) {
+        let Some(fi) = self.fid(file) else { return };
+        let bs = self.bs();
+        let f = &self.files[fi];
+        let mut promise: Vec<(u64, u64, u64)> = Vec::new();
+        for b in 0..f.size.div_ceil(bs).min(f.block_len()) {
+            let blk = f.block(b);
+            if blk.dirty || blk.writeback {
+                continue;
+            }
+            if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
+                match promise.last_mut() {
+                    Some((s, e, p0)) if *e == b && *p0 + (b - *s) == p => *e = b + 1,
+                    _ => promise.push((b, b + 1, p)),
+                }
+            }
+        }
+        let f = &mut self.files[fi];
+        f.disk_size = f.size;
+        f.promise = promise;
+        f.promised_size = f.size;
     }
 }

@@ -37,6 +37,7 @@
 //! | `EvictInode` | as `Fsync` up to [`RefFs::wait_file_io`], then [`RefFs::evict_finish`] |
 //! | `CorruptAllocBtree` / `RepairAllocBtree` | [`RefFs::corrupt`] / [`RefFs::repair`] |
 //! | `JournalCommit` | [`RefFs::journal_commit`] |
+//! | `Crash` | [`RefFs::crash`] (sequential runs only) |
 //!
 //! Waiting for writeback ([`RefFs::wait_writeback`], [`RefFs::complete_io_of`]) completes that
 //! folio's IO out of FIFO order, as SPEC.md says; it is a step of its own so that a replayer can
@@ -45,6 +46,7 @@
 //! [`replay::Replayer`] is that replayer: it applies a concurrent run's commit log with these
 //! steps, checks every step's precondition against this state, and derives every outcome.
 
+mod crash;
 mod file;
 mod io;
 mod observe;
@@ -168,6 +170,7 @@ impl RefFs {
                 Outcome::Done(0)
             }
             Op::JournalCommit { file } => Outcome::Done(self.journal_commit(file)),
+            Op::Crash { land } => Outcome::Done(self.crash(land)),
         }
     }
 

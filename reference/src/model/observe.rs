@@ -158,8 +158,13 @@ impl Observe for RefFs {
             let stop = end.min((b + 1) * bs);
             let (lo, hi) = ((pos - b * bs) as usize, (stop - b * bs) as usize);
             let blk = f.block(b);
-            match (blk.extent, blk.phys.and_then(|p| self.space.block(p))) {
-                (ExtentState::Written, Some(data)) => out(&data[lo..hi]),
+            match (blk.extent, blk.phys) {
+                (ExtentState::Written, Some(p)) => match self.space.block(p) {
+                    Some(data) => out(&data[lo..hi]),
+                    // Never written since allocated: the stale bytes show (SPEC.md
+                    // "Durability"; `no-stale-exposure` reports it too).
+                    None => out(&vec![crate::pattern::stale_byte(p); hi - lo]),
+                },
                 _ => out(&ZEROS[lo..hi]),
             }
             pos = stop;
@@ -254,6 +259,17 @@ impl Observe for RefFs {
                         ),
                     });
                 }
+                if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
+                    if s.block(p).is_none() {
+                        v.push(Violation {
+                            name: "no-stale-exposure",
+                            detail: format!(
+                                "file {fi} block {b} is written but physical block {p} holds \
+                                 stale bytes (no data reached it since it was allocated)"
+                            ),
+                        });
+                    }
+                }
                 if blk.dirty && blk.extent == ExtentState::Hole {
                     v.push(Violation {
                         name: "dirty-over-hole",
@@ -286,11 +302,11 @@ impl Observe for RefFs {
                 }
                 if cached && !blk.dirty && !blk.writeback {
                     if let Some(data) = f.folios.get(&(b / bpf)) {
-                        let on_disk = match (blk.extent, blk.phys.and_then(|p| s.block(p))) {
-                            (ExtentState::Written, Some(d)) => d,
-                            _ => &zeros[..],
-                        };
-                        if data[self.block_slice(b)] != *on_disk {
+                        let mut on_disk = zeros.to_vec();
+                        if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
+                            s.read_block(p, &mut on_disk);
+                        }
+                        if data[self.block_slice(b)] != on_disk[..] {
                             v.push(Violation {
                                 name: "clean-cache-matches-disk",
                                 detail: format!(
@@ -301,6 +317,7 @@ impl Observe for RefFs {
                     }
                 }
             }
+            v.extend(self.fsync_promise_broken(fi));
             for (&folio, data) in &f.folios {
                 let start = folio * fsz;
                 let from = f.size.max(start).min(start + fsz);
@@ -348,6 +365,46 @@ impl Observe for RefFs {
                 name: "writeback-matches-io",
                 detail: format!("{wb} blocks under writeback but {in_io} blocks in in-flight IOs"),
             });
+        }
+        v
+    }
+}
+
+impl RefFs {
+    /// `fsync-durable` for file `fi`: every block the last successful fsync promised (and
+    /// nothing changed since) is still `Written` at the same physical block, which still holds
+    /// data, and the size on disk covers the promised size (SPEC.md "Durability"). One violation
+    /// per promised run at most.
+    fn fsync_promise_broken(&self, fi: usize) -> Vec<Violation> {
+        let f = &self.files[fi];
+        let mut v = Vec::new();
+        if f.disk_size < f.promised_size {
+            v.push(Violation {
+                name: "fsync-durable",
+                detail: format!(
+                    "file {fi}: size on disk {:#x} is below the size fsync made durable {:#x}",
+                    f.disk_size, f.promised_size
+                ),
+            });
+        }
+        for &(s, e, p0) in &f.promise {
+            for b in s..e {
+                let blk = f.block(b);
+                let here = blk.phys.is_some_and(|p| self.space.block(p).is_some());
+                if blk.extent != ExtentState::Written || blk.phys != Some(p0 + (b - s)) || !here {
+                    v.push(Violation {
+                        name: "fsync-durable",
+                        detail: format!(
+                            "file {fi} block {b}: the data an fsync made durable is gone ({:?}, \
+                             physical {:?}, promised {})",
+                            blk.extent,
+                            blk.phys,
+                            p0 + (b - s)
+                        ),
+                    });
+                    break;
+                }
+            }
         }
         v
     }

@@ -165,6 +165,7 @@ impl RefFs {
             }
             m.dirty = true;
         }
+        self.files[fi].unpromise(b0, b1);
         Ok(())
     }
 
@@ -206,7 +207,7 @@ impl RefFs {
             // O_SYNC is vfs_fsync_range: it reports (and clears) the recorded error, whichever
             // flush recorded it, so the flush's own result is not what is returned.
             let _ = self.flush_range(file, off, n);
-            if let Some(e) = self.take_wb_error(file) {
+            if let Some(e) = self.sync_finish(file) {
                 return Outcome::Err(e);
             }
         }
@@ -428,6 +429,10 @@ impl RefFs {
             m.phys = Some(p);
         }
         self.extend_size(file, end);
+        // A direct write's size update is logged at its (synchronous) completion.
+        let f = &mut self.files[fi];
+        f.unpromise(b0, b1);
+        f.disk_size = f.disk_size.max(end);
         Outcome::Done(end - off)
     }
 
@@ -493,6 +498,7 @@ impl RefFs {
         for b in fb0..fb1 {
             self.files[fi].block_mut(b).dirty = true;
         }
+        self.files[fi].unpromise(fb0, fb1);
         Outcome::Done(n)
     }
 
@@ -643,9 +649,20 @@ impl RefFs {
             m.phys = Some(p);
         }
         if !keep_size {
-            self.extend_size(file, end);
+            self.extend_size_logged(fi, end);
         }
         Ok(())
+    }
+
+    /// `size = max(size, end)` as a logged size change (fallocate, zero-range: the new size
+    /// goes into the transaction, `xfs_setattr_size`), durable at once (SPEC.md "Durability").
+    fn extend_size_logged(&mut self, fi: usize, end: u64) {
+        let end = end.min(self.max_size());
+        let f = &mut self.files[fi];
+        if end > f.size {
+            f.size = end;
+            f.disk_size = end;
+        }
     }
 
     /// `PunchHole`.
@@ -675,6 +692,8 @@ impl RefFs {
         }
         self.zero_edges(fi, off, end);
         self.punch_blocks(fi, w0, w1);
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        self.files[fi].unpromise(b0, b1);
         Ok(())
     }
 
@@ -736,8 +755,10 @@ impl RefFs {
             m.extent = ExtentState::Unwritten;
             m.phys = Some(p);
         }
+        let (b0, b1) = self.blocks_overlapping(off, end);
+        self.files[fi].unpromise(b0, b1);
         if !keep_size {
-            self.extend_size(file, end);
+            self.extend_size_logged(fi, end);
         }
         Ok(())
     }
@@ -771,7 +792,9 @@ impl RefFs {
         };
         let new = new.min(self.max_size());
         if new > self.files[fi].size {
+            // `xfs_setattr_size` logs the new size in its transaction: durable at once.
             self.files[fi].size = new;
+            self.files[fi].disk_size = new;
             return Ok(());
         }
         let keep = new.div_ceil(self.bs());
@@ -787,7 +810,12 @@ impl RefFs {
             self.zero_disk_tail(fi, keep - 1, new);
         }
         self.punch_blocks(fi, keep, u64::MAX);
-        self.files[fi].size = new;
+        let eof_block = new / self.bs();
+        let f = &mut self.files[fi];
+        f.size = new;
+        f.disk_size = new;
+        f.promised_size = f.promised_size.min(new);
+        f.unpromise(eof_block, u64::MAX);
         Ok(())
     }
 

@@ -1087,7 +1087,7 @@ impl Replayer {
                 if punch_missing {
                     return Err(missing(Missing::WritePunch));
                 }
-                match sync.then(|| self.r.take_wb_error(file)).flatten() {
+                match sync.then(|| self.r.sync_finish(file)).flatten() {
                     Some(e) => Outcome::Err(e),
                     None => Outcome::Done(st.n),
                 }

@@ -8,7 +8,8 @@
 //! - `free + reserved + allocated == capacity`;
 //! - the physical pool (blocks not owned by a file) holds exactly `free + reserved` blocks:
 //!   a reservation is a promise on the pool, not a block taken from it;
-//! - a physical block absent from the disk map reads as zeros.
+//! - a physical block absent from the disk map holds stale bytes ([`vocab::stale_byte`]): it was
+//!   never written since it was last free (SPEC.md "Durability").
 //!
 //! The counters and the pool are separate on purpose: the counters are what SPEC.md talks about,
 //! the pool is what "double-owned" and "leaked" are checked against. The space and corruption
@@ -36,7 +37,8 @@ pub(crate) struct Space {
     next_fresh: u64,
     /// Physical blocks below `next_fresh` that were freed again.
     recycled: BTreeSet<u64>,
-    /// Bytes of physical blocks; an absent block reads as zeros.
+    /// Bytes of physical blocks written since they were last free; an absent block holds stale
+    /// bytes.
     disk: HashMap<u64, Box<[u8]>>,
     /// Block size in bytes.
     bs: usize,
@@ -133,15 +135,17 @@ impl Space {
         self.capacity.saturating_sub(self.next_fresh) + self.recycled.len() as u64
     }
 
-    /// Copies physical block `phys` into `buf` (one block long); zeros if never written.
+    /// Copies physical block `phys` into `buf` (one block long); stale bytes if not written
+    /// since it was last free.
     pub fn read_block(&self, phys: u64, buf: &mut [u8]) {
         match self.disk.get(&phys) {
             Some(data) => buf.copy_from_slice(data),
-            None => buf.fill(0),
+            None => buf.fill(crate::pattern::stale_byte(phys)),
         }
     }
 
-    /// The bytes of physical block `phys`, `None` if never written (reads as zeros).
+    /// The bytes of physical block `phys`, `None` if not written since it was last free (it then
+    /// holds stale bytes, see [`Space::read_block`]).
     pub fn block(&self, phys: u64) -> Option<&[u8]> {
         self.disk.get(&phys).map(|b| &b[..])
     }

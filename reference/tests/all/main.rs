@@ -4,6 +4,7 @@
 
 mod buffered;
 mod common;
+mod crash;
 mod direct_and_writeback;
 mod jdata;
 mod replay;

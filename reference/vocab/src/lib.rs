@@ -18,6 +18,6 @@ pub use config::{Config, FileSpec, Input, Policy};
 pub use errno::Errno;
 pub use geometry::{Geometry, GeometryError, PAGE_SIZE};
 pub use op::{FileId, Op, OpKind, Outcome};
-pub use pattern::{fill_pattern, pattern, pattern_byte};
+pub use pattern::{fill_pattern, pattern, pattern_byte, stale_byte};
 pub use state::{BlockObs, CacheState, Counters, ExtentState, Observe, Violation};
 pub use step::Step;

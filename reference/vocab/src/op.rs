@@ -63,6 +63,10 @@ pub enum Op {
     RepairAllocBtree,
     /// Commits the journal transaction of a journaled-data file (a no-op on other files).
     JournalCommit { file: FileId },
+    /// Power cut, then mount again (SPEC.md "Durability"): bit `k` of `land` set means the
+    /// `k`-th oldest in-flight IO reached the disk; every other in-flight IO is lost, and so is
+    /// everything held only in memory.
+    Crash { land: u32 },
 }
 
 /// The kind of an op, without its arguments: for op weights, tables and script keywords.
@@ -86,11 +90,12 @@ pub enum OpKind {
     CorruptAllocBtree,
     RepairAllocBtree,
     JournalCommit,
+    Crash,
 }
 
 impl OpKind {
     /// Every kind, in declaration order.
-    pub const ALL: [OpKind; 18] = [
+    pub const ALL: [OpKind; 19] = [
         OpKind::Write,
         OpKind::Read,
         OpKind::DirectWrite,
@@ -109,6 +114,7 @@ impl OpKind {
         OpKind::CorruptAllocBtree,
         OpKind::RepairAllocBtree,
         OpKind::JournalCommit,
+        OpKind::Crash,
     ];
 
     /// The script keyword of this kind.
@@ -132,6 +138,7 @@ impl OpKind {
             OpKind::CorruptAllocBtree => "corrupt",
             OpKind::RepairAllocBtree => "repair",
             OpKind::JournalCommit => "commit",
+            OpKind::Crash => "crash",
         }
     }
 
@@ -163,6 +170,7 @@ impl Op {
             Op::CorruptAllocBtree => OpKind::CorruptAllocBtree,
             Op::RepairAllocBtree => OpKind::RepairAllocBtree,
             Op::JournalCommit { .. } => OpKind::JournalCommit,
+            Op::Crash { .. } => OpKind::Crash,
         }
     }
 
@@ -190,7 +198,10 @@ impl Op {
             | Op::Reclaim { file, .. }
             | Op::EvictInode { file }
             | Op::JournalCommit { file } => Some(file),
-            Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree => None,
+            Op::CompleteIo { .. }
+            | Op::CorruptAllocBtree
+            | Op::RepairAllocBtree
+            | Op::Crash { .. } => None,
         }
     }
 
@@ -260,7 +271,8 @@ impl fmt::Display for Op {
             Op::Fsync { file } | Op::EvictInode { file } | Op::JournalCommit { file } => {
                 write!(f, "{k} f{file}")
             }
-            Op::CorruptAllocBtree | Op::RepairAllocBtree => f.write_str(k),
+            Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { land: 0 } => f.write_str(k),
+            Op::Crash { land } => write!(f, "{k} {land:#x}"),
         }
     }
 }

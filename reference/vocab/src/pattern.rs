@@ -15,6 +15,15 @@ pub fn pattern_byte(seq: u32, off: u64) -> u8 {
     (mix % 255) as u8 + 1
 }
 
+/// The byte every position of physical block `phys` holds while no write has reached it since
+/// it was last free (SPEC.md "Durability": stale disk contents). `0xD0..=0xDF`, constant over
+/// the block: one op's pattern never holds the same byte at two consecutive offsets, so a run of
+/// one such value in a diff reads as stale data, and it is never zero, so never taken for a hole.
+#[inline]
+pub fn stale_byte(phys: u64) -> u8 {
+    0xD0 | (phys % 16) as u8
+}
+
 /// Two periods of the byte sequence 1, 2, ..., 255: any run of up to 255 consecutive pattern
 /// values (mod 255, plus one) is a slice of it.
 const RAMP: [u8; 510] = {
@@ -110,6 +119,13 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stale_bytes_are_never_zero_and_name_the_block() {
+        assert_eq!(stale_byte(0), 0xD0);
+        assert_eq!(stale_byte(0x1f), 0xDF);
+        assert!((0..1000).all(|p| stale_byte(p) != 0));
     }
 
     #[test]

@@ -70,12 +70,15 @@ pub enum LockClass {
     Disk,
     /// `Folio::locked`, the word the folio lock is built on.
     FolioWord,
+    /// `Inode::promise`: what a successful fsync promised (crash checks); nothing is taken
+    /// inside it.
+    Promise,
     /// `Fs::commit_log`: innermost of all.
     CommitLog,
 }
 
 /// Number of lock classes.
-const CLASSES: usize = 15;
+const CLASSES: usize = 16;
 
 /// The lock order, outermost first. A thread holding a lock of class `A` may take a lock of class
 /// `B` only if `B` comes after `A` here, except for the two amendments below.
@@ -94,6 +97,7 @@ pub const ORDER: [LockClass; CLASSES] = [
     LockClass::Violations,
     LockClass::Disk,
     LockClass::FolioWord,
+    LockClass::Promise,
     LockClass::CommitLog,
 ];
 
@@ -131,6 +135,7 @@ impl LockClass {
             LockClass::Violations => "violations",
             LockClass::Disk => "disk",
             LockClass::FolioWord => "folio lock word",
+            LockClass::Promise => "fsync promise",
             LockClass::CommitLog => "commit log",
         }
     }

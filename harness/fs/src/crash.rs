@@ -1,0 +1,258 @@
+//! Durability: what is on stable storage, and the `Crash` op that keeps only that.
+//!
+//! Owns: each inode's size on disk (`Inode::disk_size`) and fsync's standing promise
+//! (`Inode::promise`), the bookkeeping that keeps them (after each op, [`Fs::after_op`]; IO
+//! completion and journal commits raise `disk_size` themselves), and the power cut.
+//!
+//! The rule (SPEC.md "Durability"): a metadata change is durable when the step that makes it
+//! commits, except what lives only in memory: the page cache, delalloc reservations, writeback
+//! errors, the in-memory size past `disk_size`, and in-flight IOs that do not land. So a crash
+//! needs no second copy of the extent map: it drops exactly those.
+//!
+//! Locks: the crash quiesces like repair (every inode's invalidate lock, in file order), then
+//! takes the IO queue (to drain it), folio locks, ILOCK, leaves, in the usual order. Crashes
+//! only happen in sequential runs; the locks keep the lock-order checker's view honest.
+//! `Inode::promise` is a leaf, taken after ILOCK and the folio memory locks.
+
+use super::page_cache::LockedFolio;
+use super::sync::Ordering;
+use super::writeback::Io;
+use super::{Fs, Inode};
+use vocab::{ExtentState, Op, Outcome, Step};
+
+/// fsync's standing promise: (size, runs `(first block, end block, physical block of the
+/// first)` of `Written` blocks).
+pub(crate) type Promise = (u64, Vec<(u64, u64, u64)>);
+
+impl Fs {
+    /// `Crash { land }`: IO number `k` in FIFO order lands if bit `k` of `land` is set (an
+    /// ordinary completion), the others are lost; then memory goes and the filesystem mounts
+    /// again. Returns the number of IOs that landed.
+    pub(crate) fn crash(&self, seq: u32, land: u32) -> u64 {
+        let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.write()).collect();
+        let mut k = 0u32;
+        let mut landed = 0;
+        while let Some(io) = self.ioq.pop_oldest() {
+            if k < 32 && land & (1 << k) != 0 {
+                self.complete_io(seq, &io);
+                landed += 1;
+            } else {
+                self.lose_io(&io);
+            }
+            k = k.saturating_add(1);
+        }
+        let mut released = 0;
+        for ino in &self.inodes {
+            loop {
+                let held: Vec<LockedFolio> = ino.cache.lock_range(0, u64::MAX);
+                if ino.cache.remove_all_then(&held, || ()).is_some() {
+                    break;
+                }
+            }
+            let mut em = ino.ilock.lock();
+            let delalloc: Vec<(u64, u64)> = em
+                .extents()
+                .filter(|(_, e)| e.state == ExtentState::Delalloc)
+                .map(|(s, e)| (s, e.len))
+                .collect();
+            for (s, l) in delalloc {
+                em.set(s, l, ExtentState::Hole, 0);
+                released += l;
+            }
+            drop(em);
+            ino.journal.lock().clear();
+            *ino.wb_err.lock() = None;
+            ino.size
+                .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
+        }
+        // COMMIT POINT: the power cut and the mount (sequential runs only).
+        self.commit(Step::Op { seq }, || self.space.unreserve(released));
+        landed
+    }
+
+    /// An IO the power cut catches in flight: it never reaches the disk. Its blocks keep their
+    /// extent state, except under `convert-at-submit`, whose conversion was logged at submit.
+    fn lose_io(&self, io: &Io) {
+        let ino = &self.inodes[io.file];
+        let fb0 = io.folio.index * self.geo.bpf;
+        let mut em = ino.ilock.lock();
+        if io.logged_convert != 0 {
+            for b in super::folio_mask::blocks(io.logged_convert, fb0) {
+                em.convert(b, b + 1, ExtentState::Unwritten, ExtentState::Written);
+            }
+        }
+        let mut st = io.folio.mem();
+        st.writeback = false;
+        st.wb_mask = 0;
+        st.io = None;
+        self.ioq.end_one();
+        drop(st);
+        drop(em);
+        io.folio.wb_cv.notify_all();
+    }
+
+    /// Raises the size on disk to `end` clipped to i_size (an IO's completion, `xfs_end_ioend`).
+    pub(crate) fn log_size_to(&self, ino: &Inode, end: u64) {
+        let end = end.min(self.size(ino));
+        ino.disk_size.fetch_max(end, Ordering::SeqCst);
+    }
+
+    /// Durability bookkeeping of a finished user op (`old_size`: i_size before it): logged size
+    /// changes, fsync's promise, and the end of the promise on blocks the op changed.
+    ///
+    /// The promise ends on a changed range even when the op failed: a failed O_SYNC write has
+    /// still copied its data, and may have written part of it back; ending it where nothing
+    /// changed only checks less.
+    pub(crate) fn after_op(&self, ino: &Inode, op: &Op, old_size: u64, out: &Outcome) {
+        let ok = !matches!(out, Outcome::Err(_));
+        let g = self.geo;
+        let blocks = |off: u64, len: u64| {
+            let end = off.saturating_add(len).min(g.max);
+            (off / g.bs, end.div_ceil(g.bs))
+        };
+        match *op {
+            Op::Write { off, len, sync, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
+                if sync && matches!(*out, Outcome::Done(n) if n > 0) {
+                    // O_SYNC is vfs_fsync_range: the log force makes i_size durable.
+                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+                }
+            }
+            Op::DirectWrite { off, len, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
+                match *out {
+                    Outcome::Done(n) if n > 0 => {
+                        ino.disk_size.fetch_max(off + n, Ordering::SeqCst);
+                    }
+                    _ => {}
+                }
+            }
+            Op::MmapWrite { off, .. } => {
+                let fb0 = off / g.fsz * g.bpf;
+                self.unpromise(ino, fb0, fb0 + g.bpf);
+            }
+            Op::PunchHole { off, len, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
+            }
+            Op::ZeroRange { off, len, .. } | Op::Fallocate { off, len, .. } => {
+                if matches!(op, Op::ZeroRange { .. }) {
+                    let (b0, b1) = blocks(off, len);
+                    self.unpromise(ino, b0, b1);
+                }
+                // A size change made by the op's transaction is durable with it.
+                if ok && self.size(ino) > old_size {
+                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+                }
+            }
+            Op::Truncate { .. } if ok => {
+                // xfs_setattr_size logs the new size, up or down.
+                let new = self.size(ino);
+                ino.disk_size.store(new, Ordering::SeqCst);
+                let mut p = ino.promise.lock();
+                p.0 = p.0.min(new);
+                drop(p);
+                self.unpromise(ino, new / g.bs, u64::MAX);
+            }
+            Op::Fsync { .. } if ok => self.take_promise(ino),
+            _ => {}
+        }
+    }
+
+    /// The promise of a successful fsync: i_size is durable, and so is every `Written` block
+    /// below it (sequentially nothing is dirty or under writeback after a successful fsync).
+    /// Concurrent runs keep no promise: they have no crash, and a racing write could dirty a
+    /// block between the fsync's waits and this. The promise holds no bytes: the oracle compares
+    /// contents with the reference; this names the loss.
+    fn take_promise(&self, ino: &Inode) {
+        let g = self.geo;
+        let size = self.size(ino);
+        ino.disk_size.store(size, Ordering::SeqCst);
+        if self.recording.load(Ordering::Relaxed) {
+            return;
+        }
+        let mut runs: Vec<(u64, u64, u64)> = Vec::new();
+        ino.ilock.lock().for_each(0, size.div_ceil(g.bs), |m| {
+            if m.state == ExtentState::Written {
+                runs.push((m.start, m.end(), m.phys_of(m.start)));
+            }
+        });
+        *ino.promise.lock() = (size, runs);
+    }
+
+    /// Blocks `[b0, b1)` changed: fsync's promise on them ends.
+    fn unpromise(&self, ino: &Inode, b0: u64, b1: u64) {
+        let mut p = ino.promise.lock();
+        if b0 >= b1 || p.1.is_empty() {
+            return;
+        }
+        let old = std::mem::take(&mut p.1);
+        for (s, e, phys) in old {
+            if e <= b0 || s >= b1 {
+                p.1.push((s, e, phys));
+                continue;
+            }
+            if s < b0 {
+                p.1.push((s, b0, phys));
+            }
+            if e > b1 {
+                p.1.push((b1, e, phys + (b1 - s)));
+            }
+        }
+    }
+
+    /// `no-stale-exposure` and `fsync-durable` over every file (the unscoped invariant check).
+    pub(crate) fn check_durability(&self, push: &mut impl FnMut(&'static str, String)) {
+        for ino in &self.inodes {
+            let em = ino.ilock.lock();
+            for (s, e) in em.extents() {
+                if e.state != ExtentState::Written {
+                    continue;
+                }
+                for p in self.disk.stale_in(e.phys, e.len) {
+                    push(
+                        "no-stale-exposure",
+                        format!(
+                            "file {} block {} is written but physical block {p} holds stale bytes",
+                            ino.idx,
+                            s + (p - e.phys)
+                        ),
+                    );
+                }
+            }
+            // A copy: the disk lock below must not be taken under the leaf.
+            let p = ino.promise.lock().clone();
+            let disk_size = ino.disk_size.load(Ordering::SeqCst);
+            if disk_size < p.0 {
+                push(
+                    "fsync-durable",
+                    format!(
+                        "file {}: size on disk {disk_size:#x} below the fsynced size {:#x}",
+                        ino.idx, p.0
+                    ),
+                );
+            }
+            for &(s, e, phys) in &p.1 {
+                em.for_each(s, e, |m| {
+                    let want = phys + (m.start - s);
+                    let ok = m.state == ExtentState::Written
+                        && m.phys_of(m.start) == want
+                        && self.disk.stale_in(want, m.len).is_empty();
+                    if !ok {
+                        push(
+                            "fsync-durable",
+                            format!(
+                                "file {} blocks {}..{}: data an fsync made durable is gone",
+                                ino.idx,
+                                m.start,
+                                m.end()
+                            ),
+                        );
+                    }
+                });
+            }
+        }
+    }
+}

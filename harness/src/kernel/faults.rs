@@ -29,7 +29,7 @@ use super::scratch::{run, Scratch, ScratchError};
 use super::FsKind;
 use crate::minimize::Signature;
 use reference::pattern::writers_of;
-use reference::{FileId, Input, Op, OpKind, Outcome};
+use reference::{FileId, Input, Op, Outcome};
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::process::Command;
@@ -228,16 +228,7 @@ pub fn run_with_faults(
     let io = |what: &'static str| move |e: std::io::Error| ScratchError::Io(what, e);
     let (input, _) = super::exec::kernel_view(input);
     let files = input.config.files.len();
-    let writers: Vec<u32> = input
-        .numbered_ops()
-        .filter(|(_, _, op)| {
-            matches!(
-                op.kind(),
-                OpKind::Write | OpKind::DirectWrite | OpKind::MmapWrite
-            )
-        })
-        .map(|(_, seq, _)| seq)
-        .collect();
+    let writers = super::oracle::writer_seqs(&input);
     // max-size as on every kernel run (EFBIG past it), so no op can make a file larger.
     let max = input.config.geometry.max_file_size;
     let _limit = FsizeLimit::set(max).map_err(io("setting RLIMIT_FSIZE"))?;

@@ -547,38 +547,72 @@ pub fn run_on_kernel(
         }
     }
     if run.divergence.is_none() && !interrupted {
-        // Everything from the disk: fsync, drop the cache, read back.
-        let mut ms = Vec::new();
-        match kernel.sync_and_drop_cache() {
-            Ok(()) => checker.compare(&reference, &kernel, true, &mut ms),
-            Err(e) => ms.push(KMismatch::Observe {
-                what: format!("fsync + DONTNEED: {e}"),
-            }),
-        }
-        if !ms.is_empty() {
-            run.divergence = Some((run.trace.len().saturating_sub(1), ms));
-        }
+        compare_from_disk(&mut checker, &reference, &kernel, &mut run);
     }
     drop(limit);
-    if let (Some(w), Some(dev)) = (watch, target.device.as_deref()) {
-        match w.findings(dev) {
-            Ok(lines) if !lines.is_empty() => {
-                let at = run.trace.len().saturating_sub(1);
-                let m = KMismatch::KernelLog { lines };
-                match &mut run.divergence {
-                    Some((_, ms)) => ms.push(m),
-                    None => run.divergence = Some((at, vec![m])),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("wbfuzz: reading /dev/kmsg: {e}"),
-        }
-    }
+    check_kernel_log(target, watch, &mut run);
     kernel.remove().map_err(KernelError::Setup)?;
     if interrupted {
         return Err(KernelError::Interrupted);
     }
     Ok(run)
+}
+
+/// The end of every kernel run: fsync, drop the cache, read everything back from the disk and
+/// compare (extent states judged as settled).
+pub(super) fn compare_from_disk(
+    checker: &mut Checker<'_>,
+    reference: &RefFs,
+    kernel: &Executor,
+    run: &mut KernelRun,
+) {
+    let mut ms = Vec::new();
+    match kernel.sync_and_drop_cache() {
+        Ok(()) => checker.compare(reference, kernel, true, &mut ms),
+        Err(e) => ms.push(KMismatch::Observe {
+            what: format!("fsync + DONTNEED: {e}"),
+        }),
+    }
+    if !ms.is_empty() {
+        run.divergence = Some((run.trace.len().saturating_sub(1), ms));
+    }
+}
+
+/// The kernel log checker around a run: new trouble about the device joins the divergence.
+pub(super) fn check_kernel_log(
+    target: &KernelTarget<'_>,
+    watch: Option<&mut KmsgWatch>,
+    run: &mut KernelRun,
+) {
+    let (Some(w), Some(dev)) = (watch, target.device.as_deref()) else {
+        return;
+    };
+    match w.findings(dev) {
+        Ok(lines) if !lines.is_empty() => {
+            let at = run.trace.len().saturating_sub(1);
+            let m = KMismatch::KernelLog { lines };
+            match &mut run.divergence {
+                Some((_, ms)) => ms.push(m),
+                None => run.divergence = Some((at, vec![m])),
+            }
+        }
+        Ok(_) => {}
+        Err(e) => eprintln!("wbfuzz: reading /dev/kmsg: {e}"),
+    }
+}
+
+/// Sequence numbers of the ops of `input` that write data (whose pattern a byte can carry).
+pub(super) fn writer_seqs(input: &Input) -> Vec<u32> {
+    input
+        .numbered_ops()
+        .filter(|(_, _, op)| {
+            matches!(
+                op.kind(),
+                OpKind::Write | OpKind::DirectWrite | OpKind::MmapWrite
+            )
+        })
+        .map(|(_, seq, _)| seq)
+        .collect()
 }
 
 fn show(k: &KOutcome) -> String {

@@ -15,14 +15,14 @@
 use super::exec::{self, Executor, FsizeLimit, KOutcome};
 use super::kmsg::KmsgWatch;
 use super::oracle::{
-    epilogue, outcomes_agree, reference_config, Checker, KMismatch, KTraceEntry, KernelError,
-    KernelRun, KernelTarget,
+    check_kernel_log, compare_from_disk, epilogue, outcomes_agree, reference_config, writer_seqs,
+    Checker, KMismatch, KTraceEntry, KernelError, KernelRun, KernelTarget,
 };
 use super::scratch;
 use crate::race_rule::{self, Judgement, Plan};
 use reference::model::RefFs;
 use reference::pattern::writers_of;
-use reference::{Input, Op, OpKind, Outcome};
+use reference::{Input, Op, Outcome};
 use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
@@ -50,16 +50,7 @@ fn spin(us: u64) {
 /// Whether a racy read's bytes are all bytes their offsets held at some moment: zero, or the
 /// pattern of some writing op of the run at that offset. Returns the first offending offset.
 fn racy_bytes_ok(input: &Input, off: u64, data: &[u8]) -> Option<(u64, u8)> {
-    let writers: Vec<u32> = input
-        .numbered_ops()
-        .filter(|(_, _, op)| {
-            matches!(
-                op.kind(),
-                OpKind::Write | OpKind::DirectWrite | OpKind::MmapWrite
-            )
-        })
-        .map(|(_, seq, _)| seq)
-        .collect();
+    let writers = writer_seqs(input);
     data.iter().enumerate().find_map(|(k, &b)| {
         let at = off + k as u64;
         (b != 0 && writers_of(b, at, writers.iter().copied()).is_empty()).then_some((at, b))
@@ -243,33 +234,11 @@ pub fn run_threaded(
         }
     }
     if run.divergence.is_none() {
-        let mut ms = Vec::new();
         checker.extents = true;
-        match kernel.sync_and_drop_cache() {
-            Ok(()) => checker.compare(&reference, &kernel, true, &mut ms),
-            Err(e) => ms.push(KMismatch::Observe {
-                what: format!("fsync + DONTNEED: {e}"),
-            }),
-        }
-        if !ms.is_empty() {
-            run.divergence = Some((run.trace.len().saturating_sub(1), ms));
-        }
+        compare_from_disk(&mut checker, &reference, &kernel, &mut run);
     }
     drop(limit);
-    if let (Some(w), Some(dev)) = (watch, target.device.as_deref()) {
-        match w.findings(dev) {
-            Ok(lines) if !lines.is_empty() => {
-                let at = run.trace.len().saturating_sub(1);
-                let m = KMismatch::KernelLog { lines };
-                match &mut run.divergence {
-                    Some((_, ms)) => ms.push(m),
-                    None => run.divergence = Some((at, vec![m])),
-                }
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("wbfuzz: reading /dev/kmsg: {e}"),
-        }
-    }
+    check_kernel_log(target, watch, &mut run);
     kernel.remove().map_err(KernelError::Setup)?;
     if scratch::interrupted() {
         return Err(KernelError::Interrupted);

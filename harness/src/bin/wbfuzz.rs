@@ -187,7 +187,10 @@ enum KernelCommand {
         /// Print only divergences and the summary.
         #[arg(long, short)]
         quiet: bool,
-        /// Input files: scripts or binary inputs (single-thread).
+        /// Threaded inputs: each thread repeats its op list for this many milliseconds.
+        #[arg(long, value_name = "MS")]
+        repeat: Option<u64>,
+        /// Input files: scripts or binary inputs (several threads: run at once, see README).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -218,6 +221,9 @@ enum KernelCommand {
         /// race rule: see README, "Testing a real kernel").
         #[arg(long)]
         threads: bool,
+        /// With --threads: each thread repeats its op list for this many milliseconds.
+        #[arg(long, value_name = "MS", requires = "threads")]
+        repeat: Option<u64>,
         /// Corruption phases on XFS: `corrupt` (every bnobt root's CRC broken with xfs_db
         /// offline) and `repair` (xfs_repair) inside generated inputs, judged by the fault rule.
         #[arg(long, conflicts_with = "threads")]
@@ -561,6 +567,7 @@ fn cmd_kernel_run(
     dir: Option<PathBuf>,
     block: Option<u32>,
     quiet: bool,
+    repeat: Option<Duration>,
     files: &[PathBuf],
 ) -> Result<ExitCode, String> {
     use kernel::oracle::KernelTarget;
@@ -630,6 +637,7 @@ fn cmd_kernel_run(
                     dir: d,
                     fs: dir_fs.and_then(|x| x.0),
                     device: None,
+                    repeat,
                 };
                 kernel::hunt::run_checked(&target, &input)
             }
@@ -659,6 +667,7 @@ fn cmd_kernel_run(
                     dir: s.dir(),
                     fs: Some(fs),
                     device: Some(s.device_name().to_string()),
+                    repeat,
                 };
                 kernel::hunt::run_checked(&target, &input)
             }
@@ -718,7 +727,7 @@ fn cmd_kernel_hunt(
     out: PathBuf,
     keep_going: bool,
     budget: usize,
-    (threads, faults): (bool, bool),
+    (threads, repeat, faults): (bool, Option<Duration>, bool),
 ) -> Result<ExitCode, String> {
     use kernel::scratch::{self, Scratch};
     scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
@@ -769,6 +778,7 @@ fn cmd_kernel_hunt(
         dir: s.dir(),
         fs: Some(fs),
         device: Some(s.device_name().to_string()),
+        repeat,
     };
     let summary =
         match fault_summary.map_or_else(|| kernel::hunt::kernel_hunt(&target, block, &cfg), Ok) {
@@ -853,6 +863,7 @@ fn cmd_kernel_bench(corpus: &Path, time: u64, fs: &str, blocks: &str) -> Result<
                 dir: s.dir(),
                 fs: Some(kind),
                 device: Some(s.device_name().to_string()),
+                repeat: None,
             };
             let row = match kernel::hunt::bench(&target, b, &inputs, Duration::from_secs(time)) {
                 Ok(r) => r,
@@ -1019,8 +1030,16 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 dir,
                 block,
                 quiet,
+                repeat,
                 files,
-            } => cmd_kernel_run(mkfs, dir, block, quiet, &files)?,
+            } => cmd_kernel_run(
+                mkfs,
+                dir,
+                block,
+                quiet,
+                repeat.map(Duration::from_millis),
+                &files,
+            )?,
             KernelCommand::Hunt {
                 mkfs,
                 block,
@@ -1030,6 +1049,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 keep_going,
                 budget,
                 threads,
+                repeat,
                 faults,
             } => cmd_kernel_hunt(
                 &mkfs,
@@ -1039,7 +1059,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 out,
                 keep_going,
                 budget,
-                (threads, faults),
+                (threads, repeat.map(Duration::from_millis), faults),
             )?,
             KernelCommand::Bench {
                 corpus,

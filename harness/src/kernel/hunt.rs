@@ -59,7 +59,7 @@ pub fn run_checked(target: &KernelTarget<'_>, input: &Input) -> Result<KernelRun
         None
     };
     if input.threads.len() > 1 {
-        threads::run_threaded(target, input, watch.as_mut())
+        threads::run_threaded(target, input, watch.as_mut(), target.repeat)
     } else {
         oracle::run_on_kernel(target, input, watch.as_mut())
     }

@@ -39,6 +39,8 @@ pub struct KernelTarget<'a> {
     pub fs: Option<FsKind>,
     /// The device's kernel name (`loop3`) for the kernel log checker, if we know it.
     pub device: Option<String>,
+    /// Threaded runs: each thread repeats its op list for this long (`--repeat`).
+    pub repeat: Option<std::time::Duration>,
 }
 
 /// Why an input could not be run on the kernel at all (not a finding).

@@ -6,7 +6,9 @@
 //! (thread 0's ops, then thread 1's, ...), which the rule makes equal to every interleaving for
 //! what is compared; the kernel runs them at once behind a barrier, each op optionally delayed
 //! by the input's schedule bytes (byte `k` of the schedule: microseconds of spinning before the
-//! `k`-th op in sequence order, to shift the interleaving); then every op is judged as the plan
+//! `k`-th op in sequence order, to shift the interleaving), and with `--repeat` each thread runs
+//! its list again and again for that long (the reference then runs each thread's list as many
+//! times as it ran, which the rule makes as good as any order); then every op is judged as the plan
 //! says, sizes and contents are compared, the epilogue runs on both sides with the same
 //! comparisons, and the files are read back from the disk, where extent states are compared
 //! too (before that, which writes another thread's flush caught depends on the interleaving). The interleaving is the kernel's: a threaded run is not
@@ -98,6 +100,7 @@ pub fn run_threaded(
     target: &KernelTarget<'_>,
     input: &Input,
     watch: Option<&mut KmsgWatch>,
+    repeat: Option<Duration>,
 ) -> Result<KernelRun, KernelError> {
     if let Some(why) = exec::unsupported(input) {
         return Err(KernelError::Unsupported(why));
@@ -126,16 +129,21 @@ pub fn run_threaded(
             )));
         }
     }
-    // The reference, serially.
     let numbered: Vec<(usize, u32, Op)> = input
         .numbered_ops()
         .map(|(t, seq, op)| (t, seq, op.clone()))
         .collect();
-    let ref_out: Vec<Outcome> = numbered
-        .iter()
-        .map(|(_, seq, op)| reference.apply(*seq, op))
+    let per_thread: Vec<Vec<(u32, Op)>> = (0..input.threads.len())
+        .map(|t| {
+            numbered
+                .iter()
+                .filter(|(tt, _, _)| *tt == t)
+                .map(|(_, seq, op)| (*seq, op.clone()))
+                .collect()
+        })
         .collect();
-    // The kernel, all threads at once.
+    // The kernel, all threads at once; with `repeat`, each thread runs its list again until the
+    // time is up (at least once), as stress tests do.
     let executors = (0..input.threads.len())
         .map(|_| kernel.share())
         .collect::<std::io::Result<Vec<_>>>()
@@ -145,24 +153,24 @@ pub fn run_threaded(
     let kernel_out: Vec<Vec<KOutcome>> = std::thread::scope(|s| {
         let handles: Vec<_> = executors
             .into_iter()
-            .enumerate()
-            .map(|(t, mut ex)| {
-                let ops: Vec<(u32, Op)> = numbered
-                    .iter()
-                    .filter(|(tt, _, _)| *tt == t)
-                    .map(|(_, seq, op)| (*seq, op.clone()))
-                    .collect();
+            .zip(&per_thread)
+            .map(|(mut ex, ops)| {
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
-                    ops.iter()
-                        .map(|(seq, op)| {
+                    let start = Instant::now();
+                    let mut out = Vec::new();
+                    loop {
+                        for (seq, op) in ops {
                             if let Some(&d) = schedule.get(*seq as usize - 1) {
                                 spin(d as u64);
                             }
-                            ex.apply(*seq, op)
-                        })
-                        .collect::<Vec<_>>()
+                            out.push(ex.apply(*seq, op));
+                        }
+                        if ops.is_empty() || repeat.is_none_or(|r| start.elapsed() >= r) {
+                            break out;
+                        }
+                    }
                 })
             })
             .collect();
@@ -172,31 +180,25 @@ pub fn run_threaded(
             .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
             .collect()
     });
-    // Judge every op, in sequence order.
-    let mut next = vec![0usize; input.threads.len()];
-    for ((t, seq, op), r) in numbered.iter().zip(ref_out) {
-        let k = kernel_out
-            .get(*t)
-            .and_then(|v| v.get(next[*t]))
-            .cloned()
-            .unwrap_or(Err(exec::SysError {
-                call: "the op (its thread ended before it)",
-                errno: libc::ECANCELED,
-            }));
-        let index = next[*t];
-        next[*t] += 1;
-        let j = plan.judgements[*t][index];
-        let bad = judge(&input, j, op, &r, &k);
-        run.trace.push(KTraceEntry {
-            seq: *seq,
-            op: op.clone(),
-            reference: r,
-            kernel: k,
-            epilogue: false,
-        });
-        if let Some(m) = bad {
-            run.divergence = Some((run.trace.len() - 1, vec![m]));
-            break;
+    // The reference, serially (thread 0's runs of its list, then thread 1's, ...), judging each
+    // kernel result as it goes.
+    'judge: for (t, ops) in per_thread.iter().enumerate() {
+        for (k_index, k) in kernel_out[t].iter().enumerate() {
+            let index = k_index % ops.len();
+            let (seq, op) = &ops[index];
+            let r = reference.apply(*seq, op);
+            let bad = judge(&input, plan.judgements[t][index], op, &r, k);
+            run.trace.push(KTraceEntry {
+                seq: *seq,
+                op: op.clone(),
+                reference: r,
+                kernel: k.clone(),
+                epilogue: false,
+            });
+            if let Some(m) = bad {
+                run.divergence = Some((run.trace.len() - 1, vec![m]));
+                break 'judge;
+            }
         }
     }
     // After the join: the whole state, then the epilogue op by op, then from the disk.

@@ -362,6 +362,7 @@ fn a_dir_run_agrees_and_compares_the_whole_file() {
         dir: dir.path(),
         fs: kind,
         device: None,
+        repeat: None,
     };
     let run = oracle::run_on_kernel(&target, &input, None).expect("runs");
     assert!(run.ok(), "{}", oracle::render("t", &input, &run));
@@ -461,6 +462,7 @@ fn scratch_devices_mount_run_and_leave_nothing_behind() {
             dir: s.dir(),
             fs: Some(fs),
             device: Some(s.device_name().to_string()),
+            repeat: None,
         };
         let run = wbfuzz::kernel::hunt::run_checked(&target, &input).unwrap();
         assert!(run.ok(), "{}", oracle::render("t", &input, &run));

@@ -666,10 +666,13 @@ fn a_threaded_run_on_a_scratch_filesystem_agrees() {
         let dir = tempfile::tempdir().unwrap();
         let script = dir.path().join("racy.wbf");
         std::fs::write(&script, RACY_OK).unwrap();
-        // The interleaving is the kernel's: every one of several runs must agree.
-        for _ in 0..5 {
+        // The interleaving is the kernel's: every one of several runs must agree, also with
+        // each thread looping over its list for 100 ms (`--repeat`).
+        for k in 0..5 {
+            let repeat: &[&str] = if k == 0 { &["--repeat", "100"] } else { &[] };
             let out = Command::new(env!("CARGO_BIN_EXE_wbfuzz"))
                 .args(["kernel", "run", "-q", "--mkfs", fs.name()])
+                .args(repeat)
                 .arg(&script)
                 .output()
                 .unwrap();

@@ -398,8 +398,11 @@ impl<'a> Checker<'a> {
                     if rounded.contains(&b) {
                         return false;
                     }
+                    // A block ext4 freed on its own (inside EOF over zeros, or past EOF) is not
+                    // compared until the reference frees it too: the file may grow over it again
+                    // (found by a 10-minute ext4 hunt: a punch past EOF, then a write over it).
                     if fs == Some(FsKind::Ext4)
-                        && place(b) == Place::Zero
+                        && matches!(place(b), Place::Zero | Place::PastEof)
                         && ks == ExtentState::Hole
                         && rs.extent != ExtentState::Hole
                     {
@@ -432,9 +435,10 @@ pub(super) fn outcomes_agree(op: &Op, r: &Outcome, k: &KOutcome) -> bool {
     }
 }
 
-/// Whether a direct read the reference served and the kernel refused with EINVAL is refused
-/// because of a tolerated extent difference: the alignment rule (SPEC, DirectRead) applied to the
-/// kernel's own extent states (FIEMAP, after the read's flush) refuses it too. The kernel may be
+/// Whether a direct read on whose EINVAL the two sides disagree follows a tolerated extent
+/// difference: the alignment rule (SPEC, DirectRead) applied to the kernel's own extent states
+/// (FIEMAP, after the read's flush) gives the kernel's verdict, and where the kernel served it,
+/// the bytes are the reference's view of the disk. The kernel may be
 /// ahead of the reference on the allocation path (EOF zeroing or speculative preallocation
 /// allocating a block the reference keeps a hole), and where it is, the read's verdict is the
 /// kernel's to give (SPEC, "Real kernels").
@@ -448,12 +452,14 @@ fn dread_follows_kernel_extents(
     let Op::DirectRead { file, off, len } = *op else {
         return false;
     };
-    if !matches!(ro, Outcome::Data(_)) || *ko != Ok(Outcome::Err(reference::Errno::Einval)) {
-        return false;
-    }
     if file as usize >= k.file_count() {
         return false;
     }
+    let kernel_refused = match (ro, ko) {
+        (Outcome::Data(_), Ok(Outcome::Err(reference::Errno::Einval))) => true,
+        (Outcome::Err(reference::Errno::Einval), Ok(Outcome::Data(_))) => false,
+        _ => return false,
+    };
     let bs = r.geometry().bs();
     let end = off
         .saturating_add(len)
@@ -462,10 +468,49 @@ fn dread_follows_kernel_extents(
         return false;
     };
     let written = |b: u64| states.get(b as usize) == Some(&ExtentState::Written);
-    (off % bs != 0 && written(off / bs))
-        || (end % bs != 0 && written(end / bs))
-        || (off % reference::geometry::DMA_ALIGNMENT != 0
-            && (off / bs + 1..end.div_ceil(bs)).any(written))
+    let edge = (off % bs != 0 && written(off / bs)) || (end % bs != 0 && written(end / bs));
+    if kernel_refused {
+        return edge
+            || (off % reference::geometry::DMA_ALIGNMENT != 0
+                && (off / bs + 1..end.div_ceil(bs)).any(written));
+    }
+    // The kernel served it: its own states must allow that, and the bytes must be the
+    // reference's view of the disk (ext4 freeing a block the reference keeps zeroed, say).
+    let Ok(Outcome::Data(kd)) = ko else {
+        return false;
+    };
+    let size = r.size(file);
+    let n = if off >= size { 0 } else { len.min(size - off) };
+    !edge && *kd == r.read_disk(file, off, n)
+}
+
+/// Whether a direct read the reference refused only by the DMA-alignment clause (SPEC,
+/// DirectRead: no `Written` block at an unaligned edge, `off` not a multiple of 512) was served
+/// by the kernel with exactly the bytes the reference would have returned. Linux does not always
+/// apply that check (seen: 1 KiB blocks, a hole then the Written EOF block, read from offset 1:
+/// served), and the exact condition is not known yet (SPEC, "Real kernels"): the kernel's
+/// verdict is accepted there, its bytes are not.
+fn dread_dma_clause_served(r: &RefFs, op: &Op, ro: &Outcome, ko: &KOutcome) -> bool {
+    let Op::DirectRead { file, off, len } = *op else {
+        return false;
+    };
+    let (Outcome::Err(reference::Errno::Einval), Ok(Outcome::Data(kd))) = (ro, ko) else {
+        return false;
+    };
+    let bs = r.geometry().bs();
+    let end = off.saturating_add(len);
+    let written = |b: u64| {
+        r.blocks(file, b, 1)
+            .first()
+            .is_some_and(|o| o.extent == ExtentState::Written)
+    };
+    let edge = (off % bs != 0 && written(off / bs)) || (end % bs != 0 && written(end / bs));
+    if edge || off % reference::geometry::DMA_ALIGNMENT == 0 {
+        return false;
+    }
+    let size = r.size(file);
+    let n = if off >= size { 0 } else { len.min(size - off) };
+    *kd == r.read_disk(file, off, n)
 }
 
 /// The ops run after the input on both sides: fsync every file, complete, evict every file.
@@ -529,6 +574,7 @@ pub fn run_on_kernel(
         let mut ms = Vec::new();
         if !outcomes_agree(&op, &r, &k)
             && !dread_follows_kernel_extents(&reference, &kernel, &op, &r, &k)
+            && !dread_dma_clause_served(&reference, &op, &r, &k)
         {
             ms.push(KMismatch::Outcome {
                 reference: r.clone(),

@@ -137,7 +137,7 @@ pub struct KernelFinding {
 }
 
 /// What a kernel hunt did.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct KernelHuntSummary {
     /// Inputs run.
     pub execs: u64,
@@ -179,13 +179,7 @@ pub fn kernel_hunt(
     let deadline = start + cfg.time;
     let mut rng = SplitMix::new(cfg.seed, 0);
     let mut buf = Vec::new();
-    let mut sum = KernelHuntSummary {
-        execs: 0,
-        ops: 0,
-        elapsed: Duration::ZERO,
-        findings: Vec::new(),
-        interrupted: false,
-    };
+    let mut sum = KernelHuntSummary::default();
     let bar = cfg.progress.then(|| {
         let b = indicatif::ProgressBar::new_spinner();
         b.set_style(
@@ -394,13 +388,7 @@ pub fn fault_hunt(
     let deadline = start + cfg.time;
     let mut rng = SplitMix::new(cfg.seed, 0);
     let mut buf = Vec::new();
-    let mut sum = KernelHuntSummary {
-        execs: 0,
-        ops: 0,
-        elapsed: Duration::ZERO,
-        findings: Vec::new(),
-        interrupted: false,
-    };
+    let mut sum = KernelHuntSummary::default();
     while Instant::now() < deadline {
         if scratch::interrupted() {
             sum.interrupted = true;

@@ -79,12 +79,14 @@ pub fn failure_rate(target: &KernelTarget<'_>, input: &Input, tries: usize) -> (
 }
 
 /// Minimizes a failing input against the kernel: candidates with another block size than
-/// `block`, or that cannot run, count as passing.
+/// `block`, or that cannot run, count as passing; so does every candidate once `deadline` has
+/// passed or the hunt was interrupted, which ends the minimization with what it has.
 pub fn minimize_on_kernel(
     target: &KernelTarget<'_>,
     block: u32,
     input: &Input,
     budget: usize,
+    deadline: Instant,
 ) -> Input {
     let tries = if input.threads.len() > 1 {
         THREADED_TRIES
@@ -92,12 +94,61 @@ pub fn minimize_on_kernel(
         1
     };
     minimize::minimize_by(input, budget, |cand| {
-        if cand.config.geometry.block_size != block || scratch::interrupted() {
+        if cand.config.geometry.block_size != block || out_of_time(deadline) {
             return None;
         }
         // A candidate that breaks the race rule cannot be judged: it counts as passing.
         (0..tries).find_map(|_| run_checked(target, cand).ok()?.signature())
     })
+}
+
+fn out_of_time(deadline: Instant) -> bool {
+    scratch::interrupted() || Instant::now() >= deadline
+}
+
+/// The live progress line of both kernel hunts.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    start: Instant,
+    what: String,
+}
+
+impl Progress {
+    fn new(on: bool, what: String) -> Self {
+        let bar = on.then(|| {
+            let b = indicatif::ProgressBar::new_spinner();
+            b.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+            );
+            b
+        });
+        Progress {
+            bar,
+            start: Instant::now(),
+            what,
+        }
+    }
+
+    fn show(&self, sum: &KernelHuntSummary, doing: &str) {
+        let Some(b) = &self.bar else { return };
+        let secs = self.start.elapsed().as_secs_f64().max(1e-9);
+        b.set_message(format!(
+            "{} inputs, {:.1} inputs/s, {:.0} ops/s, {} findings, {}{doing}",
+            sum.execs,
+            sum.execs as f64 / secs,
+            sum.ops as f64 / secs,
+            sum.findings.len(),
+            self.what,
+        ));
+        b.tick();
+    }
+
+    fn finish(self) {
+        if let Some(b) = self.bar {
+            b.finish_and_clear();
+        }
+    }
 }
 
 /// Settings of a kernel hunt.
@@ -180,15 +231,8 @@ pub fn kernel_hunt(
     let mut rng = SplitMix::new(cfg.seed, 0);
     let mut buf = Vec::new();
     let mut sum = KernelHuntSummary::default();
-    let bar = cfg.progress.then(|| {
-        let b = indicatif::ProgressBar::new_spinner();
-        b.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
-        );
-        b
-    });
     let fsname = target.fs.map_or("unknown", |f| f.name());
+    let progress = Progress::new(cfg.progress, format!("{fsname} block {block}"));
     'outer: while Instant::now() < deadline {
         let swarm = Swarm::draw(&mut rng);
         for _ in 0..256 {
@@ -218,23 +262,14 @@ pub fn kernel_hunt(
             };
             sum.execs += 1;
             sum.ops += run.trace.len() as u64;
-            if let Some(b) = &bar {
-                let secs = start.elapsed().as_secs_f64().max(1e-9);
-                b.set_message(format!(
-                    "{} inputs, {:.0} inputs/s, {:.0} ops/s, {} findings, {fsname} block {block}",
-                    sum.execs,
-                    sum.execs as f64 / secs,
-                    sum.ops as f64 / secs,
-                    sum.findings.len()
-                ));
-                b.tick();
-            }
+            progress.show(&sum, "");
             let Some(sig) = run.signature() else { continue };
             if sum.findings.iter().any(|f| f.signature == sig) {
                 continue;
             }
             let found_after = start.elapsed();
-            let small = minimize_on_kernel(target, block, &input, cfg.minimize_budget);
+            progress.show(&sum, ", minimizing a finding");
+            let small = minimize_on_kernel(target, block, &input, cfg.minimize_budget, deadline);
             let name = format!(
                 "kernel-{fsname}-b{block}-s{}-{}",
                 cfg.seed,
@@ -266,9 +301,7 @@ pub fn kernel_hunt(
             }
         }
     }
-    if let Some(b) = bar {
-        b.finish_and_clear();
-    }
+    progress.finish();
     sum.elapsed = start.elapsed();
     Ok(sum)
 }
@@ -377,8 +410,10 @@ pub fn bench(
 
 /// A hunt of corruption phases on an XFS scratch device (`kernel hunt --faults`): each input is
 /// a generated single-thread input with a `corrupt` inserted at a random point and, half the
-/// time, a `repair` later (else the end repairs), judged by the rule of [`faults`]. Failures are
-/// saved unminimized (each run costs two remounts and an `xfs_repair`), with their report.
+/// time, a `repair` later (else the end repairs), judged by the rule of [`faults`]. A failure is
+/// minimized by rerunning candidates on the device (each run costs two remounts and an
+/// `xfs_repair`, about a second, so at most [`FAULT_MINIMIZE_BUDGET`] runs and never past the
+/// deadline) and saved as a script with its report.
 pub fn fault_hunt(
     s: &mut Scratch,
     block: u32,
@@ -389,6 +424,10 @@ pub fn fault_hunt(
     let mut rng = SplitMix::new(cfg.seed, 0);
     let mut buf = Vec::new();
     let mut sum = KernelHuntSummary::default();
+    let progress = Progress::new(
+        cfg.progress,
+        format!("xfs block {block}, corruption phases"),
+    );
     while Instant::now() < deadline {
         if scratch::interrupted() {
             sum.interrupted = true;
@@ -405,25 +444,54 @@ pub fn fault_hunt(
             let back = at + 1 + rng.below((ops.len() - at) as u64) as usize;
             ops.insert(back, Op::RepairAllocBtree);
         }
-        let mut watch = KmsgWatch::open().ok();
-        let run = faults::run_with_faults(s, &input, watch.as_mut())?;
+        let run = run_faults_checked(s, &input)?;
         sum.execs += 1;
         sum.ops += run.steps.len() as u64;
+        progress.show(&sum, "");
         let Some(sig) = run.signature() else { continue };
         if sum.findings.iter().any(|f| f.signature == sig) {
             continue;
+        }
+        let found_after = start.elapsed();
+        progress.show(&sum, ", minimizing a finding");
+        let mut failed: Option<KernelError> = None;
+        let small = minimize::minimize_by(
+            &input,
+            cfg.minimize_budget.min(FAULT_MINIMIZE_BUDGET),
+            |cand| {
+                if failed.is_some()
+                    || cand.config.geometry.block_size != block
+                    || out_of_time(deadline)
+                {
+                    return None;
+                }
+                match run_faults_checked(s, cand) {
+                    Ok(r) => r.signature(),
+                    Err(e) => {
+                        failed = Some(e);
+                        None
+                    }
+                }
+            },
+        );
+        if let Some(e) = failed {
+            return Err(e);
         }
         let name = format!(
             "kernel-faults-b{block}-s{}-{}",
             cfg.seed,
             sum.findings.len()
         );
-        let report = run.render(&name, &input);
-        let path = save(cfg, &name, &input, &sig, &report);
+        // The report of the minimized input if it still fails on this run, else the original's.
+        let report = match run_faults_checked(s, &small)? {
+            r if r.signature().is_some() => r.render(&name, &small),
+            _ => run.render(&name, &input),
+        };
+        let path = save(cfg, &name, &small, &sig, &report);
         sum.findings.push(KernelFinding {
             signature: sig,
-            ops: input.op_count(),
-            found_after: start.elapsed(),
+            ops: small.op_count(),
+            found_after,
             found_after_execs: sum.execs,
             path,
             report,
@@ -432,6 +500,16 @@ pub fn fault_hunt(
             break;
         }
     }
+    progress.finish();
     sum.elapsed = start.elapsed();
     Ok(sum)
+}
+
+/// Most device runs spent minimizing one fault finding.
+pub const FAULT_MINIMIZE_BUDGET: usize = 150;
+
+/// One fault run with the kernel log checked around it.
+fn run_faults_checked(s: &mut Scratch, input: &Input) -> Result<faults::FaultRun, KernelError> {
+    let mut watch = KmsgWatch::open().ok();
+    Ok(faults::run_with_faults(s, input, watch.as_mut())?)
 }

@@ -9,6 +9,12 @@
 //! source file, not the device; on a machine where other loop devices are busy, such a line may
 //! belong to them, which the report says). A record naming another loop device is never ours.
 //!
+//! A warning's first line also names the task that hit it (`WARNING: CPU: 0 PID: 29078 at
+//! ...`): when that task is a thread of another user process (a second wbfuzz hunting another
+//! filesystem on the same machine, say), the record is not ours. The task is ours when it is a
+//! thread of this process (alive, or registered with [`note_our_thread`] before it ended);
+//! kernel threads (writeback workers) stay ambiguous and count as ours.
+//!
 //! Reading needs permission to read `/dev/kmsg` (root, or `kernel.dmesg_restrict=0`); without
 //! it the checker is off and [`KmsgWatch::open`] says why.
 
@@ -26,6 +32,65 @@ pub const TROUBLE: [&str; 7] = [
     "kernel BUG",
 ];
 
+/// Threads of this process that run ops on a scratch device and may end before their warnings
+/// are read ([`note_our_thread`]).
+static OUR_THREADS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+/// Registers the calling thread as one of ours, for attributing warnings it hits after it has
+/// ended. Threads that run kernel ops call this once.
+pub fn note_our_thread() {
+    let tid = rustix::thread::gettid().as_raw_nonzero().get();
+    if let Ok(mut v) = OUR_THREADS.lock() {
+        if !v.contains(&tid) {
+            v.push(tid);
+        }
+    }
+}
+
+/// Whose task a warning names, as far as `/proc` can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Task {
+    /// A thread of this process.
+    Ours,
+    /// A thread of another user process.
+    Elsewhere,
+    /// A kernel thread, or a task that has ended and was not ours: it may have worked for us.
+    Unknown,
+}
+
+/// The task id a warning's first line names (`... PID: 29078 at ...`).
+fn warning_pid(message: &str) -> Option<i32> {
+    let (_, rest) = message.split_once("PID: ")?;
+    rest.split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Whose task `pid` is, read from `/proc` now.
+fn classify_task(pid: i32) -> Task {
+    let ours = std::process::id() as i32;
+    if OUR_THREADS.lock().is_ok_and(|v| v.contains(&pid)) {
+        return Task::Ours;
+    }
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return Task::Unknown;
+    };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse::<i32>().ok())
+    };
+    match (field("Tgid:"), field("PPid:")) {
+        (Some(t), _) if t == ours => Task::Ours,
+        // kthreadd's children (and kthreadd itself) work for every filesystem.
+        (_, Some(2)) | (_, Some(0)) => Task::Unknown,
+        (Some(_), Some(_)) => Task::Elsewhere,
+        _ => Task::Unknown,
+    }
+}
+
 /// A position in the kernel log, from which new records are read.
 pub struct KmsgWatch {
     file: File,
@@ -41,8 +106,14 @@ fn names_device(text: &str, dev: &str) -> bool {
     })
 }
 
-/// Whether a log message is a finding for device `dev`.
+/// Whether a log message is a finding for device `dev`, with warnings attributed to their task
+/// by [`classify_task`].
 pub fn is_finding(message: &str, dev: &str) -> bool {
+    is_finding_with(message, dev, classify_task)
+}
+
+/// [`is_finding`] with the task classifier given (tests pass their own).
+pub fn is_finding_with(message: &str, dev: &str, task: impl Fn(i32) -> Task) -> bool {
     if !TROUBLE.iter().any(|t| message.contains(t)) {
         return false;
     }
@@ -52,7 +123,9 @@ pub fn is_finding(message: &str, dev: &str) -> bool {
     let generic = ["WARNING:", "BUG:", "Oops", "kernel BUG"]
         .iter()
         .any(|t| message.contains(t));
-    generic && !message.contains("loop")
+    generic
+        && !message.contains("loop")
+        && warning_pid(message).is_none_or(|pid| task(pid) != Task::Elsewhere)
 }
 
 impl KmsgWatch {
@@ -118,5 +191,40 @@ mod tests {
             "loop3"
         ));
         assert!(!is_finding("EXT4-fs (loop3): mounted filesystem", "loop3"));
+    }
+
+    #[test]
+    fn warnings_of_other_processes_are_not_ours() {
+        let w =
+            "WARNING: CPU: 0 PID: 29078 at fs/iomap/buffered-io.c:1437 iomap_zero_iter+0x132/0x1d0";
+        assert_eq!(warning_pid(w), Some(29078));
+        assert!(is_finding_with(w, "loop3", |_| Task::Ours));
+        assert!(is_finding_with(w, "loop3", |_| Task::Unknown));
+        assert!(!is_finding_with(w, "loop3", |_| Task::Elsewhere));
+        // A record that names our device is ours whoever hit it.
+        assert!(is_finding_with(
+            "XFS (loop3): Corruption detected. PID: 5",
+            "loop3",
+            |_| Task::Elsewhere
+        ));
+    }
+
+    #[test]
+    fn tasks_are_classified_from_proc() {
+        note_our_thread();
+        let me = rustix::thread::gettid().as_raw_nonzero().get();
+        assert_eq!(classify_task(me), Task::Ours);
+        assert_eq!(classify_task(std::process::id() as i32), Task::Ours);
+        // kthreadd is a kernel thread: it may work for anyone.
+        assert_eq!(classify_task(2), Task::Unknown);
+        // A process of our own making, not a thread of ours.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let verdict = classify_task(child.id() as i32);
+        let _ = child.kill();
+        let _ = child.wait();
+        assert_eq!(verdict, Task::Elsewhere);
     }
 }

@@ -183,6 +183,7 @@ pub fn run_threaded(
             .map(|(mut ex, ops)| {
                 let barrier = &barrier;
                 s.spawn(move || {
+                    super::kmsg::note_our_thread();
                     barrier.wait();
                     let start = Instant::now();
                     let mut out = Vec::new();

@@ -266,12 +266,15 @@ const RACY_FOLIOS: u64 = 8;
 /// [`RACY_FOLIOS`] folios are dealt out to owner threads; each thread writes only folios it
 /// owns, while flushes, IO waits, reclaim and eviction (another thread's writeback racing a
 /// write: seeds 000 and 002) and reads and read faults (a read fault on a hole racing the direct
-/// write that allocates it: seed 001) go anywhere. Thread 0 also has a private file `f1` it may
-/// truncate. `geometry` must allow at least [`RACY_FOLIOS`] folios per file.
+/// write that allocates it: seed 001) go anywhere. `f0` is written either only directly (a
+/// third of the inputs) or only through the page cache, as the rule demands of writes by
+/// different threads. Thread 0 also has a private file `f1` it may truncate and write any way.
+/// `geometry` must allow at least [`RACY_FOLIOS`] folios per file.
 pub fn racy_kernel_input(rng: &mut SplitMix, geometry: Geometry) -> Input {
     let folio = geometry.folio_size();
     let bs = geometry.bs();
     let threads = 2 + rng.below(3) as usize;
+    let direct = rng.one_in(3);
     let owner: Vec<usize> = (0..RACY_FOLIOS)
         .map(|_| rng.below(threads as u64) as usize)
         .collect();
@@ -311,7 +314,12 @@ pub fn racy_kernel_input(rng: &mut SplitMix, geometry: Geometry) -> Input {
                         }
                     } else {
                         let (off, len) = in_folio(rng, k, false);
-                        match rng.below(8) {
+                        let kind = match (file, direct) {
+                            (0, true) => 3,
+                            (0, false) => [0, 1, 2, 5, 6, 7][rng.below(6) as usize],
+                            _ => rng.below(8),
+                        };
+                        match kind {
                             0..=2 => Op::Write {
                                 file,
                                 off,

@@ -14,6 +14,17 @@
 //!   folios its range touches (folio = the geometry's folio, at least one page). Folios owned by
 //!   one thread's writers may not be touched by another thread's writer. Then the final contents
 //!   and every writer's result are those of the reference running the threads one after another.
+//! - *Direct and page-cache writes of a shared file stay on one thread.* If one thread writes a
+//!   shared file directly (`dwrite`), no other thread may write it through the page cache
+//!   (`write`, `mwrite`, `zero`, `punch`: the last two zero partial blocks in the cache), even
+//!   on other folios. Linux keeps a direct write coherent with the page cache only by
+//!   invalidating the cache over its range before and after the IO, and that fails on a dirty
+//!   folio; the kernel's folios are larger than a page (XFS and ext4 read ahead into multi-page
+//!   folios), so a write fault on page 4 dirties the folio that holds page 6, whose bytes were
+//!   read as zeros from the unwritten extent of a direct write in flight there. The cache then
+//!   keeps those zeros over the direct write's data, writeback writes them to disk, and the
+//!   next fsync returns EIO ("Page cache invalidation failure on direct I/O"). Found by the
+//!   threaded hunts on XFS and ext4 (SPEC.md, "Known kernel finding: large folios").
 //! - A *reader* (`read`, `dread`, `mread`) whose range touches no folio another thread writes is
 //!   *exact*: its result is compared as in a single-thread run. A reader that does touch such a
 //!   folio is *racy*: it must succeed, and every byte it returns must be a byte that offset held
@@ -66,6 +77,19 @@ pub enum RuleError {
         /// The thread whose writer touched it first.
         owner: usize,
     },
+    /// A direct write and a page-cache write of one shared file on different threads.
+    MixedDirectAndCached {
+        /// Thread of the later op.
+        thread: usize,
+        /// Index of the later op in its thread.
+        index: usize,
+        /// The file.
+        file: FileId,
+        /// Whether the later op is the direct write (else it is the page-cache write).
+        direct: bool,
+        /// The other thread, which wrote the file the other way.
+        other: usize,
+    },
     /// An op that threaded kernel runs do not support.
     Unsupported {
         /// Thread of the op.
@@ -83,6 +107,7 @@ impl RuleError {
         match *self {
             RuleError::SizeChange { thread, index, .. }
             | RuleError::SharedFolio { thread, index, .. }
+            | RuleError::MixedDirectAndCached { thread, index, .. }
             | RuleError::Unsupported { thread, index, .. } => (thread, index),
         }
     }
@@ -102,6 +127,23 @@ impl fmt::Display for RuleError {
                 "f{file} folio {folio} is already written by thread {owner}: writers of different \
                  threads must touch different folios"
             ),
+            RuleError::MixedDirectAndCached {
+                file,
+                direct,
+                other,
+                ..
+            } => {
+                let (this, that) = if *direct {
+                    ("directly", "through the page cache")
+                } else {
+                    ("through the page cache", "directly")
+                };
+                write!(
+                    f,
+                    "f{file} is written {that} by thread {other}, so no other thread may write \
+                     it {this} (Linux does not keep the two coherent across its large folios)"
+                )
+            }
             RuleError::Unsupported { kind, .. } => write!(
                 f,
                 "`{}` is not supported in threaded kernel runs",
@@ -131,6 +173,14 @@ fn is_writer(kind: OpKind) -> bool {
             | OpKind::Fallocate
             | OpKind::PunchHole
             | OpKind::ZeroRange
+    )
+}
+
+/// Writers whose bytes go through the page cache (punch and zero-range zero partial blocks there).
+fn is_cached_writer(kind: OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::Write | OpKind::MmapWrite | OpKind::PunchHole | OpKind::ZeroRange
     )
 }
 
@@ -199,6 +249,9 @@ pub fn plan(input: &Input) -> Result<Plan, RuleError> {
         .collect();
     // Folio ownership of shared files, first writer wins; later writers of other threads fail.
     let mut owner: BTreeMap<(FileId, u64), usize> = BTreeMap::new();
+    // The first thread that wrote each shared file directly, and through the cache.
+    let mut direct: BTreeMap<FileId, usize> = BTreeMap::new();
+    let mut cached: BTreeMap<FileId, usize> = BTreeMap::new();
     for (t, ops) in input.threads.iter().enumerate() {
         for (i, op) in ops.iter().enumerate() {
             let Some(f) = op.file().filter(|f| shared.contains(f)) else {
@@ -217,6 +270,24 @@ pub fn plan(input: &Input) -> Result<Plan, RuleError> {
             let Some((first, end)) = folios(op, folio) else {
                 continue;
             };
+            let is_direct = op.kind() == OpKind::DirectWrite;
+            if is_direct || is_cached_writer(op.kind()) {
+                let (mine, theirs) = if is_direct {
+                    (&mut direct, &cached)
+                } else {
+                    (&mut cached, &direct)
+                };
+                if let Some(&other) = theirs.get(&f).filter(|&&o| o != t) {
+                    return Err(RuleError::MixedDirectAndCached {
+                        thread: t,
+                        index: i,
+                        file: f,
+                        direct: is_direct,
+                        other,
+                    });
+                }
+                mine.entry(f).or_insert(t);
+            }
             for k in first..end {
                 let o = *owner.entry((f, k)).or_insert(t);
                 if o != t {

@@ -617,13 +617,14 @@ thread 1
   write f0 0x800 0x100
 ";
 
-/// Thread 0 writes folio 0 and read-faults folio 1 while thread 1 direct-writes folio 1 (the
-/// racy read of seed 001's window) and flushes everything.
+/// Thread 0 direct-writes folio 0 and read-faults folio 1 while thread 1 direct-writes folio 1
+/// (the racy read of seed 001's window) and flushes everything. (Both write directly: the race
+/// rule keeps a shared file's direct and page-cache writes on one thread.)
 const RACY_OK: &str = "geometry block=4096 folio-pages=1 capacity=64 max-size=0x10000
 policy keep-dirty
 file f0
 thread 0
-  write f0 0x0 0x1000
+  dwrite f0 0x0 0x1000
   mread f0 0x1000 0x10
 thread 1
   flush f0 0x0 0x10000
@@ -651,6 +652,32 @@ fn a_threaded_script_that_breaks_the_race_rule_is_refused_with_its_line() {
     assert!(
         stdout.contains("refused: line 8: thread 1 op 2 breaks the race rule")
             && stdout.contains("f0 folio 0 is already written by thread 0"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn the_large_folio_collision_finding_is_refused_at_the_fault_line() {
+    // The kernel finding of SPEC.md, "Known kernel finding: large folios": the rule keeps a
+    // shared file's direct and page-cache writes on one thread, so the script is refused at
+    // thread 1's write fault, line 16.
+    let _serial = serial();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../corpus/kernel/large-folio-dwrite-mwrite-collision.wbf"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wbfuzz"))
+        .args(["kernel", "run", "--dir"])
+        .arg(dir.path())
+        .arg(script)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{stdout}");
+    assert!(
+        stdout.contains("refused: line 16: thread 1 op 2 breaks the race rule")
+            && stdout.contains("f0 is written directly by thread 0"),
         "{stdout}"
     );
 }

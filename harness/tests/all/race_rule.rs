@@ -66,7 +66,7 @@ fn disjoint_folios_are_exact_and_background_ops_go_anywhere() {
     let i = input(vec![
         vec![write(0, 0, 0x1000), Op::Reclaim { file: 0, folio: 1 }],
         vec![
-            Op::DirectWrite {
+            Op::MmapWrite {
                 file: 0,
                 off: 0x1000,
                 len: 0x400,
@@ -96,9 +96,9 @@ fn disjoint_folios_are_exact_and_background_ops_go_anywhere() {
 
 #[test]
 fn reads_over_another_threads_folio_are_racy_and_others_exact() {
-    // Thread 0 direct-writes folio 2. Thread 1 writes folio 3, read-faults folio 2 (racy: seed
-    // 001's window), reads folio 3 (only it writes there: exact), and reads bytes 0x1800..0x2800,
-    // folios 1 and 2: racy, folio 2 is thread 0's.
+    // Thread 0 direct-writes folio 2. Thread 1 direct-writes folio 3, read-faults folio 2 (racy:
+    // seed 001's window), reads folio 3 (only it writes there: exact), and reads bytes
+    // 0x1800..0x2800, folios 1 and 2: racy, folio 2 is thread 0's.
     let i = input(vec![
         vec![Op::DirectWrite {
             file: 0,
@@ -106,7 +106,11 @@ fn reads_over_another_threads_folio_are_racy_and_others_exact() {
             len: 0x1000,
         }],
         vec![
-            write(0, 0x3000, 0x10),
+            Op::DirectWrite {
+                file: 0,
+                off: 0x3000,
+                len: 0x400,
+            },
             Op::MmapRead {
                 file: 0,
                 off: 0x2400,
@@ -135,6 +139,104 @@ fn reads_over_another_threads_folio_are_racy_and_others_exact() {
         ]
     );
     assert_eq!(p.judgements[0], vec![Judgement::Exact]);
+}
+
+#[test]
+fn direct_and_cached_writes_of_a_shared_file_stay_on_one_thread() {
+    let dwrite = |off| Op::DirectWrite {
+        file: 0,
+        off,
+        len: 0x1000,
+    };
+    let mwrite = |off| Op::MmapWrite {
+        file: 0,
+        off,
+        len: 1,
+    };
+    // The kernel finding's shape: thread 1's write fault on page 4 and thread 0's direct write
+    // of page 6 are page-disjoint, but a large folio can hold both.
+    let i = input(vec![vec![dwrite(0x6000)], vec![mwrite(0x4000)]]);
+    let e = plan(&i).unwrap_err();
+    assert_eq!(
+        e,
+        RuleError::MixedDirectAndCached {
+            thread: 1,
+            index: 0,
+            file: 0,
+            direct: false,
+            other: 0
+        }
+    );
+    assert!(e
+        .to_string()
+        .contains("f0 is written directly by thread 0, so no other thread may write it through the page cache"));
+    // The other way round, with punch and zero-range counted as page-cache writers.
+    for cached in [
+        write(0, 0x4000, 0x10),
+        Op::PunchHole {
+            file: 0,
+            off: 0x4000,
+            len: 0x10,
+        },
+        Op::ZeroRange {
+            file: 0,
+            off: 0x4000,
+            len: 0x10,
+            keep_size: true,
+        },
+    ] {
+        let i = input(vec![
+            vec![Op::Fsync { file: 0 }, cached],
+            vec![dwrite(0x8000)],
+        ]);
+        assert!(
+            matches!(
+                plan(&i),
+                Err(RuleError::MixedDirectAndCached {
+                    thread: 1,
+                    index: 0,
+                    direct: true,
+                    other: 0,
+                    ..
+                })
+            ),
+            "{:?}",
+            plan(&i)
+        );
+    }
+    // Allowed: one thread mixing both, direct writers on several threads, cached writers on
+    // several threads, falloc anywhere, and each thread's own file.
+    let falloc = Op::Fallocate {
+        file: 0,
+        off: 0x9000,
+        len: 0x1000,
+        keep_size: true,
+    };
+    for ok in [
+        vec![
+            vec![dwrite(0x6000), mwrite(0x4000)],
+            vec![Op::Read {
+                file: 0,
+                off: 0,
+                len: 1,
+            }],
+        ],
+        vec![vec![dwrite(0x6000)], vec![dwrite(0x4000), falloc.clone()]],
+        vec![vec![mwrite(0x6000)], vec![write(0, 0x4000, 1), falloc]],
+        vec![
+            vec![dwrite(0x6000)],
+            vec![
+                write(1, 0x6000, 1),
+                Op::Read {
+                    file: 0,
+                    off: 0,
+                    len: 1,
+                },
+            ],
+        ],
+    ] {
+        assert!(plan(&input(ok.clone())).is_ok(), "{ok:?}");
+    }
 }
 
 #[test]
@@ -192,6 +294,8 @@ fn size_changes_of_shared_files_and_fault_injection_are_refused() {
 fn every_generated_racy_input_satisfies_the_rule() {
     let mut racy = 0;
     let mut threads = [0usize; 5];
+    // Inputs whose shared file is written directly, and through the cache, by several threads.
+    let (mut direct, mut cached) = (0, 0);
     for seed in 0..3000u64 {
         let mut rng = SplitMix::new(seed, 7);
         let g = Geometry {
@@ -206,6 +310,17 @@ fn every_generated_racy_input_satisfies_the_rule() {
         // op happened to name it.
         assert!(p.shared.iter().all(|&f| f == 0), "seed {seed}");
         threads[i.threads.len()] += 1;
+        let writers = |kinds: &[OpKind]| {
+            i.threads
+                .iter()
+                .filter(|ops| {
+                    ops.iter()
+                        .any(|op| op.file() == Some(0) && kinds.contains(&op.kind()))
+                })
+                .count()
+        };
+        direct += usize::from(writers(&[OpKind::DirectWrite]) > 1);
+        cached += usize::from(writers(&[OpKind::Write, OpKind::MmapWrite]) > 1);
         racy += p
             .judgements
             .iter()
@@ -217,6 +332,10 @@ fn every_generated_racy_input_satisfies_the_rule() {
     // every thread count.
     assert!(racy > 1000, "only {racy} racy reads");
     assert!(threads[2..].iter().all(|&n| n > 500), "{threads:?}");
+    assert!(
+        direct > 300 && cached > 1000,
+        "direct {direct}, cached {cached}"
+    );
 }
 
 #[test]

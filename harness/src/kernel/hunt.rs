@@ -151,6 +151,11 @@ impl Progress {
     }
 }
 
+/// Why a kernel-log finding rarely reproduces, for its report.
+const ONCE_PER_BOOT: &str = "note: most kernel warnings are WARN_ON_ONCE, printed once per boot: \
+     after the first, reruns (and the minimizer's candidates) cannot show it again, so judge \
+     this finding by the input that found it, on a fresh boot\n";
+
 /// Settings of a kernel hunt.
 #[derive(Clone, Debug)]
 pub struct KernelHuntConfig {
@@ -286,6 +291,9 @@ pub fn kernel_hunt(
                     "threaded kernel run: the interleaving is the kernel's, so this is not \
                      reproducible; the minimized input failed {fails} of {tries} reruns\n"
                 ));
+            }
+            if sig.mismatch == "kernel-log" {
+                report.push_str(ONCE_PER_BOOT);
             }
             let path = save(cfg, &name, &small, &sig, &report);
             sum.findings.push(KernelFinding {
@@ -483,10 +491,13 @@ pub fn fault_hunt(
             sum.findings.len()
         );
         // The report of the minimized input if it still fails on this run, else the original's.
-        let report = match run_faults_checked(s, &small)? {
+        let mut report = match run_faults_checked(s, &small)? {
             r if r.signature().is_some() => r.render(&name, &small),
             _ => run.render(&name, &input),
         };
+        if sig.mismatch.ends_with("kernel-log") {
+            report.push_str(ONCE_PER_BOOT);
+        }
         let path = save(cfg, &name, &small, &sig, &report);
         sum.findings.push(KernelFinding {
             signature: sig,

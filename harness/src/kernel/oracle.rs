@@ -78,6 +78,8 @@ impl From<scratch::ScratchError> for KernelError {
 /// One executed op with both results.
 #[derive(Clone, Debug)]
 pub struct KTraceEntry {
+    /// The input thread that ran it (0 in single-thread runs and in the epilogue).
+    pub thread: usize,
     /// Sequence number.
     pub seq: u32,
     /// The op.
@@ -618,6 +620,7 @@ pub fn run_on_kernel(
         }
         checker.compare(&reference, &kernel, false, &mut ms);
         run.trace.push(KTraceEntry {
+            thread: 0,
             seq,
             op,
             reference: r,
@@ -717,7 +720,11 @@ fn trace_line(e: &KTraceEntry, mark: bool) -> String {
     format!(
         "{} {:<3} #{:<4} {:<34} -> {}",
         if mark { ">>" } else { "  " },
-        if e.epilogue { "end" } else { "t0" },
+        if e.epilogue {
+            "end".to_string()
+        } else {
+            format!("t{}", e.thread)
+        },
         e.seq,
         e.op.to_string(),
         outcome

@@ -216,6 +216,7 @@ pub fn run_threaded(
             let r = reference.apply(*seq, op);
             let bad = judge(&input, collide, plan.judgements[t][index], op, &r, k);
             run.trace.push(KTraceEntry {
+                thread: t,
                 seq: *seq,
                 op: op.clone(),
                 reference: r,
@@ -253,6 +254,7 @@ pub fn run_threaded(
         }
         checker.compare(&reference, &kernel, false, &mut ms);
         run.trace.push(KTraceEntry {
+            thread: 0,
             seq,
             op,
             reference: r,

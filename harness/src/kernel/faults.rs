@@ -394,7 +394,11 @@ pub fn run_with_faults(
     if let Some(w) = watch {
         if let Ok(lines) = w.new_messages() {
             if run.failure.is_none() {
-                if let Some(l) = lines.iter().find(|l| unexpected_log(l)) {
+                let dev = s.device_name();
+                if let Some(l) = lines
+                    .iter()
+                    .find(|l| unexpected_log(l) && super::kmsg::about_device(l, dev))
+                {
                     run.failure = Some(("4 kernel-log", format!("unexpected kernel report: {l}")));
                 }
             }

@@ -804,6 +804,12 @@ fn cmd_kernel_hunt(
     if let Some(first) = summary.findings.first() {
         print!("{}", first.report);
     }
+    if !summary.log_kinds.is_empty() {
+        println!("kernel log during the hunt, by kind (most frequent first):");
+        for (kind, n) in summary.log_kinds.iter().take(15) {
+            println!("  {n:>7}  {kind}");
+        }
+    }
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     println!(
         "summary: {} inputs, {} ops in {:.1}s ({:.0} inputs/s, {:.0} ops/s), {} findings",

@@ -205,6 +205,52 @@ pub struct KernelHuntSummary {
     pub findings: Vec<KernelFinding>,
     /// Stopped by SIGINT / SIGTERM.
     pub interrupted: bool,
+    /// Fault hunts: the kernel log lines seen, by kind ([`log_kind`]), most frequent first.
+    pub log_kinds: Vec<(String, u64)>,
+}
+
+/// A kernel log line with its device, numbers and hex dumps taken out, so lines of one kind
+/// count together: `XFS (loop2): metadata I/O error in "xfs_btree_read_buf_block+0x9c/0x130" at
+/// daddr 0x20 len 8 error 74` becomes `XFS: metadata I/O error in "xfs_btree_read_buf_block" at
+/// daddr # len # error #`. Hex dump lines of corrupted buffers are `(hex dump)`.
+pub fn log_kind(line: &str) -> String {
+    let line = line.trim();
+    let line = match line.split_once("): ") {
+        Some((head, rest)) if head.contains(" (loop") => {
+            format!("{}: {rest}", head.split(" (").next().unwrap_or(head))
+        }
+        _ => line.to_string(),
+    };
+    if line
+        .split(':')
+        .next()
+        .is_some_and(|h| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()))
+    {
+        return "(hex dump)".into();
+    }
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '+' && chars.peek().is_some_and(|d| *d == '0') {
+            // "+0x9c/0x130": the offset in the function.
+            while chars
+                .peek()
+                .is_some_and(|d| d.is_ascii_alphanumeric() || *d == '/')
+            {
+                chars.next();
+            }
+        } else if c.is_ascii_digit() {
+            while chars.peek().is_some_and(|d| d.is_ascii_alphanumeric()) {
+                chars.next();
+            }
+            if !out.ends_with('#') {
+                out.push('#');
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn save(
@@ -436,6 +482,7 @@ pub fn fault_hunt(
         cfg.progress,
         format!("xfs block {block}, corruption phases"),
     );
+    let mut census: std::collections::BTreeMap<String, u64> = Default::default();
     while Instant::now() < deadline {
         if scratch::interrupted() {
             sum.interrupted = true;
@@ -453,6 +500,14 @@ pub fn fault_hunt(
             ops.insert(back, Op::RepairAllocBtree);
         }
         let run = run_faults_checked(s, &input)?;
+        let dev = s.device_name().to_string();
+        for l in run
+            .log
+            .iter()
+            .filter(|l| super::kmsg::about_device(l, &dev))
+        {
+            *census.entry(log_kind(l)).or_insert(0) += 1;
+        }
         sum.execs += 1;
         sum.ops += run.steps.len() as u64;
         progress.show(&sum, "");
@@ -513,6 +568,9 @@ pub fn fault_hunt(
     }
     progress.finish();
     sum.elapsed = start.elapsed();
+    sum.log_kinds = census.into_iter().collect();
+    sum.log_kinds
+        .sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     Ok(sum)
 }
 
@@ -523,4 +581,30 @@ pub const FAULT_MINIMIZE_BUDGET: usize = 150;
 fn run_faults_checked(s: &mut Scratch, input: &Input) -> Result<faults::FaultRun, KernelError> {
     let mut watch = KmsgWatch::open().ok();
     Ok(faults::run_with_faults(s, input, watch.as_mut())?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_kind;
+
+    #[test]
+    fn log_lines_of_one_kind_count_together() {
+        let a = r#"XFS (loop2): metadata I/O error in "xfs_btree_read_buf_block+0x9c/0x130" at daddr 0x20 len 8 error 74"#;
+        let b = r#"XFS (loop13): metadata I/O error in "xfs_btree_read_buf_block+0x9c/0x130" at daddr 0x1d8 len 8 error 74"#;
+        assert_eq!(log_kind(a), log_kind(b));
+        assert_eq!(
+            log_kind(a),
+            r#"XFS: metadata I/O error in "xfs_btree_read_buf_block" at daddr # len # error #"#
+        );
+        assert_eq!(
+            log_kind(
+                "  00000010: 00 00 00 00 00 00 00 20 00 00 06 e8 00 00 01 80  ....... ........"
+            ),
+            "(hex dump)"
+        );
+        assert_ne!(
+            log_kind("XFS (loop2): Ending clean mount"),
+            log_kind("XFS (loop2): Unmount and run xfs_repair")
+        );
+    }
 }

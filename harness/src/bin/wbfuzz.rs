@@ -190,6 +190,9 @@ enum KernelCommand {
         /// Threaded inputs: each thread repeats its op list for this many milliseconds.
         #[arg(long, value_name = "MS")]
         repeat: Option<u64>,
+        /// With --mkfs ext4: mount it data=journal and run every file as a journaled-data file.
+        #[arg(long, requires = "mkfs")]
+        jdata: bool,
         /// Input files: scripts or binary inputs (several threads: run at once, see README).
         #[arg(required = true)]
         files: Vec<PathBuf>,
@@ -228,6 +231,9 @@ enum KernelCommand {
         /// offline) and `repair` (xfs_repair) inside generated inputs, judged by the fault rule.
         #[arg(long, conflicts_with = "threads")]
         faults: bool,
+        /// With --mkfs ext4: mount it data=journal and run every file as a journaled-data file.
+        #[arg(long, conflicts_with = "faults")]
+        jdata: bool,
     },
     /// ops/s with every op checked on XFS and ext4 scratch images, against bare syscalls.
     Bench {
@@ -567,13 +573,16 @@ fn cmd_kernel_run(
     dir: Option<PathBuf>,
     block: Option<u32>,
     quiet: bool,
-    repeat: Option<Duration>,
+    (repeat, jdata): (Option<Duration>, bool),
     files: &[PathBuf],
 ) -> Result<ExitCode, String> {
     use kernel::oracle::KernelTarget;
     use kernel::scratch::{self, Scratch};
     scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
     let fs = mkfs.as_deref().map(parse_fs).transpose()?;
+    if jdata && fs != Some(kernel::FsKind::Ext4) {
+        return Err("--jdata mounts ext4 data=journal: it needs --mkfs ext4".into());
+    }
     // Inputs the kernel cannot run are refused one by one (exit 2 unless something diverged);
     // the others still run.
     let mut inputs = Vec::new();
@@ -586,7 +595,7 @@ fn cmd_kernel_run(
             continue;
         }
         if input.threads.len() > 1 {
-            if let Err(e) = wbfuzz::race_rule::plan(&kernel::exec::kernel_view(&input).0) {
+            if let Err(e) = wbfuzz::race_rule::plan(&kernel::exec::kernel_view(&input, false).0) {
                 let (t, i) = e.position();
                 let line = std::fs::read_to_string(path)
                     .ok()
@@ -638,6 +647,7 @@ fn cmd_kernel_run(
                     fs: dir_fs.and_then(|x| x.0),
                     device: None,
                     repeat,
+                    jdata: false,
                 };
                 kernel::hunt::run_checked(&target, &input)
             }
@@ -647,7 +657,7 @@ fn cmd_kernel_run(
                         reference::geometry::MAX_FILES,
                         reference::geometry::MAX_FILE_SIZE_LIMIT,
                     );
-                    match Scratch::create(fs, bs, size) {
+                    match Scratch::create_with(fs, bs, size, jdata) {
                         Ok(s) => {
                             eprintln!(
                                 "wbfuzz kernel: {fs} block {bs} on {} mounted at {}",
@@ -668,6 +678,7 @@ fn cmd_kernel_run(
                     fs: Some(fs),
                     device: Some(s.device_name().to_string()),
                     repeat,
+                    jdata,
                 };
                 kernel::hunt::run_checked(&target, &input)
             }
@@ -681,7 +692,11 @@ fn cmd_kernel_run(
             }
         };
         if run.kernel_view && !said_view {
-            eprintln!("wbfuzz kernel: journaled-data files run as ordinary files and `commit` as `fsync`: these filesystems have no per-file journaled data");
+            if jdata {
+                eprintln!("wbfuzz kernel: every file runs as a journaled-data file (ext4 data=journal) and `commit` as `fsync`");
+            } else {
+                eprintln!("wbfuzz kernel: journaled-data files run as ordinary files and `commit` as `fsync`: no per-file journaled data here (ext4's `j` attribute needs CAP_SYS_RESOURCE; --jdata mounts ext4 data=journal)");
+            }
             said_view = true;
         }
         if run.ok() {
@@ -727,7 +742,7 @@ fn cmd_kernel_hunt(
     out: PathBuf,
     keep_going: bool,
     budget: usize,
-    (threads, repeat, faults): (bool, Option<Duration>, bool),
+    (threads, repeat, faults, jdata): (bool, Option<Duration>, bool, bool),
 ) -> Result<ExitCode, String> {
     use kernel::scratch::{self, Scratch};
     scratch::install_signal_handlers().map_err(|e| format!("installing signal handlers: {e}"))?;
@@ -741,17 +756,22 @@ fn cmd_kernel_hunt(
             "--faults corrupts XFS free-space btrees with xfs_db: it needs --mkfs xfs, not {fs}"
         ));
     }
-    let mut s = Scratch::create(fs, block, size).map_err(|e| e.to_string())?;
+    if jdata && fs != kernel::FsKind::Ext4 {
+        return Err(format!(
+            "--jdata mounts ext4 data=journal: it needs --mkfs ext4, not {fs}"
+        ));
+    }
+    let mut s = Scratch::create_with(fs, block, size, jdata).map_err(|e| e.to_string())?;
     println!(
         "wbfuzz kernel hunt: {time}s, {fs} block {block} on {} at {}, seed {seed}{}",
         s.device(),
         s.dir().display(),
-        if faults {
-            ", corruption phases"
-        } else if threads {
-            ", threaded"
-        } else {
-            ""
+        match (faults, threads, jdata) {
+            (true, _, _) => ", corruption phases",
+            (_, true, true) => ", threaded, data=journal",
+            (_, true, false) => ", threaded",
+            (_, false, true) => ", data=journal",
+            _ => "",
         }
     );
     let cfg = kernel::hunt::KernelHuntConfig {
@@ -779,6 +799,7 @@ fn cmd_kernel_hunt(
         fs: Some(fs),
         device: Some(s.device_name().to_string()),
         repeat,
+        jdata,
     };
     let summary =
         match fault_summary.map_or_else(|| kernel::hunt::kernel_hunt(&target, block, &cfg), Ok) {
@@ -870,6 +891,7 @@ fn cmd_kernel_bench(corpus: &Path, time: u64, fs: &str, blocks: &str) -> Result<
                 fs: Some(kind),
                 device: Some(s.device_name().to_string()),
                 repeat: None,
+                jdata: false,
             };
             let row = match kernel::hunt::bench(&target, b, &inputs, Duration::from_secs(time)) {
                 Ok(r) => r,
@@ -1037,13 +1059,14 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 block,
                 quiet,
                 repeat,
+                jdata,
                 files,
             } => cmd_kernel_run(
                 mkfs,
                 dir,
                 block,
                 quiet,
-                repeat.map(Duration::from_millis),
+                (repeat.map(Duration::from_millis), jdata),
                 &files,
             )?,
             KernelCommand::Hunt {
@@ -1057,6 +1080,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 threads,
                 repeat,
                 faults,
+                jdata,
             } => cmd_kernel_hunt(
                 &mkfs,
                 block,
@@ -1065,7 +1089,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 out,
                 keep_going,
                 budget,
-                (threads, repeat.map(Duration::from_millis), faults),
+                (threads, repeat.map(Duration::from_millis), faults, jdata),
             )?,
             KernelCommand::Bench {
                 corpus,

@@ -94,19 +94,21 @@ pub fn unsupported(input: &Input) -> Option<String> {
     })
 }
 
-/// The input as a kernel runs it, for both sides: journaled-data files become ordinary files and
-/// `commit fN` becomes `fsync fN` (none of these filesystems has per-file journaled data with a
-/// separate commit), and folios are one page. The kernel chooses its own folio sizes (XFS
-/// makes large folios); a page is the smallest it can have, so with single-page folios the
-/// reference's folio-granular writeback never covers more than the kernel's does. Returns
-/// whether jdata or commit had to change, so callers can say so once.
-pub fn kernel_view(input: &Input) -> (Input, bool) {
+/// The input as a kernel runs it, for both sides: `commit fN` becomes `fsync fN` (no filesystem
+/// has a separate per-file commit call; on journaled data fsync commits); every file is a
+/// journaled-data file when the filesystem journals all data (`jdata`: ext4 mounted
+/// `data=journal`), else none is (no filesystem here has per-file journaled data we can set:
+/// ext4's `j` attribute needs CAP_SYS_RESOURCE); and folios are one page. The kernel chooses
+/// its own folio sizes (XFS makes large folios); a page is the smallest it can have, so with
+/// single-page folios the reference's folio-granular writeback never covers more than the
+/// kernel's does. Returns whether jdata or commit had to change, so callers can say so once.
+pub fn kernel_view(input: &Input, jdata: bool) -> (Input, bool) {
     let mut out = input.clone();
     out.config.geometry.folio_pages = 1;
     let mut changed = false;
     for f in &mut out.config.files {
-        changed |= f.jdata;
-        f.jdata = false;
+        changed |= f.jdata != jdata;
+        f.jdata = jdata;
     }
     for op in out.threads.iter_mut().flatten() {
         if let Op::JournalCommit { file } = *op {

@@ -226,7 +226,7 @@ pub fn run_with_faults(
         });
     }
     let io = |what: &'static str| move |e: std::io::Error| ScratchError::Io(what, e);
-    let (input, _) = super::exec::kernel_view(input);
+    let (input, _) = super::exec::kernel_view(input, false);
     let files = input.config.files.len();
     let writers = super::oracle::writer_seqs(&input);
     // max-size as on every kernel run (EFBIG past it), so no op can make a file larger.

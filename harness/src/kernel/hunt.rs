@@ -382,7 +382,7 @@ pub struct BenchRow {
 /// Runs the input's ops and the epilogue as bare syscalls (no reference, no comparison) with the
 /// same setup and end (fresh files, final fsync and cache drop, removal); returns the ops run.
 fn run_bare(target: &KernelTarget<'_>, input: &Input) -> Result<u64, KernelError> {
-    let (input, _) = exec::kernel_view(input);
+    let (input, _) = exec::kernel_view(input, target.jdata);
     let mut k = Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
     let limit =
         exec::FsizeLimit::set(input.config.geometry.max_file_size).map_err(KernelError::Setup)?;
@@ -411,7 +411,7 @@ pub fn bench(
 ) -> Result<BenchRow, KernelError> {
     let adapted: Vec<Input> = inputs
         .iter()
-        .map(|i| adapt(exec::kernel_view(i).0, block))
+        .map(|i| adapt(exec::kernel_view(i, target.jdata).0, block))
         .filter(|i| exec::unsupported(i).is_none())
         .collect();
     let mut inputs = Vec::new();

@@ -41,6 +41,9 @@ pub struct KernelTarget<'a> {
     pub device: Option<String>,
     /// Threaded runs: each thread repeats its op list for this long (`--repeat`).
     pub repeat: Option<std::time::Duration>,
+    /// The filesystem journals every file's data (ext4 `data=journal`, `--jdata`): every file
+    /// runs as a journaled-data file on both sides.
+    pub jdata: bool,
 }
 
 /// Why an input could not be run on the kernel at all (not a finding).
@@ -185,6 +188,8 @@ pub struct KernelRun {
     pub kernel_view: bool,
     /// The filesystem the relation was judged for.
     pub fs: Option<FsKind>,
+    /// Every file ran as journaled data (`--jdata`).
+    pub jdata: bool,
 }
 
 impl KernelRun {
@@ -515,6 +520,26 @@ fn dread_dma_clause_served(r: &RefFs, op: &Op, ro: &Outcome, ko: &KOutcome) -> b
     *kd == r.read_disk(file, off, n)
 }
 
+/// Whether a direct read the reference refused for alignment (EINVAL) was served by ext4
+/// mounted `data=journal` with the reference's bytes: ext4 has no direct IO on journaled data
+/// and runs it buffered, where alignment does not matter (SPEC, "Real kernels", journaled data).
+pub(super) fn journaled_direct_read_buffered(
+    r: &RefFs,
+    op: &Op,
+    ro: &Outcome,
+    ko: &KOutcome,
+) -> bool {
+    let Op::DirectRead { file, off, len } = *op else {
+        return false;
+    };
+    let (Outcome::Err(reference::Errno::Einval), Ok(Outcome::Data(kd))) = (ro, ko) else {
+        return false;
+    };
+    let size = r.size(file);
+    let n = if off >= size { 0 } else { len.min(size - off) };
+    *kd == r.read_cached(file, off, n)
+}
+
 /// The known XFS finding (SPEC, "Known kernel finding"): a direct read reaching past EOF into
 /// speculative post-EOF delalloc returns EIO. Tolerated only exactly there (XFS, EIO, the request
 /// ends past EOF, and FIEMAP shows a delalloc block past EOF inside it), so hunts go on finding
@@ -579,7 +604,7 @@ pub fn run_on_kernel(
     if let Some(why) = exec::unsupported(input) {
         return Err(KernelError::Unsupported(why));
     }
-    let (input, changed) = exec::kernel_view(input);
+    let (input, changed) = exec::kernel_view(input, target.jdata);
     let mut reference = RefFs::new(&reference_config(&input));
     let mut kernel = Executor::create(target.dir, &input, target.fs).map_err(KernelError::Setup)?;
     let limit = FsizeLimit::set(input.config.geometry.max_file_size).map_err(KernelError::Setup)?;
@@ -589,6 +614,7 @@ pub fn run_on_kernel(
         divergence: None,
         kernel_view: changed,
         fs: target.fs,
+        jdata: target.jdata,
     };
     let body: Vec<(u32, Op, bool)> = input
         .numbered_ops()
@@ -612,6 +638,7 @@ pub fn run_on_kernel(
             && !dread_follows_kernel_extents(&reference, &kernel, &op, &r, &k)
             && !dread_dma_clause_served(&reference, &op, &r, &k)
             && !xfs_dread_into_post_eof_delalloc(target.fs, &reference, &kernel, &op, &k)
+            && !(target.jdata && journaled_direct_read_buffered(&reference, &op, &r, &k))
         {
             ms.push(KMismatch::Outcome {
                 reference: r.clone(),
@@ -877,7 +904,12 @@ pub fn render(name: &str, input: &Input, run: &KernelRun) -> String {
     if run.kernel_view {
         let _ = writeln!(
             s,
-            "note: journaled-data files run as ordinary files and `commit` as `fsync` (no kernel analogue)"
+            "{}",
+            if run.jdata {
+                "note: every file runs as a journaled-data file (ext4 mounted data=journal) and `commit` as `fsync`"
+            } else {
+                "note: journaled-data files run as ordinary files and `commit` as `fsync` (no kernel analogue)"
+            }
         );
     }
     if input.config.geometry.folio_pages != 1 {

@@ -184,12 +184,32 @@ pub struct Scratch {
     mounted: bool,
     mount_dir: tempfile::TempDir,
     image_dir: tempfile::TempDir,
+    /// ext4 mounted `data=journal`: every file's data goes through the journal.
+    data_journal: bool,
 }
 
 impl Scratch {
     /// Makes and mounts a scratch filesystem of kind `fs` with block size `block` on an image of
     /// `size` bytes. On any failure, whatever was done is undone before the error returns.
     pub fn create(fs: FsKind, block: u32, size: u64) -> Result<Scratch, ScratchError> {
+        Scratch::create_with(fs, block, size, false)
+    }
+
+    /// [`Scratch::create`], with ext4 mounted `data=journal` when `data_journal` is set (the
+    /// journaled-data analogue: ext4's per-file `j` attribute needs CAP_SYS_RESOURCE, which a
+    /// container's root often lacks; the mount option needs only the mount).
+    pub fn create_with(
+        fs: FsKind,
+        block: u32,
+        size: u64,
+        data_journal: bool,
+    ) -> Result<Scratch, ScratchError> {
+        if data_journal && fs != FsKind::Ext4 {
+            return Err(ScratchError::Command {
+                what: "--jdata".into(),
+                stderr: format!("data=journal is an ext4 mount option, not one of {fs}"),
+            });
+        }
         preflight(fs, block)?;
         let image_dir = tempfile::Builder::new()
             .prefix("wbfuzz-scratch-")
@@ -206,6 +226,7 @@ impl Scratch {
             mounted: false,
             mount_dir,
             image_dir,
+            data_journal,
         };
         let image = s.image();
         let f =
@@ -244,12 +265,14 @@ impl Scratch {
             }
         };
         run(mkfs.arg(&dev))?;
-        run(Command::new("mount")
-            .args(["-t", fs.name()])
-            .arg(&dev)
-            .arg(s.mount_dir.path()))?;
-        s.mounted = true;
+        s.mounted = false;
+        s.mount()?;
         Ok(s)
+    }
+
+    /// Whether the filesystem is mounted `data=journal` (ext4): every file is journaled data.
+    pub fn data_journal(&self) -> bool {
+        self.data_journal
     }
 
     /// The mount point.
@@ -295,10 +318,12 @@ impl Scratch {
     /// Mounts the filesystem again after [`Scratch::unmount`].
     pub fn mount(&mut self) -> Result<(), ScratchError> {
         if !self.mounted {
-            run(Command::new("mount")
-                .args(["-t", self.fs.name()])
-                .arg(self.device())
-                .arg(self.mount_dir.path()))?;
+            let mut c = Command::new("mount");
+            c.args(["-t", self.fs.name()]);
+            if self.data_journal {
+                c.args(["-o", "data=journal"]);
+            }
+            run(c.arg(self.device()).arg(self.mount_dir.path()))?;
             self.mounted = true;
         }
         Ok(())

@@ -130,7 +130,7 @@ pub fn run_threaded(
     if let Some(why) = exec::unsupported(input) {
         return Err(KernelError::Unsupported(why));
     }
-    let (input, changed) = exec::kernel_view(input);
+    let (input, changed) = exec::kernel_view(input, target.jdata);
     let plan = plan(&input)?;
     let collide = collisions_possible(&input, &plan);
     let max = input.config.geometry.max_file_size;
@@ -144,6 +144,7 @@ pub fn run_threaded(
         divergence: None,
         kernel_view: changed,
         fs: target.fs,
+        jdata: target.jdata,
     };
     // Prologue: shared files at their maximum size on both sides (sequence 0 writes nothing).
     for &file in &plan.shared {

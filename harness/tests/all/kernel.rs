@@ -255,11 +255,22 @@ fn kernel_view_and_refusals() {
     let input = parse(
         "geometry block=1024 folio-pages=4 capacity=64 max-size=0x10000\npolicy keep-dirty\nfile f0 jdata\nthread 0\n  write f0 0x0 0x10\n  commit f0\n",
     );
-    let (v, changed) = exec::kernel_view(&input);
+    let (v, changed) = exec::kernel_view(&input, false);
     assert!(changed);
     assert!(!v.config.files[0].jdata);
     assert_eq!(v.config.geometry.folio_pages, 1);
     assert_eq!(v.threads[0][1], Op::Fsync { file: 0 });
+    // On ext4 data=journal every file is journaled data; commit is still fsync.
+    let two = parse(
+        "geometry block=1024 folio-pages=1 capacity=64 max-size=0x10000\npolicy keep-dirty\nfile f0 jdata\nfile f1\nthread 0\n  write f1 0x0 0x10\n",
+    );
+    let (v, changed) = exec::kernel_view(&two, true);
+    assert!(changed, "f1 became journaled data");
+    assert!(v.config.files.iter().all(|f| f.jdata));
+    let (_, changed) = exec::kernel_view(&parse(
+        "geometry block=1024 folio-pages=1 capacity=64 max-size=0x10000\npolicy keep-dirty\nfile f0 jdata\nthread 0\n  write f0 0x0 0x10\n",
+    ), true);
+    assert!(!changed);
     assert!(exec::unsupported(&input).is_none());
     let bad = parse(
         "geometry block=1024 folio-pages=1 capacity=64 max-size=0x10000\npolicy keep-dirty\nfile f0\nthread 0\n  corrupt\n",
@@ -363,6 +374,7 @@ fn a_dir_run_agrees_and_compares_the_whole_file() {
         fs: kind,
         device: None,
         repeat: None,
+        jdata: false,
     };
     let run = oracle::run_on_kernel(&target, &input, None).expect("runs");
     assert!(run.ok(), "{}", oracle::render("t", &input, &run));
@@ -463,6 +475,7 @@ fn scratch_devices_mount_run_and_leave_nothing_behind() {
             fs: Some(fs),
             device: Some(s.device_name().to_string()),
             repeat: None,
+            jdata: false,
         };
         let run = wbfuzz::kernel::hunt::run_checked(&target, &input).unwrap();
         assert!(run.ok(), "{}", oracle::render("t", &input, &run));
@@ -680,6 +693,68 @@ fn the_large_folio_collision_finding_is_refused_at_the_fault_line() {
             && stdout.contains("f0 is written directly by thread 0"),
         "{stdout}"
     );
+}
+
+/// Journaled data on ext4 (`--jdata`: mounted data=journal): buffered, mapped and direct IO
+/// (which ext4 runs buffered on journaled data, so the unaligned direct read at 0x2080 is served
+/// with the file's bytes where the spec refuses it), punch, commit and fsync.
+const JDATA_OK: &str = "geometry block=4096 folio-pages=1 capacity=256 max-size=0x40000
+policy keep-dirty
+file f0 jdata
+file f1
+thread 0
+  write f0 0x0 0x3000
+  read f0 0x1000 0x100
+  commit f0
+  write f0 0x1800 0x10
+  mwrite f0 0x2000 0x10
+  dwrite f0 0x4000 0x1000
+  dread f0 0x0 0x1000
+  dread f0 0x2080 0x80
+  punch f0 0x1000 0x800
+  fsync f0
+  write f1 0x0 0x10
+  reclaim f1 0
+  read f1 0x0 0x10
+";
+
+#[test]
+fn journaled_data_runs_on_ext4_mounted_data_journal() {
+    let _serial = serial();
+    if let Some(why) = no_root_reason(FsKind::Ext4) {
+        eprintln!("skipped (ext4 data=journal): {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("jdata.wbf");
+    std::fs::write(&script, JDATA_OK).unwrap();
+    let run = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wbfuzz"))
+            .args(["kernel", "run", "--mkfs", "ext4"])
+            .args(extra)
+            .arg(&script)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, stdout) = run(&["--jdata"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(stdout.contains("kernel and reference agree"), "{stdout}");
+    // Without data=journal the unaligned direct read is refused by ext4 as by the spec, so the
+    // same script agrees too; the difference is in how the files are written.
+    let (code, stdout) = run(&[]);
+    assert_eq!(code, Some(0), "{stdout}");
+    // --jdata is an ext4 mount option.
+    let out = Command::new(env!("CARGO_BIN_EXE_wbfuzz"))
+        .args(["kernel", "run", "--mkfs", "xfs", "--jdata"])
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--jdata mounts ext4 data=journal"));
 }
 
 #[test]

@@ -634,12 +634,12 @@ pub fn run_on_kernel(
         let r = reference.apply(seq, &op);
         let k = kernel.apply(seq, &op);
         let mut ms = Vec::new();
-        if !outcomes_agree(&op, &r, &k)
-            && !dread_follows_kernel_extents(&reference, &kernel, &op, &r, &k)
-            && !dread_dma_clause_served(&reference, &op, &r, &k)
-            && !xfs_dread_into_post_eof_delalloc(target.fs, &reference, &kernel, &op, &k)
-            && !(target.jdata && journaled_direct_read_buffered(&reference, &op, &r, &k))
-        {
+        let tolerated = outcomes_agree(&op, &r, &k)
+            || dread_follows_kernel_extents(&reference, &kernel, &op, &r, &k)
+            || dread_dma_clause_served(&reference, &op, &r, &k)
+            || xfs_dread_into_post_eof_delalloc(target.fs, &reference, &kernel, &op, &k)
+            || (target.jdata && journaled_direct_read_buffered(&reference, &op, &r, &k));
+        if !tolerated {
             ms.push(KMismatch::Outcome {
                 reference: r.clone(),
                 kernel: k.clone(),

@@ -827,7 +827,7 @@ fn cmd_kernel_hunt(
     }
     if !summary.log_kinds.is_empty() {
         println!("kernel log during the hunt, by kind (most frequent first):");
-        for (kind, n) in summary.log_kinds.iter().take(15) {
+        for (kind, n) in summary.log_kinds.iter().take(40) {
             println!("  {n:>7}  {kind}");
         }
     }

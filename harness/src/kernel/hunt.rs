@@ -228,6 +228,19 @@ pub fn log_kind(line: &str) -> String {
     {
         return "(hex dump)".into();
     }
+    // A stack dump (XFS prints one with every internal error): its frames and registers.
+    let frame = line.starts_with("? ")
+        || (line.contains("+0x") && !line.contains(' '))
+        || (line.starts_with('<') && line.ends_with('>') && !line.contains(' '));
+    if frame {
+        return "(stack frame)".into();
+    }
+    let registers = [
+        "RIP:", "RSP:", "RAX:", "RDX:", "RBP:", "R10:", "R13:", "R08:", "Code:",
+    ];
+    if registers.iter().any(|r| line.starts_with(r)) {
+        return "(registers)".into();
+    }
     let mut out = String::with_capacity(line.len());
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
@@ -601,6 +614,19 @@ mod tests {
                 "  00000010: 00 00 00 00 00 00 00 20 00 00 06 e8 00 00 01 80  ....... ........"
             ),
             "(hex dump)"
+        );
+        assert_eq!(
+            log_kind("? xfs_defer_finish_recovery+0x2c/0x80"),
+            "(stack frame)"
+        );
+        assert_eq!(
+            log_kind("xfs_trans_read_buf_map+0x1b8/0x2f0"),
+            "(stack frame)"
+        );
+        assert_eq!(log_kind("<TASK>"), "(stack frame)");
+        assert_eq!(
+            log_kind("RAX: ffffffffffffffda RBX: 0000000000000001"),
+            "(registers)"
         );
         assert_ne!(
             log_kind("XFS (loop2): Ending clean mount"),

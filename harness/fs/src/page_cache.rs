@@ -87,6 +87,8 @@ impl FolioState {
 pub struct Folio {
     /// Index in the file (in folio-size units).
     pub index: u64,
+    /// Nesting key of its lock: (file, index), so that a crash may hold the folios of every file.
+    key: u64,
     locked: Mutex<bool>,
     lock_cv: Condvar,
     /// The memory lock: data and flags.
@@ -96,9 +98,10 @@ pub struct Folio {
 }
 
 impl Folio {
-    fn new(index: u64, size: usize, locked: bool) -> Folio {
+    fn new(file: usize, index: u64, size: usize, locked: bool) -> Folio {
         Folio {
             index,
+            key: ((file as u64) << 48) | (index & ((1 << 48) - 1)),
             locked: Mutex::new(LockClass::FolioWord, locked),
             lock_cv: Condvar::new(),
             state: Mutex::new(
@@ -137,7 +140,7 @@ impl Folio {
             class: LockClass::FolioLock,
             ident: me,
             folio: me,
-            key: self.index,
+            key: self.key,
             blocking,
         };
         lockdep::acquire(self.locked.lockdep_ctx(), a, std::panic::Location::caller())
@@ -199,14 +202,17 @@ impl Drop for LockedFolio {
 
 /// The page cache index of one file.
 pub struct PageCache {
+    /// The file's index (the folio locks' nesting key).
+    file: usize,
     folio_size: usize,
     index: RwLock<BTreeMap<u64, Arc<Folio>>>,
 }
 
 impl PageCache {
     /// An empty cache of `folio_size`-byte folios.
-    pub fn new(folio_size: usize) -> Self {
+    pub fn new(file: usize, folio_size: usize) -> Self {
         PageCache {
+            file,
             folio_size,
             index: RwLock::new(LockClass::Index, BTreeMap::new()),
         }
@@ -273,7 +279,7 @@ impl PageCache {
             if let Some(lf) = self.get_locked(index) {
                 return (lf, false);
             }
-            let f = Arc::new(Folio::new(index, self.folio_size, true));
+            let f = Arc::new(Folio::new(self.file, index, self.folio_size, true));
             let lf = f.created_locked();
             let mut idx = self.index.write();
             if idx.contains_key(&index) {
@@ -296,7 +302,7 @@ impl PageCache {
         all: u64,
         then: impl FnOnce(bool),
     ) -> Arc<Folio> {
-        let f = Arc::new(Folio::new(index, 0, false));
+        let f = Arc::new(Folio::new(self.file, index, 0, false));
         {
             let mut st = f.mem();
             st.data = data;

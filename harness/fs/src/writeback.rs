@@ -534,6 +534,11 @@ impl Fs {
     pub(crate) fn fsync(&self, seq: u32, ino: &Inode) -> Result<Outcome, Errno> {
         self.writeback_range(seq, ino, 0, u64::MAX, true);
         let mut err = ino.wb_err.lock();
+        if err.is_none() {
+            // The log force makes i_size durable, with the report: a crash right after the
+            // commit point must find it (a store after it could land after the crash's mount).
+            ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+        }
         // COMMIT POINT: fsync's report (its writeback and waits commit as sub-steps), under the
         // error lock every error record also takes.
         self.record(Step::Op { seq });

@@ -256,8 +256,7 @@ const SHAPE: OpShape = OpShape {
     span: 12 * 512,
     max_len: 8 * 512,
     unaligned: true,
-    // Crashes are sequential-run ops.
-    kinds: Swarm::ALL.without(OpKind::Crash),
+    kinds: Swarm::ALL,
 };
 
 #[test]

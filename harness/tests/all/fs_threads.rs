@@ -18,8 +18,7 @@ fn shape(files: u8, bs: u64) -> OpShape {
         span: 40_000,
         max_len: 12_000,
         unaligned: true,
-        // Crashes are sequential-run ops.
-        kinds: Swarm::ALL.without(OpKind::Crash),
+        kinds: Swarm::ALL,
     }
 }
 

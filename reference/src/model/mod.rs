@@ -54,6 +54,7 @@ mod ops;
 pub mod replay;
 mod space;
 
+pub use crash::{CrashChoice, Landing};
 pub use io::Completion;
 
 use crate::config::{Config, Policy};
@@ -170,7 +171,7 @@ impl RefFs {
                 Outcome::Done(0)
             }
             Op::JournalCommit { file } => Outcome::Done(self.journal_commit(file)),
-            Op::Crash { land } => Outcome::Done(self.crash(land)),
+            Op::Crash { land, torn, tear } => Outcome::Done(self.crash(land, torn, tear)),
         }
     }
 

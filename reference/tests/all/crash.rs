@@ -5,7 +5,11 @@ use common::*;
 use reference::{Observe, Op, Policy};
 
 fn crash(land: u32) -> Op {
-    Op::Crash { land }
+    Op::Crash {
+        land,
+        torn: 0,
+        tear: 0,
+    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ use vocab::Violation;
 /// takes classes top to bottom ([`ORDER`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockClass {
-    /// `Inode::iolock` (IOLOCK).
+    /// `Inode::iolock` (IOLOCK); nests by file index.
     IoLock,
     /// `Inode::invalidate` (the mapping invalidate lock); nests by file index.
     Invalidate,
@@ -104,7 +104,8 @@ pub const ORDER: [LockClass; CLASSES] = [
 /// Classes of which a thread may hold several at once, taken in strictly increasing key order
 /// (file index, folio index). A lock taken without blocking (a folio created locked, a
 /// successful trylock) joins the held set in any order: nobody can be waiting for it yet.
-pub const NESTED: [LockClass; 3] = [
+pub const NESTED: [LockClass; 4] = [
+    LockClass::IoLock,
     LockClass::Invalidate,
     LockClass::FolioLock,
     LockClass::Ilock,

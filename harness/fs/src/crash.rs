@@ -11,7 +11,8 @@
 //!
 //! Locks: the crash quiesces the filesystem before the cut, like a freeze: every inode's IOLOCK,
 //! then every invalidate lock (each exclusive, in file order), then every cached folio's lock
-//! (file order, then folio order), all held to the end. With them no user op can be half-way
+//! (file order, then folio order), all held to the end, and every error lock (file order) from
+//! the first reset an fsync's report could see to the commit point. With them no user op can be half-way
 //! (buffered and direct IO, space changes and faults hold one of the first two from their first
 //! step to their last), no IO can be submitted (writeback holds the folio's lock) and no folio
 //! instantiated. Background steps that hold none of them (a flush or fsync between two folios, a
@@ -118,12 +119,12 @@ impl Fs {
             }
         }
         let mut released = 0;
-        for (ino, held) in self.inodes.iter().zip(held) {
-            let mut held = held;
-            while ino.cache.remove_all_then(&held, || ()).is_none() {
+        let mut held = held;
+        for (ino, held) in self.inodes.iter().zip(held.iter_mut()) {
+            while ino.cache.remove_all_then(held, || ()).is_none() {
                 // Cannot happen (nothing instantiates under the quiesce); never lose a folio.
-                drop(held);
-                held = ino.cache.lock_range(0, u64::MAX);
+                held.clear();
+                *held = ino.cache.lock_range(0, u64::MAX);
             }
             let mut em = ino.ilock.lock();
             let delalloc: Vec<(u64, u64)> = em
@@ -137,15 +138,24 @@ impl Fs {
             }
             drop(em);
             ino.journal.lock().clear();
-            *ino.wb_err.lock() = None;
+        }
+        // The rest is seen by fsync's and O_SYNC's report (under the error lock): all of it
+        // under every error lock, with the commit.
+        let mut errs: Vec<_> = self.inodes.iter().map(|i| i.wb_err.lock()).collect();
+        for (ino, err) in self.inodes.iter().zip(errs.iter_mut()) {
+            **err = None;
             ino.size
                 .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
         }
         // COMMIT POINT: the power cut and the mount.
         self.commit(Step::Op { seq }, || self.space.unreserve(released));
+        drop(errs);
         if let Some(hook) = &self.crash_hook {
             hook(self, seq);
         }
+        // The folio locks (of folios now gone) go last: a reclaim waiting for one must not
+        // find the folio gone before the commit point.
+        drop(held);
         landed
     }
 
@@ -220,13 +230,13 @@ impl Fs {
         ino.disk_size.fetch_max(end, Ordering::SeqCst);
     }
 
-    /// Durability bookkeeping of a finished user op (`old_size`: i_size before it): logged size
-    /// changes, fsync's promise, and the end of the promise on blocks the op changed.
+    /// Durability bookkeeping of a finished user op: fsync's promise, and the end of the promise
+    /// on blocks the op changed (sizes on disk are set at the ops' commit points).
     ///
     /// The promise ends on a changed range even when the op failed: a failed O_SYNC write has
     /// still copied its data, and may have written part of it back; ending it where nothing
     /// changed only checks less.
-    pub(crate) fn after_op(&self, ino: &Inode, op: &Op, old_size: u64, out: &Outcome) {
+    pub(crate) fn after_op(&self, ino: &Inode, op: &Op, out: &Outcome) {
         let ok = !matches!(out, Outcome::Err(_));
         let g = self.geo;
         let blocks = |off: u64, len: u64| {
@@ -234,23 +244,12 @@ impl Fs {
             (off / g.bs, end.div_ceil(g.bs))
         };
         match *op {
-            Op::Write { off, len, sync, .. } => {
+            // The size on disk itself is set at each op's commit point (O_SYNC's report, the
+            // direct write, fallocate and zero-range growing the file, truncate, fsync): a crash
+            // may come right after it.
+            Op::Write { off, len, .. } | Op::DirectWrite { off, len, .. } => {
                 let (b0, b1) = blocks(off, len);
                 self.unpromise(ino, b0, b1);
-                if sync && matches!(*out, Outcome::Done(n) if n > 0) {
-                    // O_SYNC is vfs_fsync_range: the log force makes i_size durable.
-                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
-                }
-            }
-            Op::DirectWrite { off, len, .. } => {
-                let (b0, b1) = blocks(off, len);
-                self.unpromise(ino, b0, b1);
-                match *out {
-                    Outcome::Done(n) if n > 0 => {
-                        ino.disk_size.fetch_max(off + n, Ordering::SeqCst);
-                    }
-                    _ => {}
-                }
             }
             Op::MmapWrite { off, .. } => {
                 let fb0 = off / g.fsz * g.bpf;
@@ -260,20 +259,12 @@ impl Fs {
                 let (b0, b1) = blocks(off, len);
                 self.unpromise(ino, b0, b1);
             }
-            Op::ZeroRange { off, len, .. } | Op::Fallocate { off, len, .. } => {
-                if matches!(op, Op::ZeroRange { .. }) {
-                    let (b0, b1) = blocks(off, len);
-                    self.unpromise(ino, b0, b1);
-                }
-                // A size change made by the op's transaction is durable with it.
-                if ok && self.size(ino) > old_size {
-                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
-                }
+            Op::ZeroRange { off, len, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
             }
             Op::Truncate { .. } if ok => {
-                // xfs_setattr_size logs the new size, up or down.
                 let new = self.size(ino);
-                ino.disk_size.store(new, Ordering::SeqCst);
                 let mut p = ino.promise.lock();
                 p.0 = p.0.min(new);
                 drop(p);

@@ -41,6 +41,7 @@
 //! 10. `folio memory`: `Folio::state`, held for copies and flag changes. Removal takes it inside
 //!     the index lock, IO completion inside ILOCK, writeback's submission inside the IO-queue lock.
 //! 11. `writeback error`: `Inode::wb_err`; IO completion takes it inside the folio memory lock.
+//!     Several only in file order: a crash holds every inode's across its commit point.
 //! 12. `violations`: `Fs::violations`; IO completion's checksum check takes it inside the folio
 //!     memory lock.
 //! 13. `disk`: the device's block map.
@@ -260,7 +261,7 @@ impl Fs {
                 promise: Mutex::new_leaf(LockClass::Promise, (0, Vec::new())),
                 cache: PageCache::new(idx, fsz as usize),
                 ilock: Mutex::keyed(LockClass::Ilock, idx as u64, ExtentMap::new()),
-                wb_err: Mutex::new(LockClass::WbErr, None),
+                wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
                 journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
                 handles: RwLock::new(LockClass::Handles, ()),
             })
@@ -323,9 +324,8 @@ impl Fs {
                     self.record(Step::Op { seq });
                     return Outcome::Err(Errno::Einval);
                 };
-                let old_size = self.size(ino);
                 let out = self.apply_file(ino, seq, op).unwrap_or_else(Outcome::Err);
-                self.after_op(ino, op, old_size, &out);
+                self.after_op(ino, op, &out);
                 return out;
             }
         };

@@ -534,14 +534,16 @@ impl Fs {
     pub(crate) fn fsync(&self, seq: u32, ino: &Inode) -> Result<Outcome, Errno> {
         self.writeback_range(seq, ino, 0, u64::MAX, true);
         let mut err = ino.wb_err.lock();
-        if err.is_none() {
-            // The log force makes i_size durable, with the report: a crash right after the
-            // commit point must find it (a store after it could land after the crash's mount).
-            ino.disk_size.store(self.size(ino), Ordering::SeqCst);
-        }
         // COMMIT POINT: fsync's report (its writeback and waits commit as sub-steps), under the
-        // error lock every error record also takes.
-        self.record(Step::Op { seq });
+        // error lock every error record also takes. The log force makes i_size durable with
+        // it, inside the commit: a write extending i_size commits under the log lock too, and a
+        // crash right after this commit point must find the size.
+        let ok = err.is_none();
+        self.commit(Step::Op { seq }, || {
+            if ok {
+                ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+            }
+        });
         match err.take() {
             Some(e) => Err(e),
             None => Ok(Outcome::Done(0)),

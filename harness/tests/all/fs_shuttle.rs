@@ -2,7 +2,7 @@
 //! corruption under some schedule, and never without the switch; no schedule deadlocks. Each
 //! shuttle run is inside a `ShuttleScope`, so the implementation's locks are shuttle locks.
 
-use reference::{pattern, Config, FileSpec, Geometry, Observe, Op, OpKind, Policy};
+use reference::{pattern, Config, FileSpec, Geometry, Observe, Op, Policy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wbfuzz::bugs::{Bug, Bugs};
 use wbfuzz::fs::sync::{thread, Arc};

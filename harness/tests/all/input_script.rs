@@ -620,7 +620,7 @@ fn crash_takes_optional_land_and_torn_masks_on_any_thread() {
     use ScriptErrorKind::*;
     let g = GEOMETRY;
     let input = parse(&format!(
-        "{g}crash\ncrash 0x5\ncrash 7\ncrash 1 torn 0x2 0b101\n"
+        "{g}crash\ncrash 0x5\ncrash 7\ncrash 1 torn 0x2 5\n"
     ))
     .expect("parses");
     let c = |land, torn, tear| Op::Crash { land, torn, tear };

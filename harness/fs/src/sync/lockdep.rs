@@ -62,7 +62,7 @@ pub enum LockClass {
     Index,
     /// `Folio::state` (the folio memory lock).
     FolioMem,
-    /// `Inode::wb_err`.
+    /// `Inode::wb_err`; nests by file index.
     WbErr,
     /// `Fs::violations`.
     Violations,
@@ -104,11 +104,12 @@ pub const ORDER: [LockClass; CLASSES] = [
 /// Classes of which a thread may hold several at once, taken in strictly increasing key order
 /// (file index, folio index). A lock taken without blocking (a folio created locked, a
 /// successful trylock) joins the held set in any order: nobody can be waiting for it yet.
-pub const NESTED: [LockClass; 4] = [
+pub const NESTED: [LockClass; 5] = [
     LockClass::IoLock,
     LockClass::Invalidate,
     LockClass::FolioLock,
     LockClass::Ilock,
+    LockClass::WbErr,
 ];
 
 /// The edges `(held, taken)` that go against [`ORDER`], each allowed only while the thread holds

@@ -10,9 +10,11 @@
 //! needs no second copy of the extent map: it drops exactly those.
 //!
 //! Locks: the crash quiesces the filesystem before the cut, like a freeze: every inode's IOLOCK,
-//! then every invalidate lock (each exclusive, in file order), then every cached folio's lock
-//! (file order, then folio order), all held to the end, and every error lock (file order) from
-//! the first reset an fsync's report could see to the commit point. With them no user op can be half-way
+//! then every invalidate lock, then every journal handles lock (each exclusive, in file order),
+//! then every cached folio's lock (file order, then folio order), all held to the end; then,
+//! from the cache's removal to the commit point, every page-cache index lock and every error
+//! lock (file order): whatever a background op could see of the cut (a reclaim's miss, an
+//! fsync's report) is ordered with the commit. With them no user op can be half-way
 //! (buffered and direct IO, space changes and faults hold one of the first two from their first
 //! step to their last), no IO can be submitted (writeback holds the folio's lock) and no folio
 //! instantiated. Background steps that hold none of them (a flush or fsync between two folios, a
@@ -85,6 +87,8 @@ impl Fs {
     pub(crate) fn crash(&self, seq: u32, land: u32, torn: u32, tear: u64) -> u64 {
         let _io: Vec<_> = self.inodes.iter().map(|i| i.iolock.write()).collect();
         let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.write()).collect();
+        // No journal commit either: it would see the transaction and the cache half cut.
+        let _handles: Vec<_> = self.inodes.iter().map(|i| i.handles.write()).collect();
         let held: Vec<Vec<LockedFolio>> = self
             .inodes
             .iter()
@@ -119,13 +123,7 @@ impl Fs {
             }
         }
         let mut released = 0;
-        let mut held = held;
-        for (ino, held) in self.inodes.iter().zip(held.iter_mut()) {
-            while ino.cache.remove_all_then(held, || ()).is_none() {
-                // Cannot happen (nothing instantiates under the quiesce); never lose a folio.
-                held.clear();
-                *held = ino.cache.lock_range(0, u64::MAX);
-            }
+        for ino in &self.inodes {
             let mut em = ino.ilock.lock();
             let delalloc: Vec<(u64, u64)> = em
                 .extents()
@@ -139,6 +137,21 @@ impl Fs {
             drop(em);
             ino.journal.lock().clear();
         }
+        // The cache goes under every index lock, held to the commit point: a reclaim decides a
+        // miss under it and must not see a folio gone before the cut.
+        let mut held = held;
+        let mut index = Vec::with_capacity(self.inodes.len());
+        for (ino, held) in self.inodes.iter().zip(held.iter_mut()) {
+            loop {
+                if let Some(g) = ino.cache.remove_all_held(held) {
+                    index.push(g);
+                    break;
+                }
+                // Cannot happen (nothing instantiates under the quiesce); never lose a folio.
+                held.clear();
+                *held = ino.cache.lock_range(0, u64::MAX);
+            }
+        }
         // The rest is seen by fsync's and O_SYNC's report (under the error lock): all of it
         // under every error lock, with the commit.
         let mut errs: Vec<_> = self.inodes.iter().map(|i| i.wb_err.lock()).collect();
@@ -150,6 +163,7 @@ impl Fs {
         // COMMIT POINT: the power cut and the mount.
         self.commit(Step::Op { seq }, || self.space.unreserve(released));
         drop(errs);
+        drop(index);
         if let Some(hook) = &self.crash_hook {
             hook(self, seq);
         }

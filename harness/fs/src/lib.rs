@@ -25,7 +25,7 @@
 //!    file order: fault injection and repair take every inode's, shared, to quiesce multi-step
 //!    space changes; a crash takes every inode's, exclusive.
 //! 3. `handles`: `Inode::handles`, the open journal handles (zero-range shared, journal commit
-//!    exclusive).
+//!    exclusive). Several only in file order: a crash takes every inode's, exclusive.
 //! 4. `folio lock`: [`page_cache::LockedFolio`]. Several only in increasing (file, folio index)
 //!    order (the crash holds every cached folio of every file; all others one file's): journal
 //!    commit, eviction, punch, zero-range, truncate, direct write and a short write's punch hold
@@ -37,7 +37,8 @@
 //! 8. `journal`: `Inode::journal`, the running transaction's logged set.
 //! 9. `page-cache index`: `PageCache::index`: lookups, insertion and removal (removal under the
 //!    folio lock), and a journal commit's check, under the journal lock, for folios created after
-//!    it listed the cache.
+//!    it listed the cache. Several only in file order: a crash holds every inode's across its
+//!    commit point.
 //! 10. `folio memory`: `Folio::state`, held for copies and flag changes. Removal takes it inside
 //!     the index lock, IO completion inside ILOCK, writeback's submission inside the IO-queue lock.
 //! 11. `writeback error`: `Inode::wb_err`; IO completion takes it inside the folio memory lock.
@@ -263,7 +264,7 @@ impl Fs {
                 ilock: Mutex::keyed(LockClass::Ilock, idx as u64, ExtentMap::new()),
                 wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
                 journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
-                handles: RwLock::new(LockClass::Handles, ()),
+                handles: RwLock::keyed(LockClass::Handles, idx as u64, ()),
             })
             .collect();
         Fs {

@@ -19,7 +19,7 @@
 //! folio memory lock inside the index lock, which the order allows only to the folio's holder.
 
 use super::sync::lockdep::{self, Acquire, Token};
-use super::sync::{Arc, Condvar, LockClass, Mutex, MutexGuard, RwLock};
+use super::sync::{Arc, Condvar, LockClass, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use std::collections::BTreeMap;
 
 /// Per-block state of a folio (iomap_folio_state): bitmaps, bit `i` = block `i` of the folio.
@@ -214,7 +214,7 @@ impl PageCache {
         PageCache {
             file,
             folio_size,
-            index: RwLock::new(LockClass::Index, BTreeMap::new()),
+            index: RwLock::keyed(LockClass::Index, file as u64, BTreeMap::new()),
         }
     }
 
@@ -233,6 +233,31 @@ impl PageCache {
         let f = idx.get(&index).cloned();
         then(f.is_some());
         f
+    }
+
+    /// If the cache holds exactly the locked folios `lfs` (given in index order), removes them
+    /// all and returns the index lock, still held (a crash keeps every file's until its commit
+    /// point, so that a reclaim's miss, decided under it, is ordered with the whole cut). `None`
+    /// (nothing removed) if any other folio is cached.
+    #[track_caller]
+    pub fn remove_all_held(
+        &self,
+        lfs: &[LockedFolio],
+    ) -> Option<RwLockWriteGuard<'_, BTreeMap<u64, Arc<Folio>>>> {
+        let mut idx = self.index.write();
+        let same = idx.len() == lfs.len()
+            && idx
+                .iter()
+                .zip(lfs)
+                .all(|((_, f), lf)| Arc::ptr_eq(f, &lf.folio));
+        if !same {
+            return None;
+        }
+        idx.clear();
+        for lf in lfs {
+            unmap(&mut idx, lf);
+        }
+        Some(idx)
     }
 
     /// If the cache holds exactly the locked folios `lfs` (given in index order), removes them

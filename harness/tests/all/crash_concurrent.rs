@@ -25,7 +25,7 @@ fn at(log: &[Step], step: Step) -> Option<usize> {
 }
 
 /// Thread 0 fallocates two folios, writes them and fsyncs (#3: two writebacks, then two
-/// waits); thread 1 crashes (#4). Under shuttle's random scheduler some seeds put the cut inside
+/// waits); thread 1 faults both folios in (so that it gets going late) and crashes (#6). Under shuttle's random scheduler some seeds put the cut inside
 /// the fsync: after one of its steps and before its commit. Every run agrees with the switches
 /// off (the fsync goes on after the mount on the recovered state); with `convert-at-submit` on,
 /// a cut that catches an IO in flight brings back Written blocks that never got their data.
@@ -33,17 +33,17 @@ fn at(log: &[Step], step: Step) -> Option<usize> {
 fn a_crash_between_two_steps_of_an_fsync_is_replayed_and_judged() {
     let input = parse(
         "thread 0\n  falloc f0 0x0 0x2000\n  write f0 0x0 0x2000\n  fsync f0\n\
-         thread 1\n  crash\n",
+         thread 1\n  mread f0 0x0 0x1\n  mread f0 0x1000 0x1\n  crash\n",
     );
     let mut inside = 0;
     let mut found = 0;
-    for seed in 0..200 {
+    for seed in 0..600 {
         let (run, bytes) = run_concurrent_recorded(&input, Bugs::NONE, Sched::Random(seed));
         assert!(run.ok(), "seed {seed} diverged with every switch off");
         let log = &run.commit_log;
         let (Some(fb), Some(c), Some(fc)) = (
             at(log, Step::Begin { seq: 3 }),
-            at(log, Step::Op { seq: 4 }),
+            at(log, Step::Op { seq: 6 }),
             at(log, Step::Op { seq: 3 }),
         ) else {
             panic!("seed {seed}: the fsync or the crash did not commit");

@@ -46,7 +46,7 @@ pub enum LockClass {
     IoLock,
     /// `Inode::invalidate` (the mapping invalidate lock); nests by file index.
     Invalidate,
-    /// `Inode::handles` (open journal handles).
+    /// `Inode::handles` (open journal handles); nests by file index.
     Handles,
     /// The folio lock (`page_cache::LockedFolio`); nests by folio index.
     FolioLock,
@@ -58,7 +58,7 @@ pub enum LockClass {
     IoQueue,
     /// `Inode::journal` (the running transaction's logged set).
     Journal,
-    /// `PageCache::index` (the page-cache index).
+    /// `PageCache::index` (the page-cache index); nests by file index.
     Index,
     /// `Folio::state` (the folio memory lock).
     FolioMem,
@@ -104,11 +104,13 @@ pub const ORDER: [LockClass; CLASSES] = [
 /// Classes of which a thread may hold several at once, taken in strictly increasing key order
 /// (file index, folio index). A lock taken without blocking (a folio created locked, a
 /// successful trylock) joins the held set in any order: nobody can be waiting for it yet.
-pub const NESTED: [LockClass; 5] = [
+pub const NESTED: [LockClass; 7] = [
     LockClass::IoLock,
     LockClass::Invalidate,
+    LockClass::Handles,
     LockClass::FolioLock,
     LockClass::Ilock,
+    LockClass::Index,
     LockClass::WbErr,
 ];
 

@@ -31,6 +31,9 @@
 //!   wait); a `CompleteIo` completes an IO with no more older IOs in flight than other ops could
 //!   be holding, claimed (the FIFO order), and at most `n`;
 //! - a direct write's cache drop finds the range clean and idle ([`ReplayError::DirtyAtDrop`]);
+//! - a crash's landing steps (`Complete`, `Lost`, `Torn`) name the oldest IO in flight and the
+//!   fate the crash's arguments choose for it, and its commit finds nothing left in flight
+//!   ([`ReplayError::WrongLanding`], [`Missing::Landing`]);
 //! - no step's rule completes an IO the log does not record ([`ReplayError::UnrecordedCompletion`],
 //!   e.g. a punch that did not wait) or drops a folio with IO in flight
 //!   ([`ReplayError::DroppedUnderWriteback`], e.g. an eviction that did not wait).

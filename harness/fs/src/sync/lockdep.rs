@@ -918,7 +918,10 @@ mod tests {
         }
         // Same class: only the nesting ones.
         for &a in &ORDER {
-            let nests = matches!(a, Invalidate | FolioLock | Ilock);
+            let nests = matches!(
+                a,
+                IoLock | Invalidate | Handles | FolioLock | Ilock | Index | WbErr
+            );
             assert_eq!(check_edge(a, false, a, false).is_ok(), nests, "{a:?} twice");
         }
     }

@@ -155,13 +155,18 @@ impl Fs {
         // The rest is seen by fsync's and O_SYNC's report (under the error lock): all of it
         // under every error lock, with the commit.
         let mut errs: Vec<_> = self.inodes.iter().map(|i| i.wb_err.lock()).collect();
-        for (ino, err) in self.inodes.iter().zip(errs.iter_mut()) {
+        for err in errs.iter_mut() {
             **err = None;
-            ino.size
-                .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
         }
-        // COMMIT POINT: the power cut and the mount.
-        self.commit(Step::Op { seq }, || self.space.unreserve(released));
+        // COMMIT POINT: the power cut and the mount. The sizes and the counters change inside
+        // the commit (under the log lock): argument checks read them there with no other lock.
+        self.commit(Step::Op { seq }, || {
+            self.space.unreserve(released);
+            for ino in &self.inodes {
+                ino.size
+                    .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        });
         drop(errs);
         drop(index);
         if let Some(hook) = &self.crash_hook {

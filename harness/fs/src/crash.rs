@@ -94,10 +94,7 @@ impl Fs {
             .iter()
             .map(|i| i.cache.lock_range(0, u64::MAX))
             .collect();
-        let mut ios = Vec::new();
-        while let Some(io) = self.ioq.pop_oldest() {
-            ios.push(io);
-        }
+        let ios = self.ioq.drain_all();
         // IOs claimed by a waiter before the drain are being completed: they complete first.
         for lf in held.iter().flatten() {
             let mut st = lf.mem();

@@ -81,6 +81,13 @@ impl IoQueue {
         self.q.lock().1.remove(&id)
     }
 
+    /// Removes and returns every queued IO, oldest first, at once: the caller (a crash) now owns
+    /// them all. One acquisition, so no `CompleteIo` can take one from the middle of the FIFO.
+    #[track_caller]
+    pub fn drain_all(&self) -> Vec<Arc<Io>> {
+        std::mem::take(&mut self.q.lock().1).into_values().collect()
+    }
+
     /// One claimed IO ends without completing (lost in a crash).
     pub fn end_one(&self) {
         self.inflight.fetch_sub(1, Ordering::SeqCst);

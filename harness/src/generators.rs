@@ -90,14 +90,38 @@ impl Swarm {
     }
 }
 
-/// Generates one hunt input: random bytes decoded for the target, filtered by the swarm.
+/// Generates one hunt input: random bytes decoded for the target, filtered by the swarm. A
+/// quarter of the concurrent inputs whose swarm allows crashes get one more crash, at a random
+/// place of a random thread ([`random_crash`]): decoded crashes are rare (one op slot in 64),
+/// and a crash that falls between two steps of another thread's op (a flush between two
+/// folios, an fsync between its writeback and its wait) needs other threads running around it.
 pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<u8>) -> Input {
     let len = 8 + rng.below(400) as usize;
     buf.resize(len, 0);
     rng.fill(buf);
     let mut input = decode(buf, target.mode());
     swarm.apply(&mut input);
+    if target == Target::Concurrent
+        && input.threads.len() > 1
+        && swarm.allows(OpKind::Crash)
+        && rng.one_in(4)
+    {
+        let t = rng.below(input.threads.len() as u64) as usize;
+        let at = rng.below(input.threads[t].len() as u64 + 1) as usize;
+        input.threads[t].insert(at, random_crash(rng));
+    }
     input
+}
+
+/// A crash with random landings: a quarter of them tear some IOs.
+pub fn random_crash(rng: &mut SplitMix) -> Op {
+    let land = rng.below(16) as u32;
+    let (torn, tear) = if rng.one_in(4) {
+        (rng.below(16) as u32, rng.next_u64())
+    } else {
+        (0, 0)
+    };
+    Op::Crash { land, torn, tear }
 }
 
 /// Scheduling points a concurrent execution takes per op, roughly (median measured over
@@ -229,9 +253,7 @@ pub fn random_op(rng: &mut SplitMix, shape: &OpShape) -> Option<Op> {
         OpKind::JournalCommit => Op::JournalCommit { file },
         OpKind::CorruptAllocBtree => Op::CorruptAllocBtree,
         OpKind::RepairAllocBtree => Op::RepairAllocBtree,
-        OpKind::Crash => Op::Crash {
-            land: rng.below(16) as u32,
-        },
+        OpKind::Crash => random_crash(rng),
     })
 }
 

@@ -212,7 +212,7 @@ pub fn is_noop(op: &Op) -> bool {
 }
 
 /// The op's shrinkable numbers: offset and length, a truncate size, a folio index, a count, a
-/// crash's land mask.
+/// crash's land mask, torn mask and tear bits.
 fn op_numbers(op: &Op) -> Vec<u64> {
     let mut op = op.clone();
     if let Some((off, len)) = op.range_mut() {
@@ -222,7 +222,7 @@ fn op_numbers(op: &Op) -> Vec<u64> {
         Op::Truncate { size, .. } => vec![size],
         Op::Reclaim { folio, .. } => vec![folio],
         Op::CompleteIo { n } => vec![n as u64],
-        Op::Crash { land } => vec![land as u64],
+        Op::Crash { land, torn, tear } => vec![land as u64, torn as u64, tear],
         _ => vec![],
     }
 }
@@ -238,7 +238,11 @@ fn with_numbers(op: &Op, v: &[u64]) -> Op {
         Op::Truncate { size, .. } => *size = v[0],
         Op::Reclaim { folio, .. } => *folio = v[0],
         Op::CompleteIo { n } => *n = v[0].min(u32::MAX as u64) as u32,
-        Op::Crash { land } => *land = v[0].min(u32::MAX as u64) as u32,
+        Op::Crash { land, torn, tear } => {
+            *land = v[0].min(u32::MAX as u64) as u32;
+            *torn = v[1].min(u32::MAX as u64) as u32;
+            *tear = v[2];
+        }
         _ => {}
     }
     op

@@ -226,18 +226,11 @@ pub enum Rejection {
     /// The concurrent run went past this many scheduling points (an unfair schedule, not a
     /// finding).
     StepBound(usize),
-    /// A concurrent input holds a `crash` (crashes are sequential-run ops: the replay has no
-    /// crash step), so it was not run.
-    CrashInConcurrentRun,
 }
 
 impl std::fmt::Display for Rejection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Rejection::CrashInConcurrentRun => write!(
-                f,
-                "`crash` is a sequential-run op; an input with several threads cannot hold one"
-            ),
             Rejection::StepBound(n) => write!(
                 f,
                 "the concurrent run went past the step bound ({n} scheduling points)"

@@ -182,8 +182,15 @@ impl Fs {
             self.writeback_range(seq, ino, f0, f1, true);
             let mut err = ino.wb_err.lock();
             // COMMIT POINT: the O_SYNC report (the flush's folios and IOs commit as sub-steps),
-            // under the error lock every error record takes.
-            self.record(Step::Op { seq });
+            // under the error lock every error record takes. O_SYNC is vfs_fsync_range: the log
+            // force makes i_size durable with the report (inside the commit, as fsync does).
+            let ok = err.is_none();
+            self.commit(Step::Op { seq }, || {
+                if ok {
+                    ino.disk_size
+                        .store(self.size(ino), super::sync::Ordering::SeqCst);
+                }
+            });
             if let Some(e) = err.take() {
                 return Err(e);
             }

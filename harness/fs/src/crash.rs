@@ -9,46 +9,118 @@
 //! errors, the in-memory size past `disk_size`, and in-flight IOs that do not land. So a crash
 //! needs no second copy of the extent map: it drops exactly those.
 //!
-//! Locks: the crash quiesces like repair (every inode's invalidate lock, in file order), then
-//! takes the IO queue (to drain it), folio locks, ILOCK, leaves, in the usual order. Crashes
-//! only happen in sequential runs; the locks keep the lock-order checker's view honest.
-//! `Inode::promise` is a leaf, taken after ILOCK and the folio memory locks.
+//! Locks: the crash quiesces the filesystem before the cut, like a freeze: every inode's IOLOCK,
+//! then every invalidate lock, then every journal handles lock (each exclusive, in file order),
+//! then every cached folio's lock (file order, then folio order), all held to the end; then,
+//! from the cache's removal to the commit point, every page-cache index lock and every error
+//! lock (file order): whatever a background op could see of the cut (a reclaim's miss, an
+//! fsync's report) is ordered with the commit. With them no user op can be half-way
+//! (buffered and direct IO, space changes and faults hold one of the first two from their first
+//! step to their last), no IO can be submitted (writeback holds the folio's lock) and no folio
+//! instantiated. Background steps that hold none of them (a flush or fsync between two folios, a
+//! `CompleteIo` between two completions, a journal commit) run before or after the cut; an IO a
+//! waiter had already claimed completes before it (the crash waits on the folio), so the FIFO
+//! the crash drains holds every IO still in flight. `Inode::promise` is a leaf, taken after
+//! ILOCK and the folio memory locks.
 
 use super::page_cache::LockedFolio;
 use super::sync::Ordering;
 use super::writeback::Io;
 use super::{Fs, Inode};
-use vocab::{ExtentState, Op, Outcome, Step};
+use vocab::{ExtentState, FileId, Op, Outcome, Step};
 
 /// fsync's standing promise: (size, runs `(first block, end block, physical block of the
 /// first)` of `Written` blocks).
 pub(crate) type Promise = (u64, Vec<(u64, u64, u64)>);
 
-impl Fs {
-    /// `Crash { land }`: IO number `k` in FIFO order lands if bit `k` of `land` is set (an
-    /// ordinary completion), the others are lost; then memory goes and the filesystem mounts
-    /// again. Returns the number of IOs that landed.
-    pub(crate) fn crash(&self, seq: u32, land: u32) -> u64 {
-        let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.write()).collect();
-        let mut k = 0u32;
-        let mut landed = 0;
-        while let Some(io) = self.ioq.pop_oldest() {
-            if k < 32 && land & (1 << k) != 0 {
-                self.complete_io(seq, &io);
-                landed += 1;
-            } else {
-                self.lose_io(&io);
+/// Called at a crash's commit point, with every lock of the quiesce still held (concurrent
+/// runs capture the state right after the cut with it).
+pub type CrashHook = Box<dyn Fn(&Fs, u32) + Send + Sync>;
+
+/// The crash's arguments, read IO by IO in FIFO order (SPEC.md "Crash"): the `k`-th IO is torn
+/// if bit `k` of `torn` is set (each of its blocks, in block order, lands if the next unused bit
+/// of `tear` is set), else lands whole if bit `k` of `land` is set, else is lost.
+struct Cut {
+    land: u32,
+    torn: u32,
+    tear: u64,
+    next_bit: u32,
+}
+
+/// The fate of one IO at the cut.
+enum Fate {
+    Whole,
+    Lost,
+    Torn(u32),
+}
+
+impl Cut {
+    fn fate(&mut self, k: u32, io: &Io) -> Fate {
+        let set = |m: u32| k < 32 && (m >> k) & 1 == 1;
+        if set(self.torn) {
+            let mut landed = 0u32;
+            for b in &io.blocks {
+                if self.next_bit < 64 && (self.tear >> self.next_bit) & 1 == 1 {
+                    landed |= 1 << b.slot;
+                }
+                self.next_bit = self.next_bit.saturating_add(1);
             }
-            k = k.saturating_add(1);
+            Fate::Torn(landed)
+        } else if set(self.land) {
+            Fate::Whole
+        } else {
+            Fate::Lost
+        }
+    }
+}
+
+impl Fs {
+    /// Installs the hook called at every crash's commit point.
+    pub fn set_crash_hook(&mut self, hook: CrashHook) {
+        self.crash_hook = Some(hook);
+    }
+
+    /// `Crash { land, torn, tear }`: IO number `k` in FIFO order is torn if bit `k` of `torn` is
+    /// set, else lands whole if bit `k` of `land` is set (an ordinary completion), else is lost;
+    /// then memory goes and the filesystem mounts again. Returns the number of IOs that landed
+    /// whole.
+    pub(crate) fn crash(&self, seq: u32, land: u32, torn: u32, tear: u64) -> u64 {
+        let _io: Vec<_> = self.inodes.iter().map(|i| i.iolock.write()).collect();
+        let _inv: Vec<_> = self.inodes.iter().map(|i| i.invalidate.write()).collect();
+        // No journal commit either: it would see the transaction and the cache half cut.
+        let _handles: Vec<_> = self.inodes.iter().map(|i| i.handles.write()).collect();
+        let held: Vec<Vec<LockedFolio>> = self
+            .inodes
+            .iter()
+            .map(|i| i.cache.lock_range(0, u64::MAX))
+            .collect();
+        let ios = self.ioq.drain_all();
+        // IOs claimed by a waiter before the drain are being completed: they complete first.
+        for lf in held.iter().flatten() {
+            let mut st = lf.mem();
+            while st.writeback && !ios.iter().any(|io| st.io == Some(io.id)) {
+                st = lf.wb_cv.wait(st);
+            }
+        }
+        let mut cut = Cut {
+            land,
+            torn,
+            tear,
+            next_bit: 0,
+        };
+        let mut landed = 0;
+        for (k, io) in ios.iter().enumerate() {
+            match cut.fate(u32::try_from(k).unwrap_or(u32::MAX), io) {
+                Fate::Whole => {
+                    self.complete_io(seq, io);
+                    landed += 1;
+                }
+                Fate::Lost => self.lose_io(seq, io, None),
+                Fate::Torn(mask) => self.lose_io(seq, io, Some(mask)),
+            }
         }
         let mut released = 0;
         for ino in &self.inodes {
-            loop {
-                let held: Vec<LockedFolio> = ino.cache.lock_range(0, u64::MAX);
-                if ino.cache.remove_all_then(&held, || ()).is_some() {
-                    break;
-                }
-            }
             let mut em = ino.ilock.lock();
             let delalloc: Vec<(u64, u64)> = em
                 .extents()
@@ -61,19 +133,57 @@ impl Fs {
             }
             drop(em);
             ino.journal.lock().clear();
-            *ino.wb_err.lock() = None;
-            ino.size
-                .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
         }
-        // COMMIT POINT: the power cut and the mount (sequential runs only).
-        self.commit(Step::Op { seq }, || self.space.unreserve(released));
+        // The cache goes under every index lock, held to the commit point: a reclaim decides a
+        // miss under it and must not see a folio gone before the cut.
+        let mut held = held;
+        let mut index = Vec::with_capacity(self.inodes.len());
+        for (ino, held) in self.inodes.iter().zip(held.iter_mut()) {
+            loop {
+                if let Some(g) = ino.cache.remove_all_held(held) {
+                    index.push(g);
+                    break;
+                }
+                // Cannot happen (nothing instantiates under the quiesce); never lose a folio.
+                held.clear();
+                *held = ino.cache.lock_range(0, u64::MAX);
+            }
+        }
+        // The rest is seen by fsync's and O_SYNC's report (under the error lock): all of it
+        // under every error lock, with the commit.
+        let mut errs: Vec<_> = self.inodes.iter().map(|i| i.wb_err.lock()).collect();
+        for err in errs.iter_mut() {
+            **err = None;
+        }
+        // COMMIT POINT: the power cut and the mount. The sizes and the counters change inside
+        // the commit (under the log lock): argument checks read them there with no other lock.
+        self.commit(Step::Op { seq }, || {
+            self.space.unreserve(released);
+            for ino in &self.inodes {
+                ino.size
+                    .store(ino.disk_size.load(Ordering::SeqCst), Ordering::SeqCst);
+            }
+        });
+        drop(errs);
+        drop(index);
+        if let Some(hook) = &self.crash_hook {
+            hook(self, seq);
+        }
+        // The folio locks (of folios now gone) go last: a reclaim waiting for one must not
+        // find the folio gone before the commit point.
+        drop(held);
         landed
     }
 
-    /// An IO the power cut catches in flight: it never reaches the disk. Its blocks keep their
+    /// An IO the power cut catches in flight: it never completes. Torn (`Some(landed)`): the
+    /// folio slots in `landed` reached the disk (the device writes what the folio holds now, if
+    /// the whole IO still matches its checksums, as at completion); the others did not. Lost
+    /// (`None`): nothing did. Its blocks keep their
     /// extent state, except under `convert-at-submit`, whose conversion was logged at submit.
-    fn lose_io(&self, io: &Io) {
+    fn lose_io(&self, seq: u32, io: &Io, torn: Option<u32>) {
+        let landed = torn.unwrap_or(0);
         let ino = &self.inodes[io.file];
+        let bs = self.geo.bs as usize;
         let fb0 = io.folio.index * self.geo.bpf;
         let mut em = ino.ilock.lock();
         if io.logged_convert != 0 {
@@ -82,10 +192,49 @@ impl Fs {
             }
         }
         let mut st = io.folio.mem();
+        if landed != 0 {
+            let bad = io.blocks.iter().find(|b| {
+                let off = b.slot as usize * bs;
+                crc32c::crc32c(&st.data[off..off + bs]) != b.crc
+            });
+            if let Some(b) = bad {
+                self.record_violation(
+                    "checksum-mismatch",
+                    format!(
+                        "file {} block {}: data changed under writeback (IO {}, torn at a crash)",
+                        io.file,
+                        fb0 + b.slot as u64,
+                        io.id
+                    ),
+                );
+            } else {
+                self.disk.write_many(
+                    io.blocks
+                        .iter()
+                        .filter(|b| (landed >> b.slot) & 1 == 1)
+                        .map(|b| {
+                            let off = b.slot as usize * bs;
+                            (b.phys, &st.data[off..off + bs])
+                        }),
+                );
+            }
+        }
         st.writeback = false;
         st.wb_mask = 0;
         st.io = None;
         self.ioq.end_one();
+        let (file, folio) = (io.file as FileId, io.folio.index);
+        // COMMIT POINT: the IO's fate at the cut.
+        self.record(if torn.is_some() {
+            Step::Torn {
+                seq,
+                file,
+                folio,
+                landed,
+            }
+        } else {
+            Step::Lost { seq, file, folio }
+        });
         drop(st);
         drop(em);
         io.folio.wb_cv.notify_all();
@@ -97,13 +246,13 @@ impl Fs {
         ino.disk_size.fetch_max(end, Ordering::SeqCst);
     }
 
-    /// Durability bookkeeping of a finished user op (`old_size`: i_size before it): logged size
-    /// changes, fsync's promise, and the end of the promise on blocks the op changed.
+    /// Durability bookkeeping of a finished user op: fsync's promise, and the end of the promise
+    /// on blocks the op changed (sizes on disk are set at the ops' commit points).
     ///
     /// The promise ends on a changed range even when the op failed: a failed O_SYNC write has
     /// still copied its data, and may have written part of it back; ending it where nothing
     /// changed only checks less.
-    pub(crate) fn after_op(&self, ino: &Inode, op: &Op, old_size: u64, out: &Outcome) {
+    pub(crate) fn after_op(&self, ino: &Inode, op: &Op, out: &Outcome) {
         let ok = !matches!(out, Outcome::Err(_));
         let g = self.geo;
         let blocks = |off: u64, len: u64| {
@@ -111,23 +260,12 @@ impl Fs {
             (off / g.bs, end.div_ceil(g.bs))
         };
         match *op {
-            Op::Write { off, len, sync, .. } => {
+            // The size on disk itself is set at each op's commit point (O_SYNC's report, the
+            // direct write, fallocate and zero-range growing the file, truncate, fsync): a crash
+            // may come right after it.
+            Op::Write { off, len, .. } | Op::DirectWrite { off, len, .. } => {
                 let (b0, b1) = blocks(off, len);
                 self.unpromise(ino, b0, b1);
-                if sync && matches!(*out, Outcome::Done(n) if n > 0) {
-                    // O_SYNC is vfs_fsync_range: the log force makes i_size durable.
-                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
-                }
-            }
-            Op::DirectWrite { off, len, .. } => {
-                let (b0, b1) = blocks(off, len);
-                self.unpromise(ino, b0, b1);
-                match *out {
-                    Outcome::Done(n) if n > 0 => {
-                        ino.disk_size.fetch_max(off + n, Ordering::SeqCst);
-                    }
-                    _ => {}
-                }
             }
             Op::MmapWrite { off, .. } => {
                 let fb0 = off / g.fsz * g.bpf;
@@ -137,20 +275,12 @@ impl Fs {
                 let (b0, b1) = blocks(off, len);
                 self.unpromise(ino, b0, b1);
             }
-            Op::ZeroRange { off, len, .. } | Op::Fallocate { off, len, .. } => {
-                if matches!(op, Op::ZeroRange { .. }) {
-                    let (b0, b1) = blocks(off, len);
-                    self.unpromise(ino, b0, b1);
-                }
-                // A size change made by the op's transaction is durable with it.
-                if ok && self.size(ino) > old_size {
-                    ino.disk_size.store(self.size(ino), Ordering::SeqCst);
-                }
+            Op::ZeroRange { off, len, .. } => {
+                let (b0, b1) = blocks(off, len);
+                self.unpromise(ino, b0, b1);
             }
             Op::Truncate { .. } if ok => {
-                // xfs_setattr_size logs the new size, up or down.
                 let new = self.size(ino);
-                ino.disk_size.store(new, Ordering::SeqCst);
                 let mut p = ino.promise.lock();
                 p.0 = p.0.min(new);
                 drop(p);
@@ -161,18 +291,18 @@ impl Fs {
         }
     }
 
-    /// The promise of a successful fsync: i_size is durable, and so is every `Written` block
-    /// below it (sequentially nothing is dirty or under writeback after a successful fsync).
+    /// The promise of a successful fsync: every `Written` block below i_size is durable
+    /// (sequentially nothing is dirty or under writeback after a successful fsync); the size
+    /// was made durable at the fsync's commit point ([`Fs::fsync`]).
     /// Concurrent runs keep no promise: they have no crash, and a racing write could dirty a
     /// block between the fsync's waits and this. The promise holds no bytes: the oracle compares
     /// contents with the reference; this names the loss.
     fn take_promise(&self, ino: &Inode) {
         let g = self.geo;
-        let size = self.size(ino);
-        ino.disk_size.store(size, Ordering::SeqCst);
         if self.recording.load(Ordering::Relaxed) {
             return;
         }
+        let size = self.size(ino);
         let mut runs: Vec<(u64, u64, u64)> = Vec::new();
         ino.ilock.lock().for_each(0, size.div_ceil(g.bs), |m| {
             if m.state == ExtentState::Written {

@@ -93,6 +93,8 @@ impl Fs {
                     Vec::new()
                 };
                 ino.size.fetch_max(end, super::sync::Ordering::SeqCst);
+                // Its completion is synchronous: the size on disk covers what it writes.
+                ino.disk_size.fetch_max(end, super::sync::Ordering::SeqCst);
                 Ok((pieces, dpieces))
             })
         });

@@ -54,11 +54,20 @@ impl Fs {
                 }
                 // COMMIT POINT: the transaction commits here, under the journal lock (every
                 // logger adds its blocks under it before its own commit point) with every folio
-                // of the file and ILOCK held until the blocks below are written and clean.
-                self.record(Step::Commit {
-                    seq,
-                    file: ino.idx as FileId,
-                });
+                // of the file and ILOCK held until the blocks below are written and clean. The
+                // transaction carries i_size with the data (ext4 data=journal updates
+                // i_disksize in the write's handle): the commit makes it durable, here (a write
+                // may extend i_size once the folios are let go).
+                self.commit(
+                    Step::Commit {
+                        seq,
+                        file: ino.idx as FileId,
+                    },
+                    || {
+                        ino.disk_size
+                            .store(self.size(ino), super::sync::Ordering::SeqCst)
+                    },
+                );
                 std::mem::take(&mut *j)
             };
             let bs = g.bs as usize;
@@ -100,10 +109,6 @@ impl Fs {
             }
             drop(em);
             drop(held);
-            // The transaction carries i_size with the data (ext4 data=journal updates
-            // i_disksize in the write's handle): the commit makes it durable.
-            ino.disk_size
-                .store(self.size(ino), super::sync::Ordering::SeqCst);
             return committed;
         }
     }

@@ -19,13 +19,15 @@
 //! deadlocked on it. This list is the same table (a test compares them). A thread takes locks top
 //! to bottom; any may be skipped:
 //!
-//! 1. `IOLOCK`: `Inode::iolock` (RwLock). User ops only; background ops never take it.
+//! 1. `IOLOCK`: `Inode::iolock` (RwLock). User ops only; background ops never take it. Several
+//!    only in file order: a crash takes every inode's, exclusive, to quiesce.
 //! 2. `invalidate`: `Inode::invalidate`, the mapping invalidate lock (RwLock). Several only in
 //!    file order: fault injection and repair take every inode's, shared, to quiesce multi-step
-//!    space changes.
+//!    space changes; a crash takes every inode's, exclusive.
 //! 3. `handles`: `Inode::handles`, the open journal handles (zero-range shared, journal commit
-//!    exclusive).
-//! 4. `folio lock`: [`page_cache::LockedFolio`]. Several only in increasing index order: journal
+//!    exclusive). Several only in file order: a crash takes every inode's, exclusive.
+//! 4. `folio lock`: [`page_cache::LockedFolio`]. Several only in increasing (file, folio index)
+//!    order (the crash holds every cached folio of every file; all others one file's): journal
 //!    commit, eviction, punch, zero-range, truncate, direct write and a short write's punch hold
 //!    every cached folio of a range. A folio created locked (zero-range's and truncate's edge
 //!    folios) joins them in any order: it is taken without waiting, as nobody else can hold it.
@@ -35,10 +37,12 @@
 //! 8. `journal`: `Inode::journal`, the running transaction's logged set.
 //! 9. `page-cache index`: `PageCache::index`: lookups, insertion and removal (removal under the
 //!    folio lock), and a journal commit's check, under the journal lock, for folios created after
-//!    it listed the cache.
+//!    it listed the cache. Several only in file order: a crash holds every inode's across its
+//!    commit point.
 //! 10. `folio memory`: `Folio::state`, held for copies and flag changes. Removal takes it inside
 //!     the index lock, IO completion inside ILOCK, writeback's submission inside the IO-queue lock.
 //! 11. `writeback error`: `Inode::wb_err`; IO completion takes it inside the folio memory lock.
+//!     Several only in file order: a crash holds every inode's across its commit point.
 //! 12. `violations`: `Fs::violations`; IO completion's checksum check takes it inside the folio
 //!     memory lock.
 //! 13. `disk`: the device's block map.
@@ -172,6 +176,8 @@ pub struct Fs {
     commit_log: Mutex<Vec<Step>>,
     /// Whether [`Fs::record`] appends to the log (off in sequential runs: no cost there).
     pub(crate) recording: AtomicBool,
+    /// Called at every crash's commit point ([`Fs::set_crash_hook`]).
+    crash_hook: Option<crash::CrashHook>,
 }
 
 impl Fs {
@@ -249,16 +255,16 @@ impl Fs {
             .map(|(idx, f)| Inode {
                 idx,
                 jdata: f.jdata,
-                iolock: RwLock::new(LockClass::IoLock, ()),
+                iolock: RwLock::keyed(LockClass::IoLock, idx as u64, ()),
                 invalidate: RwLock::keyed(LockClass::Invalidate, idx as u64, ()),
                 size: AtomicU64::new(0),
                 disk_size: AtomicU64::new(0),
                 promise: Mutex::new_leaf(LockClass::Promise, (0, Vec::new())),
-                cache: PageCache::new(fsz as usize),
+                cache: PageCache::new(idx, fsz as usize),
                 ilock: Mutex::keyed(LockClass::Ilock, idx as u64, ExtentMap::new()),
-                wb_err: Mutex::new(LockClass::WbErr, None),
+                wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
                 journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
-                handles: RwLock::new(LockClass::Handles, ()),
+                handles: RwLock::keyed(LockClass::Handles, idx as u64, ()),
             })
             .collect();
         Fs {
@@ -274,6 +280,7 @@ impl Fs {
             violations: Mutex::new(LockClass::Violations, Vec::new()),
             commit_log: Mutex::new(LockClass::CommitLog, Vec::new()),
             recording: AtomicBool::new(false),
+            crash_hook: None,
         }
     }
 
@@ -310,7 +317,7 @@ impl Fs {
                 Ok(Outcome::Done(k))
             }
             Op::CorruptAllocBtree => Ok(self.corrupt_alloc_btree(seq)),
-            Op::Crash { land } => Ok(Outcome::Done(self.crash(seq, land))),
+            Op::Crash { land, torn, tear } => Ok(Outcome::Done(self.crash(seq, land, torn, tear))),
             Op::RepairAllocBtree => Ok(self.repair_alloc_btree(seq)),
             _ => {
                 let Some(ino) = op.file().and_then(|f| self.inodes.get(f as usize)) else {
@@ -318,9 +325,8 @@ impl Fs {
                     self.record(Step::Op { seq });
                     return Outcome::Err(Errno::Einval);
                 };
-                let old_size = self.size(ino);
                 let out = self.apply_file(ino, seq, op).unwrap_or_else(Outcome::Err);
-                self.after_op(ino, op, old_size, &out);
+                self.after_op(ino, op, &out);
                 return out;
             }
         };

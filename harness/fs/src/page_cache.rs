@@ -19,7 +19,7 @@
 //! folio memory lock inside the index lock, which the order allows only to the folio's holder.
 
 use super::sync::lockdep::{self, Acquire, Token};
-use super::sync::{Arc, Condvar, LockClass, Mutex, MutexGuard, RwLock};
+use super::sync::{Arc, Condvar, LockClass, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use std::collections::BTreeMap;
 
 /// Per-block state of a folio (iomap_folio_state): bitmaps, bit `i` = block `i` of the folio.
@@ -87,6 +87,8 @@ impl FolioState {
 pub struct Folio {
     /// Index in the file (in folio-size units).
     pub index: u64,
+    /// Nesting key of its lock: (file, index), so that a crash may hold the folios of every file.
+    key: u64,
     locked: Mutex<bool>,
     lock_cv: Condvar,
     /// The memory lock: data and flags.
@@ -96,9 +98,10 @@ pub struct Folio {
 }
 
 impl Folio {
-    fn new(index: u64, size: usize, locked: bool) -> Folio {
+    fn new(file: usize, index: u64, size: usize, locked: bool) -> Folio {
         Folio {
             index,
+            key: ((file as u64) << 48) | (index & ((1 << 48) - 1)),
             locked: Mutex::new(LockClass::FolioWord, locked),
             lock_cv: Condvar::new(),
             state: Mutex::new(
@@ -137,7 +140,7 @@ impl Folio {
             class: LockClass::FolioLock,
             ident: me,
             folio: me,
-            key: self.index,
+            key: self.key,
             blocking,
         };
         lockdep::acquire(self.locked.lockdep_ctx(), a, std::panic::Location::caller())
@@ -199,16 +202,19 @@ impl Drop for LockedFolio {
 
 /// The page cache index of one file.
 pub struct PageCache {
+    /// The file's index (the folio locks' nesting key).
+    file: usize,
     folio_size: usize,
     index: RwLock<BTreeMap<u64, Arc<Folio>>>,
 }
 
 impl PageCache {
     /// An empty cache of `folio_size`-byte folios.
-    pub fn new(folio_size: usize) -> Self {
+    pub fn new(file: usize, folio_size: usize) -> Self {
         PageCache {
+            file,
             folio_size,
-            index: RwLock::new(LockClass::Index, BTreeMap::new()),
+            index: RwLock::keyed(LockClass::Index, file as u64, BTreeMap::new()),
         }
     }
 
@@ -227,6 +233,31 @@ impl PageCache {
         let f = idx.get(&index).cloned();
         then(f.is_some());
         f
+    }
+
+    /// If the cache holds exactly the locked folios `lfs` (given in index order), removes them
+    /// all and returns the index lock, still held (a crash keeps every file's until its commit
+    /// point, so that a reclaim's miss, decided under it, is ordered with the whole cut). `None`
+    /// (nothing removed) if any other folio is cached.
+    #[track_caller]
+    pub fn remove_all_held(
+        &self,
+        lfs: &[LockedFolio],
+    ) -> Option<RwLockWriteGuard<'_, BTreeMap<u64, Arc<Folio>>>> {
+        let mut idx = self.index.write();
+        let same = idx.len() == lfs.len()
+            && idx
+                .iter()
+                .zip(lfs)
+                .all(|((_, f), lf)| Arc::ptr_eq(f, &lf.folio));
+        if !same {
+            return None;
+        }
+        idx.clear();
+        for lf in lfs {
+            unmap(&mut idx, lf);
+        }
+        Some(idx)
     }
 
     /// If the cache holds exactly the locked folios `lfs` (given in index order), removes them
@@ -273,7 +304,7 @@ impl PageCache {
             if let Some(lf) = self.get_locked(index) {
                 return (lf, false);
             }
-            let f = Arc::new(Folio::new(index, self.folio_size, true));
+            let f = Arc::new(Folio::new(self.file, index, self.folio_size, true));
             let lf = f.created_locked();
             let mut idx = self.index.write();
             if idx.contains_key(&index) {
@@ -296,7 +327,7 @@ impl PageCache {
         all: u64,
         then: impl FnOnce(bool),
     ) -> Arc<Folio> {
-        let f = Arc::new(Folio::new(index, 0, false));
+        let f = Arc::new(Folio::new(self.file, index, 0, false));
         {
             let mut st = f.mem();
             st.data = data;

@@ -308,8 +308,9 @@ impl Fs {
                 };
                 self.space.convert_reserved(nd);
             }
-            if !keep_size {
-                ino.size.fetch_max(end, Ordering::SeqCst);
+            if !keep_size && ino.size.fetch_max(end, Ordering::SeqCst) < end {
+                // The size change is logged with the op's transaction (durable with it).
+                ino.disk_size.store(end, Ordering::SeqCst);
             }
             Ok(pieces)
         })?;
@@ -436,8 +437,9 @@ impl Fs {
                 tree.check_readable().map_err(super::alloc_errno)?;
                 self.space.settle_zero(a, d, w, 0);
             }
-            if !keep_size {
-                ino.size.fetch_max(end, Ordering::SeqCst);
+            if !keep_size && ino.size.fetch_max(end, Ordering::SeqCst) < end {
+                // The size change is logged with the op's transaction (durable with it).
+                ino.disk_size.store(end, Ordering::SeqCst);
             }
             Ok(())
         });
@@ -489,7 +491,11 @@ impl Fs {
         let old = self.size(ino);
         if new > old {
             // COMMIT POINT: truncate up (i_size only).
-            self.commit(Step::Op { seq }, || ino.size.store(new, Ordering::SeqCst));
+            // xfs_setattr_size logs the new size: durable with the commit.
+            self.commit(Step::Op { seq }, || {
+                ino.size.store(new, Ordering::SeqCst);
+                ino.disk_size.store(new, Ordering::SeqCst);
+            });
             return Ok(Outcome::Done(0));
         }
         // Down or to the same size: xfs_setattr_size calls xfs_itruncate_extents for
@@ -530,6 +536,7 @@ impl Fs {
                 self.space.free_allocated(a);
                 self.space.unreserve(d);
                 ino.size.store(new, Ordering::SeqCst);
+                ino.disk_size.store(new, Ordering::SeqCst);
             })
         });
         drop(tree);

@@ -81,6 +81,13 @@ impl IoQueue {
         self.q.lock().1.remove(&id)
     }
 
+    /// Removes and returns every queued IO, oldest first, at once: the caller (a crash) now owns
+    /// them all. One acquisition, so no `CompleteIo` can take one from the middle of the FIFO.
+    #[track_caller]
+    pub fn drain_all(&self) -> Vec<Arc<Io>> {
+        std::mem::take(&mut self.q.lock().1).into_values().collect()
+    }
+
     /// One claimed IO ends without completing (lost in a crash).
     pub fn end_one(&self) {
         self.inflight.fetch_sub(1, Ordering::SeqCst);
@@ -535,8 +542,15 @@ impl Fs {
         self.writeback_range(seq, ino, 0, u64::MAX, true);
         let mut err = ino.wb_err.lock();
         // COMMIT POINT: fsync's report (its writeback and waits commit as sub-steps), under the
-        // error lock every error record also takes.
-        self.record(Step::Op { seq });
+        // error lock every error record also takes. The log force makes i_size durable with
+        // it, inside the commit: a write extending i_size commits under the log lock too, and a
+        // crash right after this commit point must find the size.
+        let ok = err.is_none();
+        self.commit(Step::Op { seq }, || {
+            if ok {
+                ino.disk_size.store(self.size(ino), Ordering::SeqCst);
+            }
+        });
         match err.take() {
             Some(e) => Err(e),
             None => Ok(Outcome::Done(0)),

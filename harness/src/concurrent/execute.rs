@@ -46,6 +46,9 @@ pub(super) struct Execution {
     pub outcomes: HashMap<u32, Held>,
     /// The implementation's end state.
     pub snapshot: Snapshot,
+    /// The implementation's state at each crash's commit point, by the crash's sequence number
+    /// (captured inside the crash, every quiescing lock held: the state right after the cut).
+    pub crashes: HashMap<u32, Snapshot>,
 }
 
 /// Why an execution produced nothing to compare.
@@ -128,7 +131,16 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> Option<String> {
 /// facade, so shuttle tasks inside a shuttle execution and real threads outside one), each op
 /// bracketed by `Begin`/`End`, then the epilogue and the snapshot.
 fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
-    let fs = Arc::new(Fs::new(&input.config, bugs));
+    let mut fs = Fs::new(&input.config, bugs);
+    let crashes: Arc<Mutex<HashMap<u32, Snapshot>>> = Arc::default();
+    let seen = Arc::clone(&crashes);
+    fs.set_crash_hook(Box::new(move |fs, seq| {
+        let snap = Snapshot::capture(fs);
+        if let Ok(mut c) = seen.lock() {
+            c.insert(seq, snap);
+        }
+    }));
+    let fs = Arc::new(fs);
     fs.start_recording();
     let tail = epilogue(input);
     let handles: Vec<_> = input
@@ -173,10 +185,12 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
         fs.record(Step::End { seq: *seq });
     }
     let snapshot = Snapshot::capture(&*fs);
+    let crashes = crashes.lock().map(|c| c.clone()).unwrap_or_default();
     Execution {
         log: fs.take_log(),
         outcomes,
         snapshot,
+        crashes,
     }
 }
 

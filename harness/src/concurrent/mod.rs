@@ -18,40 +18,18 @@ mod oracle;
 pub use execute::{Sched, STEP_BOUND};
 
 use crate::bugs::Bugs;
-use crate::oracle::{Rejection, Run, Verdict};
+use crate::oracle::Run;
 use crate::schedule::encode_decisions;
-use reference::{Input, Op};
+use reference::Input;
 use std::sync::{Arc, Mutex};
-
-/// A run that was refused before it started: the input holds a `crash`, which only a
-/// sequential run can check (scripts and the binary decoding never make such an input; this
-/// guards inputs built in code).
-fn refused(input: &Input) -> Option<Run> {
-    let crash = input
-        .threads
-        .iter()
-        .flatten()
-        .any(|op| matches!(op, Op::Crash { .. }));
-    crash.then(|| Run {
-        trace: vec![],
-        verdict: Verdict::Rejected(Rejection::CrashInConcurrentRun),
-        commit_log: vec![],
-    })
-}
 
 /// Runs `input` concurrently under its schedule and checks it against the reference.
 pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
-    if let Some(r) = refused(input) {
-        return r;
-    }
     oracle::check(input, execute::execute(input, bugs, Sched::Bytes, None))
 }
 
 /// Runs `input` concurrently with the given scheduler (benchmark baselines use shuttle's own).
 pub fn run_concurrent_with(input: &Input, bugs: Bugs, sched: Sched) -> Run {
-    if let Some(r) = refused(input) {
-        return r;
-    }
     oracle::check(input, execute::execute(input, bugs, sched, None))
 }
 
@@ -60,9 +38,6 @@ pub fn run_concurrent_with(input: &Input, bugs: Bugs, sched: Sched) -> Run {
 /// decisions. The hunt uses it to turn a finding of shuttle's PCT or random scheduler into an
 /// ordinary, replayable script.
 pub fn run_concurrent_recorded(input: &Input, bugs: Bugs, sched: Sched) -> (Run, Vec<u8>) {
-    if let Some(r) = refused(input) {
-        return (r, Vec::new());
-    }
     let log = Arc::new(Mutex::new(Vec::new()));
     let run = oracle::check(
         input,
@@ -110,8 +85,5 @@ pub fn run_concurrent_decisions(
 /// reference. The interleaving is the OS's, not reproducible, but the commit log records the order
 /// that happened, so the same replay checks it; for stress tests, fuzzing uses [`run_concurrent`].
 pub fn run_real_threads(input: &Input, bugs: Bugs) -> Run {
-    if let Some(r) = refused(input) {
-        return r;
-    }
     oracle::check(input, execute::execute_real_threads(input, bugs))
 }

@@ -3,8 +3,10 @@
 //!
 //! The reference's [`Replayer`] applies every step with the reference's own rules and refuses
 //! any it cannot take (reported as [`Mismatch::Replay`] naming the log entry); at every op's
-//! `End` the outcome it derived must equal the implementation's; after the log, the replayer
-//! checks every op ran, and the end states (and both models' invariants) must agree. This room
+//! `End` the outcome it derived must equal the implementation's; right after each crash's commit
+//! point the whole states (and both models' invariants, `fsync-durable` and
+//! `no-stale-exposure` among them) must agree; after the log, the replayer checks every op ran,
+//! and the end states must agree. This room
 //! holds no rule of the spec: it only drives the replayer and compares.
 
 use super::execute::{Abort, Execution};
@@ -40,7 +42,20 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
             mismatches.push(Mismatch::Replay { index, error });
             break;
         }
-        let Step::End { seq } = step else { continue };
+        // A crash is judged at its commit point (the state right after the cut), and named in
+        // the trace there if the states differ: its `End` may come after other threads' steps.
+        let crash_differs = match step {
+            Step::Op { seq } => exec.crashes.get(&seq).is_some_and(|after| {
+                mismatches = compare_all(rp.model(), after);
+                !mismatches.is_empty()
+            }),
+            _ => false,
+        };
+        let seq = match step {
+            Step::End { seq } => seq,
+            Step::Op { seq } if crash_differs => seq,
+            _ => continue,
+        };
         // The replayer accepted the `End`: the op exists and committed.
         let (Some(&k), Some(reference)) = (by_seq.get(&seq), rp.outcome(seq)) else {
             continue;
@@ -57,6 +72,9 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
             implementation: implementation.recorded.clone(),
             epilogue: planned.epilogue,
         });
+        if crash_differs {
+            break;
+        }
         if !implementation.matches(reference) {
             let bytes = match (reference, &implementation.bytes) {
                 (Outcome::Data(r), Some(i)) => Some((r.clone(), i.clone())),

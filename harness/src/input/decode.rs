@@ -40,8 +40,10 @@
 //! truncate shape byte (bits 0-2 size class), then the size's value bytes
 //! complete one byte: 255 if its low nibble is 0xf, else 1 + b%4
 //! reclaim  one byte: folio b % (max/folio + 2)
-//! crash    one byte: the land mask (bit k: the k-th oldest in-flight IO lands); single-thread
-//!          inputs only, with several threads the crash slot decodes as repair (no byte)
+//! crash    one byte: the land mask (bit k: the k-th oldest in-flight IO lands whole); one byte
+//!          t: if t >= 0xc0, the low four bits of t are the torn mask (bit k: the k-th IO is
+//!          torn) and two more bytes the tear bits, little-endian (one per block of the torn
+//!          IOs, in order); otherwise nothing is torn. On any thread of any input.
 //! others   fsync evict commit corrupt repair: no argument bytes
 //! ```
 //!
@@ -109,7 +111,7 @@ pub fn decode(data: &[u8], mode: Mode) -> Input {
     for &count in &counts {
         let mut ops = Vec::with_capacity(count.min(u.len()));
         while ops.len() < count && !u.is_empty() {
-            ops.push(decode_op(&mut u, &g, nfiles, counts.len() == 1));
+            ops.push(decode_op(&mut u, &g, nfiles));
         }
         threads.push(ops);
     }
@@ -418,7 +420,7 @@ fn length(u: &mut Unstructured<'_>, class: u8, off: u64, g: &Geometry) -> u64 {
 }
 
 /// Decodes one op; `nfiles` is 1..=4.
-fn decode_op(u: &mut Unstructured<'_>, g: &Geometry, nfiles: u8, sequential: bool) -> Op {
+fn decode_op(u: &mut Unstructured<'_>, g: &Geometry, nfiles: u8) -> Op {
     let head = take::<OpHead>(u);
     let file = head.file_sel % nfiles;
     let range = |u: &mut Unstructured<'_>| {
@@ -516,12 +518,19 @@ fn decode_op(u: &mut Unstructured<'_>, g: &Geometry, nfiles: u8, sequential: boo
         OpKind::CorruptAllocBtree => Op::CorruptAllocBtree,
         OpKind::RepairAllocBtree => Op::RepairAllocBtree,
         OpKind::JournalCommit => Op::JournalCommit { file },
-        // A crash is a sequential-run op (the concurrent replay has no crash step): in an
-        // input with several threads its slot is a repair instead, with no argument byte.
-        OpKind::Crash if !sequential => Op::RepairAllocBtree,
-        OpKind::Crash => Op::Crash {
-            land: byte(u) as u32,
-        },
+        OpKind::Crash => {
+            let land = byte(u) as u32;
+            let t = byte(u);
+            let (torn, tear) = if t >= 0xc0 {
+                (
+                    u32::from(t & 0xf),
+                    u64::from(byte(u)) | u64::from(byte(u)) << 8,
+                )
+            } else {
+                (0, 0)
+            };
+            Op::Crash { land, torn, tear }
+        }
     }
 }
 

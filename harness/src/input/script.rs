@@ -235,8 +235,6 @@ pub enum ScriptErrorKind {
     BadScheduleByte(String),
     /// The op on this line is one past [`MAX_SCRIPT_OPS`].
     TooManyOps,
-    /// A `crash` in a script with more than one thread (crashes are sequential-run ops).
-    CrashInConcurrentScript,
 }
 
 impl fmt::Display for ScriptErrorKind {
@@ -309,10 +307,6 @@ impl fmt::Display for ScriptErrorKind {
                 f,
                 "more than {MAX_SCRIPT_OPS} ops, the limit per script (split it into several scripts)"
             ),
-            CrashInConcurrentScript => write!(
-                f,
-                "`crash` is only supported in single-thread scripts (this one has several threads)"
-            ),
         }
     }
 }
@@ -342,7 +336,6 @@ pub fn parse(text: &str) -> Result<Input, ScriptError> {
     let text = text.strip_prefix(BOM).unwrap_or(text);
     let mut p = Parser::default();
     let mut last_line = 0;
-    let mut first_crash = None;
     for (i, raw) in lines(text).enumerate() {
         last_line = i + 1;
         let content = raw.split('#').next().unwrap_or("");
@@ -352,15 +345,6 @@ pub fn parse(text: &str) -> Result<Input, ScriptError> {
         }
         p.line(&toks)
             .map_err(|kind| ScriptError { line: i + 1, kind })?;
-        if toks[0] == OpKind::Crash.keyword() {
-            first_crash.get_or_insert(i + 1);
-        }
-    }
-    if let (Some(line), true) = (first_crash, p.threads.len() > 1) {
-        return Err(ScriptError {
-            line,
-            kind: ScriptErrorKind::CrashInConcurrentScript,
-        });
     }
     let geometry = p.geometry.ok_or(ScriptError {
         line: last_line.max(1),
@@ -742,13 +726,22 @@ fn parse_op(kind: OpKind, toks: &[&str], nfiles: usize) -> Res<Op> {
             }
         }
         OpKind::Crash => {
-            // `crash [MASK]`: the mask of in-flight IOs that land, none if omitted.
+            // `crash [LAND [torn TORN TEAR]]`: the mask of in-flight IOs that land whole (none if
+            // omitted), then the mask of torn IOs and the bits of their blocks.
             let land = match a.toks.as_slice().first() {
                 Some(_) => number_upto(a.next("land mask")?, u32::MAX as u64)? as u32,
                 None => 0,
             };
+            let (torn, tear) = match a.toks.as_slice().first() {
+                Some(&"torn") => {
+                    a.next("torn")?;
+                    let torn = number_upto(a.next("torn mask")?, u32::MAX as u64)? as u32;
+                    (torn, number(a.next("tear bits")?)?)
+                }
+                _ => (0, 0),
+            };
             a.flags(kw, &[])?;
-            Op::Crash { land }
+            Op::Crash { land, torn, tear }
         }
         OpKind::CorruptAllocBtree | OpKind::RepairAllocBtree => {
             a.flags(kw, &[])?;

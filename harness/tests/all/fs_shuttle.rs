@@ -2,7 +2,7 @@
 //! corruption under some schedule, and never without the switch; no schedule deadlocks. Each
 //! shuttle run is inside a `ShuttleScope`, so the implementation's locks are shuttle locks.
 
-use reference::{pattern, Config, FileSpec, Geometry, Observe, Op, OpKind, Policy};
+use reference::{pattern, Config, FileSpec, Geometry, Observe, Op, Policy};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use wbfuzz::bugs::{Bug, Bugs};
 use wbfuzz::fs::sync::{thread, Arc};
@@ -256,8 +256,7 @@ const SHAPE: OpShape = OpShape {
     span: 12 * 512,
     max_len: 8 * 512,
     unaligned: true,
-    // Crashes are sequential-run ops.
-    kinds: Swarm::ALL.without(OpKind::Crash),
+    kinds: Swarm::ALL,
 };
 
 #[test]

@@ -1,7 +1,7 @@
 //! Randomized tests of the implementation alone: sequential runs that must keep every invariant
 //! after every op, and a real-threads smoke test (no panic, no deadlock, invariants at the end).
 
-use reference::{FileSpec, Observe, Op, OpKind};
+use reference::{FileSpec, Observe, Op};
 use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +18,7 @@ fn shape(files: u8, bs: u64) -> OpShape {
         span: 40_000,
         max_len: 12_000,
         unaligned: true,
-        // Crashes are sequential-run ops.
-        kinds: Swarm::ALL.without(OpKind::Crash),
+        kinds: Swarm::ALL,
     }
 }
 

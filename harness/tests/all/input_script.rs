@@ -616,22 +616,22 @@ fn scripts_hold_at_most_the_op_limit() {
 }
 
 #[test]
-fn crash_takes_an_optional_land_mask_and_single_threads_only() {
+fn crash_takes_optional_land_and_torn_masks_on_any_thread() {
     use ScriptErrorKind::*;
     let g = GEOMETRY;
-    let input = parse(&format!("{g}crash\ncrash 0x5\ncrash 7\n")).expect("parses");
+    let input = parse(&format!(
+        "{g}crash\ncrash 0x5\ncrash 7\ncrash 1 torn 0x2 5\n"
+    ))
+    .expect("parses");
+    let c = |land, torn, tear| Op::Crash { land, torn, tear };
     assert_eq!(
         input.threads,
-        vec![vec![
-            Op::Crash { land: 0 },
-            Op::Crash { land: 5 },
-            Op::Crash { land: 7 }
-        ]]
+        vec![vec![c(0, 0, 0), c(5, 0, 0), c(7, 0, 0), c(1, 2, 5)]]
     );
-    // The printer writes the mask only when it is not 0, and reads back to the same ops.
+    // The printer writes the masks only when they are not 0, and reads back to the same ops.
     let text = print(&input);
     assert!(
-        text.contains("  crash\n  crash 0x5\n  crash 0x7\n"),
+        text.contains("  crash\n  crash 0x5\n  crash 0x7\n  crash 0x1 torn 0x2 0x5\n"),
         "{text}"
     );
     assert_eq!(parse(&text).expect("round trip"), input);
@@ -651,9 +651,19 @@ fn crash_takes_an_optional_land_mask_and_single_threads_only() {
         "`2`",
     );
     err(
-        &format!("{g}thread 0\n  write f0 0 1\n  crash\nthread 1\n  read f0 0 1\n"),
-        4,
-        CrashInConcurrentScript,
-        "single-thread",
+        &format!("{g}crash 1 torn 2\n"),
+        2,
+        MissingArgument {
+            keyword: "crash".into(),
+            what: "tear bits",
+        },
+        "tear bits",
     );
+    // A crash on any thread of a concurrent script.
+    let two = parse(&format!(
+        "{g}thread 0\n  write f0 0 1\n  crash\nthread 1\n  read f0 0 1\n  crash 3\n"
+    ))
+    .expect("parses");
+    assert_eq!(two.threads[0][1], c(0, 0, 0));
+    assert_eq!(two.threads[1][1], c(3, 0, 0));
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod corpus;
+mod crash_concurrent;
 mod determinism;
 mod fs_ops;
 mod fs_shuttle;

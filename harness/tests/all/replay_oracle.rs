@@ -40,12 +40,11 @@ fn dirty_after_dio_flush_is_refused_at_the_cache_drop() {
     }
 }
 
-/// An input built in code that puts a `crash` in a concurrent run is refused before it runs
-/// (the replay has no crash step), never counted as agreement.
+/// A `crash` on one thread of a concurrent run is replayed: the write on the other thread lies
+/// wholly before or after the cut (the crash quiesces through IOLOCK), and both agree.
 #[test]
-fn a_crash_in_a_concurrent_input_is_rejected() {
+fn a_crash_in_a_concurrent_input_is_replayed() {
     use reference::{Config, FileSpec, Geometry, Input, Policy};
-    use wbfuzz::oracle::Rejection;
     let input = Input {
         config: Config {
             geometry: Geometry {
@@ -64,13 +63,15 @@ fn a_crash_in_a_concurrent_input_is_rejected() {
                 len: 0x400,
                 sync: false,
             }],
-            vec![Op::Crash { land: 1 }],
+            vec![Op::Crash {
+                land: 1,
+                torn: 0,
+                tear: 0,
+            }],
         ],
         schedule: vec![],
     };
     let run = exec::run_input(&input, Bugs::NONE);
-    assert_eq!(
-        run.verdict,
-        Verdict::Rejected(Rejection::CrashInConcurrentRun)
-    );
+    assert_eq!(run.verdict, Verdict::Agree);
+    assert!(run.commit_log.contains(&reference::Step::Op { seq: 2 }));
 }

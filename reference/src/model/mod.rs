@@ -37,7 +37,7 @@
 //! | `EvictInode` | as `Fsync` up to [`RefFs::wait_file_io`], then [`RefFs::evict_finish`] |
 //! | `CorruptAllocBtree` / `RepairAllocBtree` | [`RefFs::corrupt`] / [`RefFs::repair`] |
 //! | `JournalCommit` | [`RefFs::journal_commit`] |
-//! | `Crash` | [`RefFs::crash`] (sequential runs only) |
+//! | `Crash` | [`RefFs::crash`]: each in-flight IO's [`Landing`], oldest first, as [`CrashChoice`] reads the op's arguments, then the memory loss and the mount (the replayer takes the landings one logged step at a time) |
 //!
 //! Waiting for writeback ([`RefFs::wait_writeback`], [`RefFs::complete_io_of`]) completes that
 //! folio's IO out of FIFO order, as SPEC.md says; it is a step of its own so that a replayer can
@@ -54,6 +54,7 @@ mod ops;
 pub mod replay;
 mod space;
 
+pub use crash::{CrashChoice, Landing};
 pub use io::Completion;
 
 use crate::config::{Config, Policy};
@@ -170,7 +171,7 @@ impl RefFs {
                 Outcome::Done(0)
             }
             Op::JournalCommit { file } => Outcome::Done(self.journal_commit(file)),
-            Op::Crash { land } => Outcome::Done(self.crash(land)),
+            Op::Crash { land, torn, tear } => Outcome::Done(self.crash(land, torn, tear)),
         }
     }
 

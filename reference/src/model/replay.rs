@@ -31,6 +31,9 @@
 //!   wait); a `CompleteIo` completes an IO with no more older IOs in flight than other ops could
 //!   be holding, claimed (the FIFO order), and at most `n`;
 //! - a direct write's cache drop finds the range clean and idle ([`ReplayError::DirtyAtDrop`]);
+//! - a crash's landing steps (`Complete`, `Lost`, `Torn`) name the oldest IO in flight and the
+//!   fate the crash's arguments choose for it, and its commit finds nothing left in flight
+//!   ([`ReplayError::WrongLanding`], [`Missing::Landing`]);
 //! - no step's rule completes an IO the log does not record ([`ReplayError::UnrecordedCompletion`],
 //!   e.g. a punch that did not wait) or drops a folio with IO in flight
 //!   ([`ReplayError::DroppedUnderWriteback`], e.g. an eviction that did not wait).
@@ -39,7 +42,7 @@
 //! by the op's own steps; once a step is refused the replayer's state is unspecified (the caller
 //! stops there).
 
-use super::RefFs;
+use super::{CrashChoice, Landing, RefFs};
 use crate::config::Config;
 use crate::errno::Errno;
 use crate::op::{FileId, Op, Outcome};
@@ -62,6 +65,8 @@ pub enum Missing {
     Commit,
     /// The op's `Begin` or `End` (the log ended with the op not run, or still running).
     BeginEnd,
+    /// A crash's landing of the IO of this (file, folio), still in flight at its commit.
+    Landing(FileId, u64),
 }
 
 /// A step the reference cannot take. Every variant names the step and the op it belongs to.
@@ -179,6 +184,13 @@ pub enum ReplayError {
         file: FileId,
         folio: u64,
     },
+    /// A crash's landing step is not the one the reference takes next: the crash decides the
+    /// oldest in-flight IO, as the op's arguments choose (`None`: no IO is in flight).
+    WrongLanding {
+        step: Step,
+        op: Op,
+        expected: Option<Step>,
+    },
 }
 
 impl fmt::Display for Missing {
@@ -190,6 +202,9 @@ impl fmt::Display for Missing {
             Missing::Instantiate(k) => write!(f, "folio {k} in the cache"),
             Missing::Commit => f.write_str("its commit point"),
             Missing::BeginEnd => f.write_str("its begin and end"),
+            Missing::Landing(file, folio) => {
+                write!(f, "the landing of the IO of f{file} folio {folio}")
+            }
         }
     }
 }
@@ -260,6 +275,10 @@ impl fmt::Display for ReplayError {
                 f,
                 "`{step}` (op `{op}`) drops f{file} folio {folio} with its IO in flight"
             ),
+            E::WrongLanding { step, op, expected } => match expected {
+                Some(e) => write!(f, "`{step}`: crash `{op}` takes `{e}` next"),
+                None => write!(f, "`{step}`: crash `{op}` finds no IO in flight"),
+            },
         }
     }
 }
@@ -298,6 +317,8 @@ struct OpState {
     committed_blocks: u64,
     /// A buffered read's bytes, folio by folio.
     data: Vec<u8>,
+    /// A crash: its choice of landings, as far as its steps got.
+    crash: CrashChoice,
 }
 
 /// The scalar part of an [`OpState`], copied out for a commit.
@@ -334,7 +355,6 @@ impl OpState {
 
     fn new(op: Op) -> OpState {
         OpState {
-            op,
             begun: false,
             ended: false,
             committed: false,
@@ -351,6 +371,11 @@ impl OpState {
             completed: 0,
             committed_blocks: 0,
             data: Vec::new(),
+            crash: match op {
+                Op::Crash { land, torn, tear } => CrashChoice::new(land, torn, tear),
+                _ => CrashChoice::default(),
+            },
+            op,
         }
     }
 
@@ -585,6 +610,19 @@ impl Replayer {
         };
         match step {
             Step::Begin { .. } | Step::End { .. } | Step::Op { .. } => Ok(IoEffect::None),
+            Step::Complete { .. } | Step::Lost { .. } | Step::Torn { .. }
+                if matches!(op, Op::Crash { .. }) =>
+            {
+                match self.landing_step(step.seq(), st) {
+                    Some(e) if e == step => Ok(IoEffect::None),
+                    expected => Err(ReplayError::WrongLanding {
+                        step,
+                        op: op.clone(),
+                        expected,
+                    }),
+                }
+            }
+            Step::Lost { .. } | Step::Torn { .. } => Err(foreign()),
             Step::WriteBegin { .. } => match op {
                 Op::Write { .. } if !st.write_begun => Ok(IoEffect::None),
                 _ => Err(foreign()),
@@ -784,6 +822,24 @@ impl Replayer {
                 Ok(IoEffect::Completes(fi, folio))
             }
         }
+    }
+
+    /// The landing step crash `seq` takes next: the fate its arguments choose for the oldest
+    /// in-flight IO (`None`: nothing is in flight).
+    fn landing_step(&self, seq: u32, st: &OpState) -> Option<Step> {
+        let slots = self.r.oldest_slots()?;
+        let io = self.r.inflight.front()?;
+        let (file, folio) = (io.file as FileId, io.folio);
+        Some(match st.crash.peek(slots) {
+            Landing::Whole => Step::Complete { seq, file, folio },
+            Landing::Lost => Step::Lost { seq, file, folio },
+            Landing::Torn(landed) => Step::Torn {
+                seq,
+                file,
+                folio,
+                landed,
+            },
+        })
     }
 
     /// A buffered write's folio steps need its `WriteBegin` and no failure or stop before.
@@ -1010,6 +1066,13 @@ impl Replayer {
                     self.state(seq).alloc_err.get_or_insert(e);
                 }
             },
+            (Step::Complete { .. } | Step::Lost { .. } | Step::Torn { .. }, Op::Crash { .. }) => {
+                // `check` matched the step with the landing the choice makes for the oldest IO.
+                if let Some(slots) = self.r.oldest_slots() {
+                    let how = self.state(seq).crash.next(slots);
+                    self.r.land_oldest(how);
+                }
+            }
             (Step::Complete { file, folio, .. }, _) => {
                 let c = self.r.complete_io_of(file, folio);
                 let st = self.state(seq);
@@ -1159,6 +1222,13 @@ impl Replayer {
             Op::CompleteIo { .. } => Outcome::Done(st.completed),
             Op::EvictInode { file } => Outcome::Done(self.r.evict_finish(file)),
             Op::JournalCommit { .. } => Outcome::Done(st.committed_blocks),
+            Op::Crash { .. } => {
+                if let Some(io) = self.r.inflight.front() {
+                    return Err(missing(Missing::Landing(io.file as FileId, io.folio)));
+                }
+                self.r.power_cut();
+                Outcome::Done(self.ops[&seq].crash.whole)
+            }
             // Fallocate, punch, zero-range, truncate, reclaim, corrupt, repair: atomic at their
             // commit, after any waits already replayed as `Complete` steps (a wait their rule
             // still needs here is refused by `check_io`).

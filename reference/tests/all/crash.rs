@@ -5,7 +5,11 @@ use common::*;
 use reference::{Observe, Op, Policy};
 
 fn crash(land: u32) -> Op {
-    Op::Crash { land }
+    Op::Crash {
+        land,
+        torn: 0,
+        tear: 0,
+    }
 }
 
 #[test]
@@ -153,4 +157,54 @@ fn truncate_and_punch_end_what_fsync_promised() {
     assert_eq!(fs.size(0), 1024);
     assert_eq!(extents(&fs, 0, 2), vec![Hole, Hole]);
     assert_eq!(contents(&fs), zeros(1024));
+}
+
+fn torn(land: u32, torn: u32, tear: u64) -> Op {
+    Op::Crash { land, torn, tear }
+}
+
+#[test]
+fn torn_overwrite_mixes_new_and_old_blocks_on_disk() {
+    // Blocks 0-3 hold op 1's bytes, fsynced (Written, size 4096 durable). Op 3 overwrites them
+    // and op 4 submits one IO of the four blocks. The crash tears it with tear bits 0b0101:
+    // block slots 0 and 2 reach the disk, 1 and 3 keep op 1's bytes. The IO never completed, but
+    // the blocks were Written already, so they read as what the disk holds.
+    let mut fs = default_fs();
+    run(&mut fs, 1, write(0, 4096));
+    assert_eq!(run(&mut fs, 2, fsync()), done(0));
+    run(&mut fs, 3, write(0, 4096));
+    assert_eq!(run(&mut fs, 4, flush_all()), done(1));
+    assert_eq!(run(&mut fs, 5, torn(0, 1, 0b0101)), done(0));
+    assert_eq!(fs.size(0), 4096);
+    assert_eq!(extents(&fs, 0, 4), vec![Written; 4]);
+    assert_eq!(
+        contents(&fs),
+        cat(&[
+            &pattern(3, 0, 1024),
+            &pattern(1, 1024, 1024),
+            &pattern(3, 2048, 1024),
+            &pattern(1, 3072, 1024),
+        ])
+    );
+    assert!(fs.check_invariants().is_empty());
+}
+
+#[test]
+fn torn_ios_take_the_tear_bits_in_order_and_never_convert() {
+    // Op 1 writes 8192 bytes; op 2 allocates blocks 0-7 (Unwritten) and submits two IOs, folio
+    // 0's first. Both torn (0b11): IO 0 takes tear bits 0-3 (0b0001: slot 0), IO 1 bits 4-7
+    // (0b1000: slot 3, block 7). Torn IOs never complete: no conversion, di_size stays 0, so
+    // the file comes back empty over its 8 allocated Unwritten blocks; `land` is ignored for a
+    // torn IO. The landed blocks hold data, so nothing is stale even if mapped.
+    let mut fs = default_fs();
+    run(&mut fs, 1, write(0, 8192));
+    assert_eq!(run(&mut fs, 2, flush_all()), done(2));
+    assert_eq!(run(&mut fs, 3, torn(0b11, 0b11, 0b1000_0001)), done(0));
+    assert_eq!(fs.size(0), 0);
+    assert_eq!(extents(&fs, 0, 8), vec![Unwritten; 8]);
+    let c = fs.counters();
+    assert_eq!((c.free, c.reserved, c.allocated), (248, 0, 8));
+    // Extending the file over them again reads zeros: Unwritten blocks are never read.
+    assert_eq!(run(&mut fs, 4, truncate(8192)), done(0));
+    assert_eq!(contents(&fs), zeros(8192));
 }

@@ -6,6 +6,7 @@
 //! space, 64 KiB maximum file size, keep-dirty, one ordinary file `f0` unless said otherwise.
 
 use reference::model::replay::{Missing, ReplayError, Replayer};
+use reference::Observe;
 use reference::{Config, Errno, FileSpec, Geometry, Op, Outcome, Policy, Step};
 
 fn config(capacity: u64, jdata: bool) -> Config {
@@ -767,4 +768,129 @@ fn a_wait_by_an_op_that_never_waits_or_outside_its_range_is_refused() {
             folio: Some(0)
         }
     );
+}
+
+/// A crash's landings are recomputed, never believed: op 1 writes folios 0 and 1, op 2 flushes
+/// both (two IOs, folio 0's the oldest), op 3 is `crash 0x2 torn 0x1 0x5` (SPEC.md "Crash"): IO 0
+/// is torn, its blocks 0-3 taking tear bits 0-3 (0b0101: slots 0 and 2 land); IO 1 lands whole.
+/// The log must name exactly that, oldest first.
+#[test]
+fn a_crash_landing_other_than_the_inputs_choice_is_refused() {
+    let crash = Op::Crash {
+        land: 0b10,
+        torn: 0b01,
+        tear: 0b0101,
+    };
+    let flush = Op::Flush {
+        file: 0,
+        off: 0,
+        len: 8192,
+    };
+    let ops = [write(0, 8192), flush.clone(), crash.clone()];
+    let head = cat(&[
+        &[
+            begin(1),
+            wbegin(1),
+            wfolio(1, 0),
+            wfolio(1, 1),
+            commit(1),
+            end(1),
+        ],
+        &[
+            begin(2),
+            writeback(2, 0),
+            writeback(2, 1),
+            commit(2),
+            end(2),
+        ],
+        &[begin(3)],
+    ]);
+    let torn0 = |landed| Step::Torn {
+        seq: 3,
+        file: 0,
+        folio: 0,
+        landed,
+    };
+    let good = cat(&[&head, &[torn0(0b0101), complete(3, 1), commit(3), end(3)]]);
+    let rp = replay(&ops, &good).expect("the untampered log replays");
+    // IO 1 landed whole: blocks 4-7 Written, di_size raised to its end (8192); IO 0 never
+    // completed, so blocks 0-3 stay Unwritten (their torn bytes are on disk, unread).
+    assert_eq!(rp.outcome(3), Some(&Outcome::Done(1)));
+    assert_eq!(rp.model().size(0), 8192);
+
+    let landing = |s: Step, expected: Step| {
+        let log = cat(&[&head, &[s, complete(3, 1), commit(3), end(3)]]);
+        let e = refused(&ops, &log, head.len());
+        assert_eq!(
+            e,
+            ReplayError::WrongLanding {
+                step: s,
+                op: crash.clone(),
+                expected: Some(expected),
+            }
+        );
+    };
+    // The torn IO claimed to land whole, to be lost, or torn with other blocks.
+    landing(complete(3, 0), torn0(0b0101));
+    landing(
+        Step::Lost {
+            seq: 3,
+            file: 0,
+            folio: 0,
+        },
+        torn0(0b0101),
+    );
+    landing(torn0(0b1111), torn0(0b0101));
+    // Not the oldest IO first.
+    landing(complete(3, 1), torn0(0b0101));
+    // The second IO lost although bit 1 of `land` is set.
+    let lost1 = Step::Lost {
+        seq: 3,
+        file: 0,
+        folio: 1,
+    };
+    let log = cat(&[&head, &[torn0(0b0101), lost1, commit(3), end(3)]]);
+    assert_eq!(
+        refused(&ops, &log, head.len() + 1),
+        ReplayError::WrongLanding {
+            step: lost1,
+            op: crash.clone(),
+            expected: Some(complete(3, 1)),
+        }
+    );
+    // A commit with an IO still in flight: the crash decided only one.
+    let log = cat(&[&head, &[torn0(0b0101), commit(3), end(3)]]);
+    assert_eq!(
+        refused(&ops, &log, head.len() + 1),
+        ReplayError::Missing {
+            step: commit(3),
+            op: crash.clone(),
+            missing: Missing::Landing(0, 1),
+        }
+    );
+    // A landing step of another op, and a landing with nothing in flight.
+    let log = cat(&[&head, &[torn0(0b0101), complete(3, 1), lost1]]);
+    assert_eq!(
+        refused(&ops, &log, head.len() + 2),
+        ReplayError::WrongLanding {
+            step: lost1,
+            op: crash.clone(),
+            expected: None,
+        }
+    );
+    let log = cat(&[
+        &WRITE_FOLIO0,
+        &[
+            begin(2),
+            Step::Lost {
+                seq: 2,
+                file: 0,
+                folio: 0,
+            },
+        ],
+    ]);
+    assert!(matches!(
+        refused(&[write(0, 4096), flush], &log, 6),
+        ReplayError::Foreign { .. }
+    ));
 }

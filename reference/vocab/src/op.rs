@@ -63,10 +63,11 @@ pub enum Op {
     RepairAllocBtree,
     /// Commits the journal transaction of a journaled-data file (a no-op on other files).
     JournalCommit { file: FileId },
-    /// Power cut, then mount again (SPEC.md "Durability"): bit `k` of `land` set means the
-    /// `k`-th oldest in-flight IO reached the disk; every other in-flight IO is lost, and so is
-    /// everything held only in memory.
-    Crash { land: u32 },
+    /// Power cut, then mount again (SPEC.md "Durability"): bit `k` of `torn` set means the
+    /// `k`-th oldest in-flight IO is torn (each of its blocks, in block order, landed if the next
+    /// bit of `tear`, bit 0 first, is set); otherwise bit `k` of `land` set means it reached the
+    /// disk whole; every other in-flight IO is lost, and so is everything held only in memory.
+    Crash { land: u32, torn: u32, tear: u64 },
 }
 
 /// The kind of an op, without its arguments: for op weights, tables and script keywords.
@@ -271,8 +272,19 @@ impl fmt::Display for Op {
             Op::Fsync { file } | Op::EvictInode { file } | Op::JournalCommit { file } => {
                 write!(f, "{k} f{file}")
             }
-            Op::CorruptAllocBtree | Op::RepairAllocBtree | Op::Crash { land: 0 } => f.write_str(k),
-            Op::Crash { land } => write!(f, "{k} {land:#x}"),
+            Op::CorruptAllocBtree
+            | Op::RepairAllocBtree
+            | Op::Crash {
+                land: 0,
+                torn: 0,
+                tear: 0,
+            } => f.write_str(k),
+            Op::Crash {
+                land,
+                torn: 0,
+                tear: 0,
+            } => write!(f, "{k} {land:#x}"),
+            Op::Crash { land, torn, tear } => write!(f, "{k} {land:#x} torn {torn:#x} {tear:#x}"),
         }
     }
 }

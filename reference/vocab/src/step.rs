@@ -19,6 +19,7 @@
 //! | `Flush` | `Writeback`s or `Commit`; `Op` |
 //! | `CompleteIo` | `Complete`s; `Op` |
 //! | `PunchHole` / `ZeroRange` / `Truncate` | `Complete`s (waits); `Op` |
+//! | `Crash` | per in-flight IO, oldest first: `Complete` (landed whole), `Lost` or `Torn`; `Op` (the memory loss and the mount) |
 //! | all others | `Op` |
 //!
 //! A fault that finds its folio gone after instantiating it faults it in again (a second
@@ -55,6 +56,18 @@ pub enum Step {
     Complete { seq: u32, file: FileId, folio: u64 },
     /// Op `seq` committed the journal transaction of `file`.
     Commit { seq: u32, file: FileId },
+    /// Crash `seq` lost the in-flight IO of `folio` of `file` (the oldest left): nothing of it
+    /// reached the disk. A whole landing is an ordinary `Complete` of the crash.
+    Lost { seq: u32, file: FileId, folio: u64 },
+    /// Crash `seq` tore the in-flight IO of `folio` of `file` (the oldest left): the IO's blocks
+    /// in `landed` (bit `i` = block `i` of the folio) reached the disk, the others did not, and
+    /// the IO never completed.
+    Torn {
+        seq: u32,
+        file: FileId,
+        folio: u64,
+        landed: u32,
+    },
     /// The rest of op `seq` took effect here, atomically; its outcome is decided here.
     Op { seq: u32 },
 }
@@ -73,6 +86,8 @@ impl Step {
             | Step::Writeback { seq, .. }
             | Step::Complete { seq, .. }
             | Step::Commit { seq, .. }
+            | Step::Lost { seq, .. }
+            | Step::Torn { seq, .. }
             | Step::Op { seq } => seq,
         }
     }
@@ -97,6 +112,13 @@ impl fmt::Display for Step {
                 write!(f, "#{seq} complete-io f{file} folio {folio}")
             }
             Step::Commit { seq, file } => write!(f, "#{seq} journal-commit f{file}"),
+            Step::Lost { seq, file, folio } => write!(f, "#{seq} lost-io f{file} folio {folio}"),
+            Step::Torn {
+                seq,
+                file,
+                folio,
+                landed,
+            } => write!(f, "#{seq} torn-io f{file} folio {folio} landed {landed:#x}"),
             Step::Op { seq } => write!(f, "#{seq} commit"),
         }
     }

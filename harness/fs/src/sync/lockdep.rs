@@ -42,11 +42,11 @@ use vocab::Violation;
 /// takes classes top to bottom ([`ORDER`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum LockClass {
-    /// `Inode::iolock` (IOLOCK).
+    /// `Inode::iolock` (IOLOCK); nests by file index.
     IoLock,
     /// `Inode::invalidate` (the mapping invalidate lock); nests by file index.
     Invalidate,
-    /// `Inode::handles` (open journal handles).
+    /// `Inode::handles` (open journal handles); nests by file index.
     Handles,
     /// The folio lock (`page_cache::LockedFolio`); nests by folio index.
     FolioLock,
@@ -58,11 +58,11 @@ pub enum LockClass {
     IoQueue,
     /// `Inode::journal` (the running transaction's logged set).
     Journal,
-    /// `PageCache::index` (the page-cache index).
+    /// `PageCache::index` (the page-cache index); nests by file index.
     Index,
     /// `Folio::state` (the folio memory lock).
     FolioMem,
-    /// `Inode::wb_err`.
+    /// `Inode::wb_err`; nests by file index.
     WbErr,
     /// `Fs::violations`.
     Violations,
@@ -104,10 +104,14 @@ pub const ORDER: [LockClass; CLASSES] = [
 /// Classes of which a thread may hold several at once, taken in strictly increasing key order
 /// (file index, folio index). A lock taken without blocking (a folio created locked, a
 /// successful trylock) joins the held set in any order: nobody can be waiting for it yet.
-pub const NESTED: [LockClass; 3] = [
+pub const NESTED: [LockClass; 7] = [
+    LockClass::IoLock,
     LockClass::Invalidate,
+    LockClass::Handles,
     LockClass::FolioLock,
     LockClass::Ilock,
+    LockClass::Index,
+    LockClass::WbErr,
 ];
 
 /// The edges `(held, taken)` that go against [`ORDER`], each allowed only while the thread holds
@@ -914,7 +918,10 @@ mod tests {
         }
         // Same class: only the nesting ones.
         for &a in &ORDER {
-            let nests = matches!(a, Invalidate | FolioLock | Ilock);
+            let nests = matches!(
+                a,
+                IoLock | Invalidate | Handles | FolioLock | Ilock | Index | WbErr
+            );
             assert_eq!(check_edge(a, false, a, false).is_ok(), nests, "{a:?} twice");
         }
     }

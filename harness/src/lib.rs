@@ -11,6 +11,7 @@
 //! - [`fsx`]: import of xfstests `fsx --record-ops` logs.
 //! - [`generators`]: every random choice outside the fuzz engines.
 //! - [`kernel`]: the same inputs on a real kernel's XFS, ext4 or btrfs, the reference as oracle.
+//! - [`signal`]: the feedback signal of a run (hashed features of what the models observed).
 //! - [`race_rule`]: which threaded kernel inputs can be judged, and how.
 
 pub mod bench;
@@ -27,6 +28,7 @@ pub mod oracle;
 pub mod race_rule;
 pub mod report;
 pub mod schedule;
+pub mod signal;
 pub mod snapshot;
 
 /// The implementation under test (the `wbfuzz-fs` crate).

@@ -46,6 +46,9 @@ pub(super) struct Execution {
     pub outcomes: HashMap<u32, Held>,
     /// The implementation's end state.
     pub snapshot: Snapshot,
+    /// Contention events of a shuttle execution (for the feedback signal; empty on real
+    /// threads, whose held locks the facade cannot see across threads).
+    pub contention: Vec<sync::Contention>,
 }
 
 /// Why an execution produced nothing to compare.
@@ -130,6 +133,7 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> Option<String> {
 fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
     let fs = Arc::new(Fs::new(&input.config, bugs));
     fs.start_recording();
+    sync::contention_start();
     let tail = epilogue(input);
     let handles: Vec<_> = input
         .threads
@@ -177,6 +181,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
         log: fs.take_log(),
         outcomes,
         snapshot,
+        contention: sync::contention_take(),
     }
 }
 

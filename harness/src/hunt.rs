@@ -1,21 +1,40 @@
-//! `wbfuzz hunt`: the built-in parallel random search, on stable Rust, without libFuzzer.
+//! `wbfuzz hunt`: the built-in parallel search, on stable Rust, without libFuzzer.
 //!
-//! Each rayon worker runs epochs of 256 inputs: an epoch draws a target and, for the sequential
-//! target, its own set of enabled op kinds (swarm testing: each kind on with probability 3/4;
-//! writes always on), then decodes random byte strings and drops the ops of disabled kinds.
-//! Swarm testing finds bugs that need many ops of a few kinds, which uniform op mixes dilute.
+//! Guided (the default): every run reports its feedback features ([`crate::signal`]); an input
+//! that agrees and reaches a feature no earlier input reached joins a corpus shared by all rayon
+//! workers (a mutex'd list and [`SignalMap`]). Three inputs in four are a corpus input mutated
+//! structurally ([`crate::mutate`]: ops inserted, deleted, swapped, duplicated across threads,
+//! moved onto another op's folio; schedules re-drawn or spliced; policy and geometry flipped);
+//! the fourth, and every input while the corpus is empty, is a fresh swarm input as the blind
+//! hunt makes them. A corpus input found by a shuttle scheduler is kept with schedule bytes that
+//! replay its interleaving, so every corpus input is an ordinary script.
+//!
+//! Blind (`feedback: false`, `wbfuzz hunt --blind`, the benchmark's baseline): each worker runs
+//! epochs of 256 fresh inputs: an epoch draws a target and, for the sequential target, its own
+//! set of enabled op kinds (swarm testing: each kind on with probability 3/4; writes always on),
+//! then decodes random byte strings and drops the ops of disabled kinds. Swarm testing finds bugs
+//! that need many ops of a few kinds, which uniform op mixes dilute.
+//!
 //! Concurrent inputs are scheduled by a strategy drawn per input (see [`run_hunt_input`]).
-//! Every finding is minimized and saved as a script with its report. Inputs are a pure function
-//! of `--seed` and the worker number, so a hunt explores the same inputs in the same order every
-//! time (how far it gets depends on time).
+//! Every finding is minimized and saved as a script with its report.
+//!
+//! Determinism: a blind hunt's inputs are a pure function of `--seed` and the worker number, so
+//! it explores the same inputs in the same order every time (how far it gets depends on time).
+//! A guided hunt with one job is just as deterministic (its corpus is its own). With several jobs
+//! each worker's random choices are still a pure function of (seed, worker), but which corpus
+//! input a choice picks depends on what the other workers added by then, that is on timing: the
+//! inputs explored are not reproducible run to run, only every finding and corpus input is (as a
+//! script).
 
 use crate::bugs::Bugs;
 use crate::exec::{self, Target};
 use crate::generators::{draw_schedule, generate, SplitMix, Swarm};
 use crate::input::script;
 use crate::minimize::{self, Signature};
-use crate::oracle::Run;
+use crate::mutate::{self, Changed};
+use crate::oracle::{self, Run};
 use crate::report;
+use crate::signal::{Features, SignalMap};
 use rayon::prelude::*;
 use reference::Input;
 use std::path::PathBuf;
@@ -47,6 +66,9 @@ pub struct HuntConfig {
     /// Concurrent runs: the input's schedule bytes (fuzzing), or one of shuttle's schedulers
     /// seeded per input (the benchmark baselines).
     pub scheduler: Baseline,
+    /// Feedback-guided (a corpus of inputs that reached new signal, mutated); off: the blind
+    /// random hunt.
+    pub feedback: bool,
 }
 
 /// Which scheduler concurrent hunt runs use.
@@ -88,6 +110,11 @@ pub struct HuntSummary {
     pub elapsed: Duration,
     /// Findings, first found first.
     pub findings: Vec<Finding>,
+    /// Guided hunts: the corpus, in the order its inputs were added (each reached a feature no
+    /// input before it reached); empty for blind hunts.
+    pub corpus: Vec<Input>,
+    /// Guided hunts: distinct features reached by the corpus.
+    pub signal: usize,
 }
 
 impl HuntSummary {
@@ -150,6 +177,55 @@ struct Shared {
     execs: AtomicU64,
     stop: AtomicBool,
     findings: Mutex<Vec<Finding>>,
+    corpus: Mutex<Corpus>,
+}
+
+/// The guided hunt's corpus and the signal it reached.
+#[derive(Default)]
+struct Corpus {
+    inputs: Vec<Input>,
+    map: SignalMap,
+}
+
+/// Most inputs a guided hunt's corpus keeps (past it, new signal is still counted).
+const MAX_CORPUS: usize = 20_000;
+
+/// Runs one guided-hunt input, adding its features to `sink`. Like [`run_hunt_input`], except
+/// that `keep_bytes` (a mutated input that should be run under its schedule bytes) skips the
+/// strategy draw, and that a run under a shuttle scheduler is always recorded: its schedule
+/// becomes the bytes that replay it, for the corpus as for a finding.
+pub fn run_guided_input(
+    bugs: Bugs,
+    rng: &mut SplitMix,
+    input: &mut Input,
+    keep_bytes: bool,
+    sink: &mut Features,
+) -> Run {
+    use crate::concurrent::{run_concurrent_signal, Sched};
+    if input.threads.len() < 2 {
+        return oracle::run_sequential_signal(input, bugs, sink);
+    }
+    let seed = rng.next_u64();
+    let sched = if keep_bytes {
+        Sched::Bytes
+    } else {
+        match seed % 8 {
+            0 => Sched::Bytes,
+            1 => Sched::Random(seed >> 3),
+            _ => Sched::Pct(seed >> 3),
+        }
+    };
+    if sched == Sched::Bytes && !keep_bytes {
+        if let Some(s) = draw_schedule(rng, input) {
+            input.schedule = s;
+        }
+    }
+    let record = sched != Sched::Bytes;
+    let (run, bytes) = run_concurrent_signal(input, bugs, sched, record, sink);
+    if let Some(b) = bytes {
+        input.schedule = b;
+    }
+    run
 }
 
 fn save(
@@ -172,6 +248,138 @@ fn save(
 }
 
 fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
+    if cfg.feedback {
+        guided_worker(cfg, shared, w, start)
+    } else {
+        blind_worker(cfg, shared, w, start)
+    }
+}
+
+/// Records a finding of `input` (minimized, saved) unless its signature is known; the first
+/// stops the hunt when it should.
+fn on_divergence(
+    cfg: &HuntConfig,
+    shared: &Shared,
+    w: u64,
+    start: Instant,
+    n_found: &mut u32,
+    input: &Input,
+    run: &Run,
+) {
+    let Some(sig) = minimize::signature(run) else {
+        return;
+    };
+    let found_after = start.elapsed();
+    let found_after_execs = shared.execs.load(Ordering::Relaxed);
+    let known = shared
+        .findings
+        .lock()
+        .map(|f| f.iter().any(|x| x.signature == sig))
+        .unwrap_or(true);
+    if known {
+        return;
+    }
+    if cfg.stop_on_first {
+        shared.stop.store(true, Ordering::Relaxed);
+    }
+    let small = minimize::minimize(input, cfg.bugs, minimize::DEFAULT_BUDGET);
+    let small_run = exec::run_input(&small, cfg.bugs);
+    let name = format!("finding-s{}-w{w}-{n_found}", cfg.seed);
+    *n_found += 1;
+    let text = report::render(&name, &small, cfg.bugs, &small_run);
+    let path = save(cfg, &name, &small, &sig, &text);
+    if let Ok(mut f) = shared.findings.lock() {
+        if !f.iter().any(|x| x.signature == sig) {
+            f.push(Finding {
+                signature: sig,
+                ops: small.op_count(),
+                input: small,
+                found_after,
+                found_after_execs,
+                path,
+                report: text,
+            });
+        }
+    }
+}
+
+/// One guided worker: mutate corpus inputs (3 in 4) or make fresh ones, keep what reaches new
+/// signal.
+fn guided_worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
+    let mut rng = SplitMix::new(cfg.seed, w);
+    let mut buf = Vec::with_capacity(512);
+    let deadline = start + cfg.time;
+    let mut n_found = 0u32;
+    let mut features = Features::new();
+    let mut epoch = 0u64;
+    let (mut target, mut swarm) = (cfg.targets[0], Swarm::ALL);
+    while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        if epoch % EPOCH == 0 {
+            let drawn = Swarm::draw(&mut rng);
+            target = cfg.targets[(rng.next_u64() % cfg.targets.len() as u64) as usize];
+            swarm = if cfg.swarm && target == Target::Sequential {
+                drawn
+            } else {
+                Swarm::ALL
+            };
+        }
+        epoch += 1;
+        // A parent and a donor of the worker's target, drawn from the corpus.
+        let want_threads = target == Target::Concurrent;
+        let picked = if rng.one_in(4) {
+            None
+        } else {
+            let a = rng.next_u64();
+            let b = rng.next_u64();
+            shared.corpus.lock().ok().and_then(|c| {
+                let fits: Vec<&Input> = c
+                    .inputs
+                    .iter()
+                    .filter(|i| (i.threads.len() > 1) == want_threads)
+                    .collect();
+                if fits.is_empty() {
+                    return None;
+                }
+                let n = fits.len() as u64;
+                // Half the picks favour the newest entries, whose neighbourhood is least explored.
+                let k = if a % 2 == 0 {
+                    n - 1 - (a >> 1) % n.min(32)
+                } else {
+                    (a >> 1) % n
+                };
+                Some((fits[k as usize].clone(), fits[(b % n) as usize].clone()))
+            })
+        };
+        let (mut input, keep_bytes) = match picked {
+            Some((mut parent, donor)) => {
+                let changed = mutate::mutate(&mut rng, &mut parent, Some(&donor));
+                let keep = changed == Changed::Schedule || rng.one_in(2);
+                (parent, keep)
+            }
+            None => (generate(&mut rng, target, swarm, &mut buf), false),
+        };
+        features.clear();
+        let run = run_guided_input(cfg.bugs, &mut rng, &mut input, keep_bytes, &mut features);
+        shared.execs.fetch_add(1, Ordering::Relaxed);
+        if run.diverged() {
+            on_divergence(cfg, shared, w, start, &mut n_found, &input, &run);
+            continue;
+        }
+        if run.rejected().is_some() {
+            continue;
+        }
+        if let Ok(mut c) = shared.corpus.lock() {
+            if c.map.novel(&mut features) > 0 {
+                c.map.merge(&mut features);
+                if c.inputs.len() < MAX_CORPUS {
+                    c.inputs.push(input);
+                }
+            }
+        }
+    }
+}
+
+fn blind_worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
     let mut rng = SplitMix::new(cfg.seed, w);
     let mut buf = Vec::with_capacity(512);
     let deadline = start + cfg.time;
@@ -194,45 +402,11 @@ fn worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
             let mut input = generate(&mut rng, target, swarm, &mut buf);
             let run = run_hunt_input(cfg.bugs, cfg.scheduler, &mut rng, &mut input);
             shared.execs.fetch_add(1, Ordering::Relaxed);
-            let Some(sig) = minimize::signature(&run) else {
-                continue;
-            };
-            let found_after = start.elapsed();
-            let found_after_execs = shared.execs.load(Ordering::Relaxed);
-            {
-                let known = shared
-                    .findings
-                    .lock()
-                    .map(|f| f.iter().any(|x| x.signature == sig))
-                    .unwrap_or(true);
-                if known {
-                    continue;
+            if run.diverged() {
+                on_divergence(cfg, shared, w, start, &mut n_found, &input, &run);
+                if Instant::now() >= deadline {
+                    return;
                 }
-            }
-            if cfg.stop_on_first {
-                shared.stop.store(true, Ordering::Relaxed);
-            }
-            let small = minimize::minimize(&input, cfg.bugs, minimize::DEFAULT_BUDGET);
-            let small_run = exec::run_input(&small, cfg.bugs);
-            let name = format!("finding-s{}-w{w}-{n_found}", cfg.seed);
-            n_found += 1;
-            let text = report::render(&name, &small, cfg.bugs, &small_run);
-            let path = save(cfg, &name, &small, &sig, &text);
-            if let Ok(mut f) = shared.findings.lock() {
-                if !f.iter().any(|x| x.signature == sig) {
-                    f.push(Finding {
-                        signature: sig,
-                        ops: small.op_count(),
-                        input: small,
-                        found_after,
-                        found_after_execs,
-                        path,
-                        report: text,
-                    });
-                }
-            }
-            if Instant::now() >= deadline {
-                return;
             }
         }
     }
@@ -244,6 +418,7 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
         execs: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         findings: Mutex::new(Vec::new()),
+        corpus: Mutex::new(Corpus::default()),
     };
     let start = Instant::now();
     let jobs = cfg.jobs.max(1);
@@ -267,8 +442,18 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
                     let e = shared.execs.load(Ordering::Relaxed);
                     let nf = shared.findings.lock().map(|f| f.len()).unwrap_or(0);
                     let secs = start.elapsed().as_secs_f64().max(1e-9);
+                    let guided = if cfg.feedback {
+                        let (n, sig) = shared
+                            .corpus
+                            .lock()
+                            .map(|c| (c.inputs.len(), c.map.count()))
+                            .unwrap_or_default();
+                        format!("corpus {n}, signal {sig}, ")
+                    } else {
+                        "blind, ".to_string()
+                    };
                     b.set_message(format!(
-                        "{e} inputs, {:.0} execs/s, {nf} findings, {jobs} jobs, bugs: {}",
+                        "{e} inputs, {:.0} execs/s, {guided}{nf} findings, {jobs} jobs, bugs: {}",
                         e as f64 / secs,
                         cfg.bugs
                     ));
@@ -291,9 +476,12 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
         b.finish_and_clear();
     }
     let findings = shared.findings.into_inner().unwrap_or_default();
+    let corpus = shared.corpus.into_inner().unwrap_or_default();
     HuntSummary {
         execs: shared.execs.load(Ordering::Relaxed),
         elapsed: start.elapsed(),
         findings,
+        signal: corpus.map.count(),
+        corpus: corpus.inputs,
     }
 }

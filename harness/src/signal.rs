@@ -4,14 +4,15 @@
 //! keeps the fewest inputs that reach them all. `docs/signal.md` lists every feature.
 //!
 //! Features of one run ([`Features`]):
-//! - per op, its kind, its outcome class, where its range lies against EOF, and the sets of
-//!   abstract block classes (extent state × cache state × under writeback: 24 classes) in its
-//!   scope on the reference before and after it; and each block's class transition;
+//! - per op, its kind, its outcome class, where its range lies against EOF, and each abstract
+//!   block class (extent state × cache state × under writeback: 24 classes) present in its scope
+//!   on the reference before and after it; and each block's class transition;
 //! - concurrent runs: for every op B and two consecutive commit steps of B, each commit step of
 //!   another op A that ran between them, with A's and B's kinds and step kinds and whether A's
 //!   step hit B's folio, B's file, or something else;
 //! - concurrent runs: each contention event (a shuttle task found a lock another task held:
-//!   [`wbfs::sync::Contention`]), as the lock's class and the classes each side held.
+//!   [`wbfs::sync::Contention`]), as the lock's class and the classes each side held; and the
+//!   pairs of op kinds that run in different threads.
 //!
 //! Each feature is hashed (FNV-1a, then a 64-bit finalizer) to one of [`MAP_BITS`] indices.
 //! Invariants: a run's features are a pure function of the run (no global state; the
@@ -257,10 +258,15 @@ pub(crate) fn op_features(f: &mut Features, op: &Op, before: &Obs, after: &Obs, 
     let oc = outcome_class(out);
     let eof = eof_relation(op, before.size);
     f.add(Family::Outcome, &[kind, oc, eof]);
-    f.add(
-        Family::Op,
-        &[kind, eof, before.mask as u64, after.mask as u64, oc],
-    );
+    // Each class present before and after (not the sets themselves: their combinations are so
+    // many that nearly every input reached a new one, and the corpus kept half of all inputs).
+    for (when, mask) in [(0u64, before.mask), (1, after.mask)] {
+        for c in 0..24u64 {
+            if mask & (1 << c) != 0 {
+                f.add(Family::Op, &[kind, when, c, oc]);
+            }
+        }
+    }
     let untouched = class(&BlockObs::UNTOUCHED);
     let n = before.classes.len().max(after.classes.len());
     // The same transition in many blocks is one feature: hash each once per op.

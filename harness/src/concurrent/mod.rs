@@ -62,7 +62,11 @@ pub fn run_concurrent_signal(
         return (r, None);
     }
     let log = record.then(|| Arc::new(Mutex::new(Vec::new())));
-    let run = oracle::check_signal(input, execute::execute(input, bugs, sched, log.clone()), sink);
+    let run = oracle::check_signal(
+        input,
+        execute::execute(input, bugs, sched, log.clone()),
+        sink,
+    );
     let bytes = log.map(|l| encode_decisions(&l.lock().map(|l| l.clone()).unwrap_or_default()));
     (run, bytes)
 }

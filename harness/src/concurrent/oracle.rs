@@ -33,11 +33,7 @@ pub(super) fn check_signal(
     check_in(input, exec, Some(sink))
 }
 
-fn check_in(
-    input: &Input,
-    exec: Result<Execution, Abort>,
-    mut sink: Option<&mut Features>,
-) -> Run {
+fn check_in(input: &Input, exec: Result<Execution, Abort>, mut sink: Option<&mut Features>) -> Run {
     let exec = match exec {
         Ok(e) => e,
         Err(Abort::StepBound(n)) => {
@@ -69,7 +65,10 @@ fn check_in(
         }
         if let (Some(_), Step::Begin { seq }) = (&sink, step) {
             if let Some(&k) = by_seq.get(&seq) {
-                begun.insert(seq, signal::observe(rp.model(), scope_of(&ops[k].op, input)));
+                begun.insert(
+                    seq,
+                    signal::observe(rp.model(), scope_of(&ops[k].op, input)),
+                );
             }
         }
         let Step::End { seq } = step else { continue };

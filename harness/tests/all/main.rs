@@ -4,6 +4,7 @@
 mod cli;
 mod corpus;
 mod determinism;
+mod distilled;
 mod fs_ops;
 mod fs_shuttle;
 mod fs_threads;
@@ -16,4 +17,5 @@ mod race_rule;
 mod replay_oracle;
 mod report;
 mod schedule_record;
+mod signal;
 mod stress;

@@ -37,6 +37,7 @@ use crate::report;
 use crate::signal::{Features, SignalMap};
 use rayon::prelude::*;
 use reference::Input;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -180,11 +181,70 @@ struct Shared {
     corpus: Mutex<Corpus>,
 }
 
-/// The guided hunt's corpus and the signal it reached.
+/// The guided hunt's corpus and the signal it reached. Each feature has a champion: the input
+/// with the fewest ops among those that reached it (AFL's "top rated" entries); parents are
+/// drawn as the champion of a feature drawn uniformly from those reached, so an input that alone
+/// reaches a rare feature is drawn as often as the best of a common one, however many inputs
+/// reach that one.
 #[derive(Default)]
 struct Corpus {
     inputs: Vec<Input>,
     map: SignalMap,
+    /// Features reached, in the order first reached.
+    reached: Vec<u32>,
+    /// Per feature: index of its champion in `inputs`, and the champion's op count.
+    champion: HashMap<u32, (u32, u32)>,
+}
+
+impl Corpus {
+    /// Adds `input` if it reached a new feature or has fewer ops than some feature's champion.
+    fn offer(&mut self, input: Input, features: &mut Features) {
+        let ops = input.op_count() as u32;
+        let wins = features.indices().iter().any(|i| {
+            self.champion
+                .get(i)
+                .is_none_or(|&(_, champion_ops)| ops < champion_ops)
+        });
+        if !wins || self.inputs.len() >= MAX_CORPUS {
+            self.map.merge(features);
+            return;
+        }
+        let k = self.inputs.len() as u32;
+        for &i in features.indices() {
+            match self.champion.get_mut(&i) {
+                None => {
+                    self.reached.push(i);
+                    self.champion.insert(i, (k, ops));
+                }
+                Some(c) if ops < c.1 => *c = (k, ops),
+                Some(_) => {}
+            }
+        }
+        self.map.merge(features);
+        self.inputs.push(input);
+    }
+
+    /// A parent: the champion of a feature drawn with `a` among those of `want_threads`'s
+    /// target; and a donor drawn with `b`.
+    fn pick(&self, a: u64, b: u64, want_threads: bool) -> Option<(Input, Input)> {
+        if self.reached.is_empty() {
+            return None;
+        }
+        // A few draws find a feature whose champion has the wanted target (both targets' features
+        // share the list).
+        for t in 0..8u64 {
+            let f = self.reached[(a.rotate_left(8 * t as u32) % self.reached.len() as u64) as usize];
+            let Some(&(k, _)) = self.champion.get(&f) else {
+                continue;
+            };
+            let parent = &self.inputs[k as usize];
+            if (parent.threads.len() > 1) == want_threads {
+                let donor = &self.inputs[(b % self.inputs.len() as u64) as usize];
+                return Some((parent.clone(), donor.clone()));
+            }
+        }
+        None
+    }
 }
 
 /// Most inputs a guided hunt's corpus keeps (past it, new signal is still counted).
@@ -331,26 +391,17 @@ fn guided_worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
         } else {
             let a = rng.next_u64();
             let b = rng.next_u64();
-            shared.corpus.lock().ok().and_then(|c| {
-                let fits: Vec<&Input> = c
-                    .inputs
-                    .iter()
-                    .filter(|i| (i.threads.len() > 1) == want_threads)
-                    .collect();
-                if fits.is_empty() {
-                    return None;
-                }
-                let n = fits.len() as u64;
-                // Half the picks favour the newest entries, whose neighbourhood is least explored.
-                let k = if a % 2 == 0 {
-                    n - 1 - (a >> 1) % n.min(32)
-                } else {
-                    (a >> 1) % n
-                };
-                Some((fits[k as usize].clone(), fits[(b % n) as usize].clone()))
-            })
+            shared
+                .corpus
+                .lock()
+                .ok()
+                .and_then(|c| c.pick(a, b, want_threads))
         };
         let (mut input, keep_bytes) = match picked {
+            // A concurrent parent is also re-run as it is under a fresh scheduler draw: its ops
+            // reached somewhere new, and the next interleaving of the same ops is often what a
+            // race needs.
+            Some((parent, _)) if parent.threads.len() > 1 && rng.one_in(4) => (parent, false),
             Some((mut parent, donor)) => {
                 let changed = mutate::mutate(&mut rng, &mut parent, Some(&donor));
                 let keep = changed == Changed::Schedule || rng.one_in(2);
@@ -369,12 +420,7 @@ fn guided_worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
             continue;
         }
         if let Ok(mut c) = shared.corpus.lock() {
-            if c.map.novel(&mut features) > 0 {
-                c.map.merge(&mut features);
-                if c.inputs.len() < MAX_CORPUS {
-                    c.inputs.push(input);
-                }
-            }
+            c.offer(input, &mut features);
         }
     }
 }
@@ -461,6 +507,15 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
                 }
             }
         });
+        // Stops the progress display however the workers end (a panicking worker would leave
+        // it running and the scope waiting for it).
+        struct Done<'a>(&'a AtomicBool);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let _done = Done(&done);
         let work = || {
             (0..jobs as u64)
                 .into_par_iter()

@@ -18,6 +18,10 @@ use reference::{Input, Op, Policy};
 /// so that duplicated racers fit; each op costs ~50 scheduling points).
 pub const MAX_OPS_PER_THREAD: usize = 16;
 
+/// Most schedule bytes a mutated input keeps (recorded schedules of long runs exceed what binary
+/// decoding gives, [`MAX_SCHEDULE`], and must stay whole to replay).
+pub const MAX_MUTATED_SCHEDULE: usize = 4096;
+
 /// Which part of the input a mutation changed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Changed {
@@ -82,6 +86,9 @@ fn place(op: &Op, folio: u64) -> Option<u64> {
 }
 
 fn mutate_once(rng: &mut SplitMix, input: &mut Input, other: Option<&Input>) -> Changed {
+    if input.threads.is_empty() {
+        input.threads.push(Vec::new());
+    }
     let concurrent = input.threads.len() > 1;
     let g = input.config.geometry;
     let folio = g.folio_size();
@@ -147,8 +154,15 @@ fn mutate_once(rng: &mut SplitMix, input: &mut Input, other: Option<&Input>) -> 
         }
         // Re-draw the schedule, or splice a segment of the donor's (or random bytes) into it.
         8 | 9 if concurrent => {
-            if rng.one_in(2) {
+            if !input.schedule.is_empty() && rng.one_in(2) {
+                // Local edits keep most of the interleaving (a recorded schedule replays its
+                // parent's exactly) and move, add or drop one switch.
+                for _ in 0..1 + rng.below(3) {
+                    nudge_schedule(rng, &mut input.schedule);
+                }
+            } else if rng.one_in(2) {
                 input.schedule = draw_schedule(rng, input).unwrap_or_else(|| rng.bytes(64));
+                input.schedule.truncate(MAX_SCHEDULE);
             } else {
                 let cut = rng.below(input.schedule.len() as u64 + 1) as usize;
                 input.schedule.truncate(cut);
@@ -161,7 +175,6 @@ fn mutate_once(rng: &mut SplitMix, input: &mut Input, other: Option<&Input>) -> 
                     })
                     .unwrap_or_else(|| rng.bytes(16));
                 input.schedule.extend(donor);
-                input.schedule.truncate(MAX_SCHEDULE);
             }
             return Changed::Schedule;
         }
@@ -190,7 +203,7 @@ fn mutate_once(rng: &mut SplitMix, input: &mut Input, other: Option<&Input>) -> 
         }
         // Splice a thread of the donor in place of one of ours (or, sequentially, its ops).
         12 => {
-            if let Some(o) = other {
+            if let Some(o) = other.filter(|o| !o.threads.is_empty()) {
                 let src = &o.threads[rng.below(o.threads.len() as u64) as usize];
                 let t = rng.below(input.threads.len() as u64) as usize;
                 if rng.one_in(2) {
@@ -234,6 +247,29 @@ fn mutate_once(rng: &mut SplitMix, input: &mut Input, other: Option<&Input>) -> 
     Changed::Structure
 }
 
+/// One local edit of schedule bytes (each byte: the next thread in its high nibble, how long it
+/// runs in its low nibble; see [`crate::schedule`]): a switch a little earlier or later, another
+/// thread at one switch, a short preemption added, or a switch dropped.
+fn nudge_schedule(rng: &mut SplitMix, bytes: &mut Vec<u8>) {
+    if bytes.is_empty() {
+        bytes.push((rng.below(16) as u8) << 4 | rng.below(4) as u8);
+        return;
+    }
+    let at = rng.below(bytes.len() as u64) as usize;
+    let b = bytes[at];
+    match rng.below(4) {
+        0 => {
+            let k = (b & 0x0f) as i32 + if rng.one_in(2) { 1 } else { -1 };
+            bytes[at] = (b & 0xf0) | k.clamp(0, 15) as u8;
+        }
+        1 => bytes[at] = (rng.below(16) as u8) << 4 | (b & 0x0f),
+        2 => bytes.insert(at, (rng.below(16) as u8) << 4 | rng.below(4) as u8),
+        _ => {
+            bytes.remove(at);
+        }
+    }
+}
+
 /// Puts a mutated input back inside the bounds the module promises.
 fn repair(input: &mut Input) {
     let files = input.config.files.len().max(1) as u8;
@@ -259,5 +295,5 @@ fn repair(input: &mut Input) {
             !t.is_empty() || k <= 2
         });
     }
-    input.schedule.truncate(MAX_SCHEDULE);
+    input.schedule.truncate(MAX_MUTATED_SCHEDULE);
 }

@@ -67,11 +67,16 @@ fn mutations_keep_inputs_valid() {
     let mut rng = SplitMix::new(7, 0);
     let mut buf = Vec::new();
     for target in Target::ALL {
-        for _ in 0..200 {
+        for n in 0..1000 {
             let mut a = generate(&mut rng, target, Swarm::ALL, &mut buf);
-            let b = generate(&mut rng, target, Swarm::ALL, &mut buf);
+            let mut b = generate(&mut rng, target, Swarm::ALL, &mut buf);
+            // Empty schedules and donors without threads are edge cases the hunt meets.
+            if n % 7 == 0 {
+                a.schedule.clear();
+                b.threads.clear();
+            }
             let threads = a.threads.len();
-            for _ in 0..8 {
+            for _ in 0..12 {
                 mutate(&mut rng, &mut a, Some(&b));
             }
             assert!(a.config.geometry.validate().is_ok());

@@ -206,10 +206,10 @@ enum CorpusCommand {
         #[arg(long, default_value = "corpus/distilled")]
         out: PathBuf,
         /// Most inputs kept.
-        #[arg(long, default_value_t = 200)]
+        #[arg(long, default_value_t = 4000)]
         max_count: usize,
         /// Most bytes of scripts kept.
-        #[arg(long, default_value_t = 256 << 10)]
+        #[arg(long, default_value_t = 6 << 20)]
         max_bytes: usize,
     },
 }

@@ -1,12 +1,15 @@
 //! `wbfuzz hunt`: the built-in parallel search, on stable Rust, without libFuzzer.
 //!
 //! Guided (the default): every run reports its feedback features ([`crate::signal`]); an input
-//! that agrees and reaches a feature no earlier input reached joins a corpus shared by all rayon
-//! workers (a mutex'd list and [`SignalMap`]). Three inputs in four are a corpus input mutated
-//! structurally ([`crate::mutate`]: ops inserted, deleted, swapped, duplicated across threads,
-//! moved onto another op's folio; schedules re-drawn or spliced; policy and geometry flipped);
-//! the fourth, and every input while the corpus is empty, is a fresh swarm input as the blind
-//! hunt makes them. A corpus input found by a shuttle scheduler is kept with schedule bytes that
+//! that agrees and reaches a feature no earlier input reached (or has fewer ops than the
+//! champion of one) joins a corpus shared by all rayon workers (a mutex'd list and
+//! [`SignalMap`]). Three inputs in four come from the corpus: the
+//! champion (fewest ops) of a feature drawn uniformly from those reached, re-run under a fresh
+//! scheduler draw (concurrent parents, one time in four) or mutated structurally
+//! ([`crate::mutate`]: ops inserted, deleted, swapped, duplicated across threads, moved onto
+//! another op's folio; schedules nudged, re-drawn or spliced; policy and geometry flipped); the
+//! fourth, and every input while the corpus is empty, is a fresh swarm input as the blind hunt
+//! makes them. A corpus input found by a shuttle scheduler is kept with schedule bytes that
 //! replay its interleaving, so every corpus input is an ordinary script.
 //!
 //! Blind (`feedback: false`, `wbfuzz hunt --blind`, the benchmark's baseline): each worker runs
@@ -25,6 +28,9 @@
 //! input a choice picks depends on what the other workers added by then, that is on timing: the
 //! inputs explored are not reproducible run to run, only every finding and corpus input is (as a
 //! script).
+//!
+//! Locks: the corpus mutex, taken once per input to draw a parent and once to offer the run,
+//! never while an input runs; the findings mutex, taken to check and record a signature.
 
 use crate::bugs::Bugs;
 use crate::exec::{self, Target};
@@ -233,7 +239,8 @@ impl Corpus {
         // A few draws find a feature whose champion has the wanted target (both targets' features
         // share the list).
         for t in 0..8u64 {
-            let f = self.reached[(a.rotate_left(8 * t as u32) % self.reached.len() as u64) as usize];
+            let f =
+                self.reached[(a.rotate_left(8 * t as u32) % self.reached.len() as u64) as usize];
             let Some(&(k, _)) = self.champion.get(&f) else {
                 continue;
             };

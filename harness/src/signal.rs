@@ -246,7 +246,11 @@ fn eof_relation(op: &Op, size: u64) -> u64 {
             _ if off == size => 2,
             _ => 3,
         },
-        (None, Op::Truncate { size: to, .. }) => 4 + (*to).cmp(&size) as i64 as u64 + 1,
+        (None, Op::Truncate { size: to, .. }) => match (*to).cmp(&size) {
+            std::cmp::Ordering::Less => 4,
+            std::cmp::Ordering::Equal => 5,
+            std::cmp::Ordering::Greater => 6,
+        },
         _ => 8,
     }
 }

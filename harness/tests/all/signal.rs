@@ -19,7 +19,7 @@ fn parse(text: &str) -> reference::Input {
 #[test]
 fn features_are_deterministic_and_tell_runs_apart() {
     let a = parse("geometry block=4096 folio-pages=1 capacity=64 max-size=0x10000\nfile f0\nthread 0\n  write f0 0x0 0x1000\n  flush f0 0x0 0x1000\n");
-    let b = parse("geometry block=4096 folio-pages=1 capacity=64 max-size=0x10000\nfile f0\nthread 0\n  write f0 0x0 0x1000\n  read f0 0x0 0x1000\n");
+    let b = parse("geometry block=4096 folio-pages=1 capacity=64 max-size=0x10000\nfile f0\nthread 0\n  write f0 0x0 0x1000\n  read f0 0x0 0x1000\n  truncate f0 0x10\n  truncate f0 0x10\n  truncate f0 0x2000\n");
     let (mut fa, mut fa2, mut fb) = (Features::new(), Features::new(), Features::new());
     assert!(run_sequential_signal(&a, Bugs::NONE, &mut fa).ok());
     assert!(run_sequential_signal(&a, Bugs::NONE, &mut fa2).ok());

@@ -590,7 +590,7 @@ fn load_scripts(paths: &[PathBuf]) -> Result<Vec<reference::Input>, String> {
     }
     files
         .iter()
-        .map(|f| exec::load(f, None).map_err(|e| format!("{}: {e}", f.display())))
+        .map(|f| exec::load(f, None).map_err(|e| e.to_string()))
         .collect()
 }
 

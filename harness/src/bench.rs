@@ -34,6 +34,8 @@ pub struct BenchConfig {
     pub jobs: usize,
     /// Only these bugs for time-to-find (empty: all).
     pub bugs: Vec<Bug>,
+    /// Only time-to-find (skip throughput and growth).
+    pub find_only: bool,
     /// Directory holding the built libFuzzer targets (`sequential`, `concurrent`), for the
     /// cargo-fuzz column of time-to-find; `None` skips it.
     pub libfuzzer: Option<PathBuf>,
@@ -161,6 +163,10 @@ pub struct Found {
     pub secs: f64,
     /// Inputs executed by then (all workers): the machine-independent measure.
     pub execs: u64,
+    /// Ops of the minimized finding (0 where not known: libFuzzer runs).
+    pub ops: usize,
+    /// Threads of the minimized finding (0 where not known).
+    pub threads: usize,
 }
 
 /// One time-to-find row: one entry per run (`None`: not found within the limit).
@@ -168,8 +174,11 @@ pub struct Found {
 pub struct TimeToFind {
     /// The bug.
     pub bug: Bug,
-    /// `wbfuzz hunt`: swarm testing, mixed scheduling strategies.
+    /// `wbfuzz hunt`: feedback-guided (corpus of new-signal inputs, structural mutations),
+    /// swarm testing for fresh inputs, mixed scheduling strategies.
     pub hunt: Vec<Option<Found>>,
+    /// `wbfuzz hunt --blind`: the same without feedback (fresh swarm inputs only).
+    pub blind: Vec<Option<Found>>,
     /// Baseline: uniformly random ops (no swarm) with shuttle's random scheduler.
     pub baseline: Vec<Option<Found>>,
     /// Baseline: uniformly random ops with shuttle's PCT scheduler (race bugs only).
@@ -262,6 +271,7 @@ fn time_to_find(
     bug: Bug,
     swarm: bool,
     scheduler: hunt::Baseline,
+    feedback: bool,
     seed: u64,
 ) -> Option<Found> {
     let targets = if bug.needs_concurrency() {
@@ -281,12 +291,15 @@ fn time_to_find(
         progress: false,
         swarm,
         scheduler,
+        feedback,
     };
     let summary = hunt::hunt(&h);
     let _ = std::fs::remove_dir_all(&out);
     summary.findings.first().map(|f| Found {
         secs: f.found_after.as_secs_f64(),
         execs: f.found_after_execs,
+        ops: f.ops,
+        threads: f.input.threads.len(),
     })
 }
 
@@ -332,13 +345,18 @@ fn libfuzzer_time_to_find(cfg: &BenchConfig, dir: &Path, bug: Bug, seed: u64) ->
         .find_map(|l| l.strip_prefix("stat::number_of_executed_units:"))
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0);
-    Some(Found { secs, execs })
+    Some(Found {
+        secs,
+        execs,
+        ops: 0,
+        threads: 0,
+    })
 }
 
 /// Runs every measurement.
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     let mut throughput = Vec::new();
-    for t in Target::ALL {
+    for t in Target::ALL.into_iter().filter(|_| !cfg.find_only) {
         let inputs = load_corpus(&cfg.corpus, t);
         progress(&format!(
             "throughput: {} ({} inputs)",
@@ -359,7 +377,10 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
         });
     }
     let mut growth = Vec::new();
-    for &size in &[64u64 << 10, 1 << 20, 8 << 20] {
+    for &size in [64u64 << 10, 1 << 20, 8 << 20]
+        .iter()
+        .filter(|_| !cfg.find_only)
+    {
         for &ops in &[8usize, 32, 128] {
             progress(&format!("growth: {ops} ops, {} KiB", size >> 10));
             let input = [growth_input(ops, size)];
@@ -384,6 +405,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
             let mut row = TimeToFind {
                 bug,
                 hunt: vec![],
+                blind: vec![],
                 baseline: vec![],
                 pct: vec![],
                 libfuzzer: vec![],
@@ -395,13 +417,28 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                     cfg.find_runs
                 ));
                 let seed = 1000 + r as u64;
-                row.hunt
-                    .push(time_to_find(cfg, bug, true, hunt::Baseline::Bytes, seed));
+                row.hunt.push(time_to_find(
+                    cfg,
+                    bug,
+                    true,
+                    hunt::Baseline::Bytes,
+                    true,
+                    seed,
+                ));
+                row.blind.push(time_to_find(
+                    cfg,
+                    bug,
+                    true,
+                    hunt::Baseline::Bytes,
+                    false,
+                    seed,
+                ));
                 row.baseline.push(time_to_find(
                     cfg,
                     bug,
                     false,
                     hunt::Baseline::ShuttleRandom,
+                    false,
                     seed,
                 ));
                 if let Some(dir) = &cfg.libfuzzer {
@@ -414,6 +451,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                         bug,
                         false,
                         hunt::Baseline::ShuttlePct,
+                        false,
                         seed,
                     ));
                 }
@@ -448,6 +486,17 @@ fn machine() -> String {
 
 fn fmt_secs(v: Option<Found>) -> String {
     v.map_or("not found".to_string(), |f| format!("{:.2} s", f.secs))
+}
+
+/// Median ops and threads of the minimized findings.
+fn fmt_size(v: &[Option<Found>]) -> String {
+    let found: Vec<&Found> = v.iter().flatten().collect();
+    if found.is_empty() {
+        return "-".to_string();
+    }
+    let ops = median(found.iter().map(|f| f.ops as f64).collect());
+    let threads = median(found.iter().map(|f| f.threads as f64).collect());
+    format!("{ops} ops, {threads} threads")
 }
 
 fn fmt_median(v: &[Option<Found>]) -> String {
@@ -496,13 +545,13 @@ impl BenchReport {
             let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());
             let _ = writeln!(
                 s,
-                "\n| bug | wbfuzz hunt, median | runs | uniform ops + shuttle random, median | runs | uniform ops + shuttle PCT, median | runs |{}",
-                if lf { " cargo fuzz (1 process), median | runs |" } else { "" }
+                "\n| bug | wbfuzz hunt (guided), median | runs | minimized finding, median | blind hunt, median | uniform ops + shuttle random, median | uniform ops + shuttle PCT, median | inputs: random / guided |{}",
+                if lf { " cargo fuzz (1 process), median |" } else { "" }
             );
             let _ = writeln!(
                 s,
-                "|---|---|---|---|---|---|---|{}",
-                if lf { "---|---|" } else { "" }
+                "|---|---|---|---|---|---|---|---|{}",
+                if lf { "---|" } else { "" }
             );
             for f in &self.find {
                 let runs = |v: &[Option<Found>]| {
@@ -517,20 +566,31 @@ impl BenchReport {
                     fmt_median(&f.pct)
                 };
                 let libfuzzer = if lf {
-                    format!(" {} | {} |", fmt_median(&f.libfuzzer), runs(&f.libfuzzer))
+                    format!(" {} |", fmt_median(&f.libfuzzer))
                 } else {
                     String::new()
                 };
+                let ratio = match (median_execs(&f.baseline), median_execs(&f.hunt)) {
+                    (Some(r), Some(g)) => format!("{:.1}x", r as f64 / g.max(1) as f64),
+                    (None, Some(g)) => {
+                        let limit = f.baseline.iter().flatten().map(|x| x.execs).max();
+                        match limit {
+                            Some(r) => format!("> {:.1}x", r as f64 / g.max(1) as f64),
+                            None => "random found nothing".to_string(),
+                        }
+                    }
+                    _ => "-".to_string(),
+                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} |{libfuzzer}",
+                    "| {} | {} | {} | {} | {} | {} | {} | {ratio} |{libfuzzer}",
                     f.bug,
                     fmt_median(&f.hunt),
                     runs(&f.hunt),
+                    fmt_size(&f.hunt),
+                    fmt_median(&f.blind),
                     fmt_median(&f.baseline),
-                    runs(&f.baseline),
                     pct,
-                    runs(&f.pct)
                 );
             }
         }
@@ -589,13 +649,25 @@ impl BenchReport {
                         .collect::<Vec<_>>()
                         .join(", ")
                 };
+                let sizes = |v: &[Option<Found>], pick: fn(&Found) -> usize| {
+                    v.iter()
+                        .map(|x| x.as_ref().map_or("null".to_string(), |f| pick(f).to_string()))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
                 format!(
-                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}], \"cargo_fuzz_median\": {}, \"cargo_fuzz_median_inputs\": {}, \"cargo_fuzz\": [{}], \"cargo_fuzz_inputs\": [{}]}}",
+                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"hunt_finding_ops\": [{}], \"hunt_finding_threads\": [{}], \"blind_median\": {}, \"blind_median_inputs\": {}, \"blind\": [{}], \"blind_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}], \"cargo_fuzz_median\": {}, \"cargo_fuzz_median_inputs\": {}, \"cargo_fuzz\": [{}], \"cargo_fuzz_inputs\": [{}]}}",
                     f.bug.name(),
                     opt(median_opt(&f.hunt)),
                     opt_execs(median_execs(&f.hunt)),
                     list(&f.hunt),
                     execs(&f.hunt),
+                    sizes(&f.hunt, |x| x.ops),
+                    sizes(&f.hunt, |x| x.threads),
+                    opt(median_opt(&f.blind)),
+                    opt_execs(median_execs(&f.blind)),
+                    list(&f.blind),
+                    execs(&f.blind),
                     opt(median_opt(&f.baseline)),
                     opt_execs(median_execs(&f.baseline)),
                     list(&f.baseline),

@@ -16,6 +16,7 @@
 use crate::bugs::Bugs;
 use crate::epilogue::run_ops;
 use crate::fs::Fs;
+use crate::signal::{self, Features};
 use reference::model::replay::ReplayError;
 use reference::model::RefFs;
 use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation};
@@ -291,14 +292,14 @@ impl Run {
 
 /// Which part of the state an op can have changed, for the per-op comparison.
 #[derive(Clone, Copy, Debug)]
-enum Scope {
+pub(crate) enum Scope {
     /// Blocks `[first, end)` of one file (folio-aligned).
     Range { file: FileId, first: u64, end: u64 },
     /// All of every file.
     All,
 }
 
-fn scope_of(op: &Op, input: &Input) -> Scope {
+pub(crate) fn scope_of(op: &Op, input: &Input) -> Scope {
     let g = &input.config.geometry;
     let folio_range = |file: FileId, off: u64, len: u64| {
         let end_byte = off.saturating_add(len.max(1));
@@ -549,6 +550,16 @@ pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
 /// Threads are run one after another in thread order (a sequential run has one thread; a
 /// multi-thread input run here is serialized, which is one valid schedule of it).
 pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
+    run_sequential_in(input, bugs, None)
+}
+
+/// [`run_sequential`], also adding the run's feedback features ([`crate::signal`]) to `sink`:
+/// each op's kind, outcome and the reference's block classes in its scope before and after it.
+pub fn run_sequential_signal(input: &Input, bugs: Bugs, sink: &mut Features) -> Run {
+    run_sequential_in(input, bugs, Some(sink))
+}
+
+fn run_sequential_in(input: &Input, bugs: Bugs, mut sink: Option<&mut Features>) -> Run {
     let mut reference = RefFs::new(&input.config);
     let implementation = Fs::new(&input.config, bugs);
     let ops = run_ops(input);
@@ -557,6 +568,9 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
     for planned in ops {
         let (thread, seq, op, is_epilogue) =
             (planned.thread, planned.seq, planned.op, planned.epilogue);
+        let before = sink
+            .as_ref()
+            .map(|_| signal::observe(&reference, scope_of(&op, input)));
         let r = reference.apply(seq, &op);
         let i = implementation.apply(seq, &op);
         let mut mismatches = Vec::new();
@@ -573,6 +587,10 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         };
         mismatches.extend(compare(scope, &reference, &implementation));
         let (r, i) = record_pair(&r, &i);
+        if let (Some(f), Some(before)) = (sink.as_deref_mut(), before) {
+            let after = signal::observe(&reference, scope_of(&op, input));
+            signal::op_features(f, &op, &before, &after, &r);
+        }
         if differ {
             mismatches.insert(
                 0,

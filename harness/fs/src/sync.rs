@@ -24,7 +24,7 @@ use std::cell::Cell;
 use std::ops::{Deref, DerefMut};
 use std::panic::Location;
 
-pub use lockdep::LockClass;
+pub use lockdep::{contention_start, contention_take, Contention, LockClass};
 
 pub use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub use std::sync::Arc;

@@ -101,6 +101,9 @@ enum Command {
         /// Only these bugs for time to find (default: all).
         #[arg(long = "bug", value_name = "NAME")]
         bugs: Vec<String>,
+        /// Only time to find (no throughput or growth tables).
+        #[arg(long)]
+        find_only: bool,
         /// Also time the libFuzzer targets built in this directory (e.g.
         /// `fuzz/target/x86_64-unknown-linux-gnu/release` after `cargo +nightly fuzz build -s none`).
         #[arg(long, value_name = "DIR")]
@@ -138,6 +141,14 @@ enum Command {
         /// Keep searching after the first finding (each new kind of failure is saved).
         #[arg(long)]
         keep_going: bool,
+        /// The blind random hunt (fresh inputs only, no feedback): the benchmark's baseline.
+        #[arg(long)]
+        blind: bool,
+    },
+    /// Corpus tools.
+    Corpus {
+        #[command(subcommand)]
+        command: CorpusCommand,
     },
     /// Convert an xfstests `fsx --record-ops` log into a script.
     ImportFsx {
@@ -168,6 +179,38 @@ enum Command {
     Kernel {
         #[command(subcommand)]
         command: KernelCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CorpusCommand {
+    /// Keep the fewest inputs covering the signal of a bug-free guided hunt (or of the given
+    /// inputs), written as `.wbf` scripts; exit 1 if the hunt found a divergence.
+    Distill {
+        /// Distill these scripts and directories of scripts instead of running a hunt.
+        #[arg(long, value_name = "PATH")]
+        from: Vec<PathBuf>,
+        /// Seconds of the bug-free guided hunt whose corpus is distilled.
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Worker threads of the hunt (default: all cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Seed of the hunt.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Only this target (default: both).
+        #[arg(long, value_name = "sequential|concurrent")]
+        target: Option<String>,
+        /// Where the distilled scripts go (earlier `distilled-*.wbf` there are replaced).
+        #[arg(long, default_value = "corpus/distilled")]
+        out: PathBuf,
+        /// Most inputs kept.
+        #[arg(long, default_value_t = 4000)]
+        max_count: usize,
+        /// Most bytes of scripts kept.
+        #[arg(long, default_value_t = 6 << 20)]
+        max_bytes: usize,
     },
 }
 
@@ -512,8 +555,17 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
     if let Some(first) = summary.findings.first() {
         print!("{}", first.report);
     }
+    let guided = if cfg.feedback {
+        format!(
+            ", corpus {} inputs, signal {} features",
+            summary.corpus.len(),
+            summary.signal
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "summary: {} inputs in {:.1}s ({:.0} execs/s), {} findings",
+        "summary: {} inputs in {:.1}s ({:.0} execs/s), {} findings{guided}",
         summary.execs,
         summary.elapsed.as_secs_f64(),
         summary.execs_per_sec(),
@@ -524,6 +576,81 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Every script under `paths` (files as given, directories by their `.wbf` files, sorted).
+fn load_scripts(paths: &[PathBuf]) -> Result<Vec<reference::Input>, String> {
+    let mut files = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let rd = std::fs::read_dir(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            let mut in_dir: Vec<PathBuf> = rd
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.extension().is_some_and(|x| x == "wbf"))
+                .collect();
+            in_dir.sort();
+            files.extend(in_dir);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    files
+        .iter()
+        .map(|f| exec::load(f, None).map_err(|e| e.to_string()))
+        .collect()
+}
+
+fn cmd_distill(
+    from: &[PathBuf],
+    hunt_cfg: HuntConfig,
+    out: &Path,
+    bounds: wbfuzz::distill::Bounds,
+) -> Result<ExitCode, String> {
+    let mut code = ExitCode::SUCCESS;
+    let candidates = if from.is_empty() {
+        eprintln!(
+            "corpus distill: bug-free guided hunt, {}s, {} jobs, seed {}",
+            hunt_cfg.time.as_secs(),
+            hunt_cfg.jobs,
+            hunt_cfg.seed
+        );
+        let summary = hunt::hunt(&hunt_cfg);
+        for f in &summary.findings {
+            code = ExitCode::from(1);
+            println!(
+                "FOUND with no bug switch on: {} -> {}",
+                f.signature,
+                f.path
+                    .as_ref()
+                    .map_or("(could not write)".to_string(), |p| p.display().to_string())
+            );
+        }
+        eprintln!(
+            "corpus distill: hunt ran {} inputs, corpus {} inputs, signal {} features",
+            summary.execs,
+            summary.corpus.len(),
+            summary.signal
+        );
+        summary.corpus
+    } else {
+        load_scripts(from)?
+    };
+    let d = wbfuzz::distill::distill(&candidates, bounds);
+    wbfuzz::distill::write(out, &d).map_err(|e| format!("{}: {e}", out.display()))?;
+    let concurrent = d.kept.iter().filter(|k| k.input.threads.len() > 1).count();
+    println!(
+        "corpus distill: {} candidates ({} failing, left out), signal {} features; kept {} inputs ({} concurrent, {} sequential), {} bytes, covering {} features, in {}",
+        d.candidates,
+        d.failing,
+        d.signal,
+        d.kept.len(),
+        concurrent,
+        d.kept.len() - concurrent,
+        d.bytes(),
+        d.covered,
+        out.display()
+    );
+    Ok(code)
 }
 
 fn cmd_import_fsx(
@@ -972,6 +1099,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             find_limit,
             jobs,
             bugs,
+            find_only,
             libfuzzer,
             markdown,
             json,
@@ -1001,6 +1129,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
                 find_limit: Duration::from_secs(find_limit),
                 jobs: jobs.unwrap_or_else(all_cores),
                 bugs: parse_bugs(&bugs)?.iter().collect(),
+                find_only,
                 libfuzzer,
             };
             let report = bench::run(&cfg, |m| eprintln!("bench: {m}"));
@@ -1020,6 +1149,7 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             target,
             out,
             keep_going,
+            blind,
         } => cmd_hunt(HuntConfig {
             time: Duration::from_secs(time),
             jobs: jobs.unwrap_or_else(all_cores),
@@ -1031,7 +1161,41 @@ fn dispatch(command: Command) -> Result<ExitCode, String> {
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             swarm: true,
             scheduler: hunt::Baseline::Bytes,
+            feedback: !blind,
         }),
+        Command::Corpus {
+            command:
+                CorpusCommand::Distill {
+                    from,
+                    time,
+                    jobs,
+                    seed,
+                    target,
+                    out,
+                    max_count,
+                    max_bytes,
+                },
+        } => {
+            let jobs = jobs.unwrap_or_else(all_cores);
+            let hunt_cfg = HuntConfig {
+                time: Duration::from_secs(time),
+                jobs,
+                bugs: Bugs::NONE,
+                seed,
+                targets: parse_target(&target)?.map_or(Target::ALL.to_vec(), |t| vec![t]),
+                out_dir: PathBuf::from("findings"),
+                stop_on_first: false,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                swarm: true,
+                scheduler: hunt::Baseline::Bytes,
+                feedback: true,
+            };
+            let bounds = wbfuzz::distill::Bounds {
+                max_count,
+                max_bytes,
+            };
+            cmd_distill(&from, hunt_cfg, &out, bounds)?
+        }
         Command::ImportFsx {
             log,
             args,

@@ -49,6 +49,9 @@ pub(super) struct Execution {
     /// The implementation's state at each crash's commit point, by the crash's sequence number
     /// (captured inside the crash, every quiescing lock held: the state right after the cut).
     pub crashes: HashMap<u32, Snapshot>,
+    /// Contention events of a shuttle execution (for the feedback signal; empty on real
+    /// threads, whose held locks the facade cannot see across threads).
+    pub contention: Vec<sync::Contention>,
 }
 
 /// Why an execution produced nothing to compare.
@@ -142,6 +145,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
     }));
     let fs = Arc::new(fs);
     fs.start_recording();
+    sync::contention_start();
     let tail = epilogue(input);
     let handles: Vec<_> = input
         .threads
@@ -191,6 +195,7 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
         outcomes,
         snapshot,
         crashes,
+        contention: sync::contention_take(),
     }
 }
 

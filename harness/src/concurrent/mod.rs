@@ -20,12 +20,33 @@ pub use execute::{Sched, STEP_BOUND};
 use crate::bugs::Bugs;
 use crate::oracle::Run;
 use crate::schedule::encode_decisions;
+use crate::signal::Features;
 use reference::Input;
 use std::sync::{Arc, Mutex};
 
 /// Runs `input` concurrently under its schedule and checks it against the reference.
 pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
     oracle::check(input, execute::execute(input, bugs, Sched::Bytes, None))
+}
+
+/// [`run_concurrent_with`], also adding the run's feedback features ([`crate::signal`]) to
+/// `sink`, and, with `record`, returning schedule bytes that replay the interleaving taken (as
+/// [`run_concurrent_recorded`] does).
+pub fn run_concurrent_signal(
+    input: &Input,
+    bugs: Bugs,
+    sched: Sched,
+    record: bool,
+    sink: &mut Features,
+) -> (Run, Option<Vec<u8>>) {
+    let log = record.then(|| Arc::new(Mutex::new(Vec::new())));
+    let run = oracle::check_signal(
+        input,
+        execute::execute(input, bugs, sched, log.clone()),
+        sink,
+    );
+    let bytes = log.map(|l| encode_decisions(&l.lock().map(|l| l.clone()).unwrap_or_default()));
+    (run, bytes)
 }
 
 /// Runs `input` concurrently with the given scheduler (benchmark baselines use shuttle's own).

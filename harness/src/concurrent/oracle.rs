@@ -12,14 +12,30 @@
 use super::execute::{Abort, Execution};
 use crate::epilogue::run_ops;
 use crate::oracle::{
-    compare_all, Divergence, Mismatch, Recorded, Rejection, Run, TraceEntry, Verdict,
+    compare_all, scope_of, Divergence, Mismatch, Recorded, Rejection, Run, TraceEntry, Verdict,
 };
+use crate::signal::{self, Features};
 use reference::model::replay::Replayer;
 use reference::{Input, Outcome, Step};
 use std::collections::HashMap;
 
 /// Checks one execution of `input` (or reports how it aborted).
 pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
+    check_in(input, exec, None)
+}
+
+/// [`check`], also adding the run's feedback features to `sink`: each op's block classes on the
+/// replaying reference at its `Begin` and its `End`, the interleaving of the commit log, the
+/// contention events and the threads' op mix ([`crate::signal`]).
+pub(super) fn check_signal(
+    input: &Input,
+    exec: Result<Execution, Abort>,
+    sink: &mut Features,
+) -> Run {
+    check_in(input, exec, Some(sink))
+}
+
+fn check_in(input: &Input, exec: Result<Execution, Abort>, mut sink: Option<&mut Features>) -> Run {
     let exec = match exec {
         Ok(e) => e,
         Err(Abort::StepBound(n)) => {
@@ -37,10 +53,25 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     let by_seq: HashMap<u32, usize> = ops.iter().enumerate().map(|(k, o)| (o.seq, k)).collect();
     let mut trace = Vec::new();
     let mut mismatches = Vec::new();
+    if let Some(f) = sink.as_deref_mut() {
+        signal::log_features(f, &exec.log, |seq| by_seq.get(&seq).map(|&k| &ops[k].op));
+        signal::contention_features(f, &exec.contention);
+        signal::shape_features(f, &input.threads);
+    }
+    // Each open op's observation at its `Begin`, for the signal.
+    let mut begun: HashMap<u32, signal::Obs> = HashMap::new();
     for (index, &step) in exec.log.iter().enumerate() {
         if let Err(error) = rp.step(step) {
             mismatches.push(Mismatch::Replay { index, error });
             break;
+        }
+        if let (Some(_), Step::Begin { seq }) = (&sink, step) {
+            if let Some(&k) = by_seq.get(&seq) {
+                begun.insert(
+                    seq,
+                    signal::observe(rp.model(), scope_of(&ops[k].op, input)),
+                );
+            }
         }
         // A crash is judged at its commit point (the state right after the cut), and named in
         // the trace there if the states differ: its `End` may come after other threads' steps.
@@ -64,6 +95,10 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
             continue;
         };
         let planned = &ops[k];
+        if let (Some(f), Some(before)) = (sink.as_deref_mut(), begun.remove(&seq)) {
+            let after = signal::observe(rp.model(), scope_of(&planned.op, input));
+            signal::op_features(f, &planned.op, &before, &after, &Recorded::from(reference));
+        }
         trace.push(TraceEntry {
             thread: planned.thread,
             seq,

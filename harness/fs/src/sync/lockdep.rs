@@ -589,6 +589,9 @@ pub(crate) fn acquire(ctx: Ctx, a: Acquire, loc: &'static Location<'static>) -> 
     let Some(slot) = current_slot(ctx) else {
         return Token::NONE;
     };
+    if a.blocking && CONTENTION_ON.with(|c| c.get()) {
+        note_contention(slot, a);
+    }
     let pushed = with_slot(slot, |s| {
         let owned = a.class == LockClass::FolioMem
             && s.held
@@ -613,6 +616,79 @@ pub(crate) fn acquire(ctx: Ctx, a: Acquire, loc: &'static Location<'static>) -> 
     match pushed {
         Some(()) => Token::new(slot, a.class, a.ident),
         None => Token::NONE,
+    }
+}
+
+// --- contention events ---------------------------------------------------------------------------
+
+/// One contention event: a shuttle task blocked on a lock another task of the same execution
+/// held. The feedback signal of the hunt (the harness's `signal` module) hashes these; the
+/// held-class masks say what each side was doing (a writeback holds the folio lock, a write
+/// the iolock and the folio lock, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Contention {
+    /// The class of the lock waited for.
+    pub class: LockClass,
+    /// Classes the waiting task held (bit `c` for class `c`), the folio lock's owned memory lock
+    /// as bit 15.
+    pub waiter_held: u32,
+    /// Classes the holding task held.
+    pub holder_held: u32,
+}
+
+thread_local! {
+    /// Whether [`acquire`] records contention on this OS thread (off: one thread-local read per
+    /// blocking shuttle acquisition).
+    static CONTENTION_ON: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// The events recorded since [`contention_start`].
+    static CONTENTION: RefCell<Vec<Contention>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most events kept per execution: the signal needs which kinds occur, not how often.
+const MAX_CONTENTION: usize = 4096;
+
+/// Starts recording contention on this OS thread (the shuttle executions run on it), dropping
+/// whatever an earlier execution left.
+pub fn contention_start() {
+    CONTENTION_ON.with(|c| c.set(true));
+    CONTENTION.with(|c| c.borrow_mut().clear());
+}
+
+/// Stops recording and returns the events recorded since [`contention_start`].
+pub fn contention_take() -> Vec<Contention> {
+    CONTENTION_ON.with(|c| c.set(false));
+    CONTENTION.with(|c| std::mem::take(&mut *c.borrow_mut()))
+}
+
+/// Records an event if another shuttle task holds the lock `a` the task of `slot` is about to
+/// wait for. Only shuttle tasks are looked at: their held lists all live on this OS thread, so
+/// the scan is exact and takes no scheduling point (std threads cannot see each other's).
+#[cold]
+fn note_contention(slot: Slot, a: Acquire) {
+    let Slot::Task(me) = slot else { return };
+    let found = TASKS
+        .try_with(|c| {
+            let tasks = c.try_borrow().ok()?;
+            let holder = tasks
+                .iter()
+                .enumerate()
+                .find(|(t, s)| *t != me && s.held.iter().any(|h| h.ident == a.ident))?;
+            Some(Contention {
+                class: a.class,
+                waiter_held: tasks.get(me).map_or(0, |s| s.mask),
+                holder_held: holder.1.mask,
+            })
+        })
+        .ok()
+        .flatten();
+    if let Some(ev) = found {
+        let _ = CONTENTION.try_with(|c| {
+            if let Ok(mut v) = c.try_borrow_mut() {
+                if v.len() < MAX_CONTENTION {
+                    v.push(ev);
+                }
+            }
+        });
     }
 }
 

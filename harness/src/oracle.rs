@@ -18,7 +18,9 @@ use crate::epilogue::run_ops;
 use crate::fs::Fs;
 use reference::model::replay::ReplayError;
 use reference::model::RefFs;
-use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation};
+use reference::{
+    block_digest, BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation,
+};
 
 /// Which model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -422,10 +424,26 @@ fn contents_mismatch(
     })
 }
 
+/// Reused buffers of [`compare_window`]: both sides' block runs and digests.
+#[derive(Default)]
+struct Window {
+    runs: (Vec<(u64, BlockObs)>, Vec<(u64, BlockObs)>),
+    digests: (Vec<Option<u32>>, Vec<Option<u32>>),
+    /// Maximal runs `[lo, hi)` of blocks with data on either side.
+    data: Vec<(u64, u64)>,
+}
+
+thread_local! {
+    static WINDOW: std::cell::RefCell<Window> = std::cell::RefCell::new(Window::default());
+}
+
 /// Compares block states of blocks `[first, end)` and the contents of those of them that either
 /// side holds data for (cached, or written on disk). Blocks that are neither on both sides read
 /// as zeros by definition, so skipping them keeps the cost proportional to the data, not to the
-/// file size.
+/// file size. States are compared as runs (cost follows extents and folios), contents as the
+/// per-block digests both models keep (cost follows the blocks with data, not their bytes);
+/// bytes are compared where a digest is missing (a block reaching past EOF) or differs, and
+/// that byte comparison is what a report shows.
 fn compare_window(
     file: FileId,
     first: u64,
@@ -439,39 +457,110 @@ fn compare_window(
     if end <= first {
         return;
     }
-    let a = r.blocks(file, first, end - first);
-    let b = i.blocks(file, first, end - first);
-    let bs = r.geometry().bs();
-    let size = r.size(file).max(i.size(file));
-    // Runs of blocks with data on either side, compared run by run; the first bad run is enough.
-    let mut k = 0usize;
-    let n = a.len().min(b.len());
-    while k < n {
-        if surely_zero(&a[k]) && surely_zero(&b[k]) {
-            k += 1;
-            continue;
-        }
-        let start = k;
-        while k < n && !(surely_zero(&a[k]) && surely_zero(&b[k])) {
-            k += 1;
-        }
-        let lo = (first + start as u64).saturating_mul(bs).min(size);
-        let hi = (first + k as u64).saturating_mul(bs).min(size);
-        if lo < hi {
-            if let Some(m) = contents_mismatch(file, lo, hi, r, i) {
-                out.push(m);
+    WINDOW.with(|w| {
+        let mut w = w.borrow_mut();
+        let Window {
+            runs: (ra, ia),
+            digests: (rd, id),
+            data,
+        } = &mut *w;
+        ra.clear();
+        ia.clear();
+        data.clear();
+        r.block_runs(file, first, end, ra);
+        i.block_runs(file, first, end, ia);
+        // One sweep over both run lists: where the states differ, and where data is.
+        let (mut x, mut y) = (ra.iter().copied(), ia.iter().copied());
+        let (mut a, mut b) = (x.next(), y.next());
+        let mut at = first;
+        let mut states_differ = false;
+        while at < end {
+            let (Some((na, sa)), Some((nb, sb))) = (a, b) else {
+                // A side described fewer blocks than asked: report it as a state mismatch.
+                states_differ = true;
+                break;
+            };
+            let n = na.min(nb).min(end - at);
+            if n == 0 {
+                states_differ = true;
                 break;
             }
+            states_differ |= sa != sb;
+            if !(surely_zero(&sa) && surely_zero(&sb)) {
+                match data.last_mut() {
+                    Some((_, hi)) if *hi == at => *hi += n,
+                    _ => data.push((at, at + n)),
+                }
+            }
+            at += n;
+            a = if na > n { Some((na - n, sa)) } else { x.next() };
+            b = if nb > n { Some((nb - n, sb)) } else { y.next() };
         }
-    }
-    if a != b {
-        out.push(Mismatch::Blocks {
-            file,
-            first,
-            reference: a,
-            implementation: b,
-        });
-    }
+        let bs = r.geometry().bs();
+        let size = r.size(file).max(i.size(file));
+        'runs: for &(lo, hi) in data.iter() {
+            rd.clear();
+            id.clear();
+            r.digests(file, lo, hi, rd);
+            i.digests(file, lo, hi, id);
+            // Blocks whose digests are missing or differ, compared byte by byte in runs.
+            let mut k = 0u64;
+            let n = hi - lo;
+            while k < n {
+                let same = |k: u64| {
+                    let (p, q) = (rd.get(k as usize), id.get(k as usize));
+                    matches!((p, q), (Some(Some(p)), Some(Some(q))) if p == q)
+                };
+                if same(k) {
+                    k += 1;
+                    continue;
+                }
+                let start = k;
+                while k < n && !same(k) {
+                    k += 1;
+                }
+                let blo = (lo + start).saturating_mul(bs).min(size);
+                let bhi = (lo + k).saturating_mul(bs).min(size);
+                if blo < bhi {
+                    if let Some(m) = contents_mismatch(file, blo, bhi, r, i) {
+                        out.push(m);
+                        break 'runs;
+                    }
+                    // Same bytes: any digest given for them must be theirs.
+                    for b in lo + start..lo + k {
+                        let j = (b - lo) as usize;
+                        let given = [(Side::Reference, rd[j]), (Side::Implementation, id[j])];
+                        if given.iter().all(|(_, d)| d.is_none()) {
+                            continue;
+                        }
+                        let real = block_digest(&r.peek(file, b * bs, bs));
+                        for (side, d) in given {
+                            if d.is_some_and(|d| d != real) {
+                                out.push(Mismatch::Invariant {
+                                    side,
+                                    violation: Violation {
+                                        name: "digest-matches-bytes",
+                                        detail: format!(
+                                            "file {file} block {b}: digest {:08x}, bytes {real:08x}",
+                                            d.unwrap_or(0)
+                                        ),
+                                    },
+                                });
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if states_differ {
+            out.push(Mismatch::Blocks {
+                file,
+                first,
+                reference: r.blocks(file, first, end - first),
+                implementation: i.blocks(file, first, end - first),
+            });
+        }
+    });
 }
 
 /// Compares the global state and the state inside `scope`; returns every mismatch found.

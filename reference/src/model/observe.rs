@@ -206,6 +206,75 @@ impl Observe for RefFs {
         (first..end).map(|b| f.obs_cached(b, cached(b))).collect()
     }
 
+    /// One walk over the block vector and the cached folios of the range; the untouched blocks
+    /// past the vector's end are one run.
+    fn block_runs(&self, file: FileId, first: u64, end: u64, out: &mut Vec<(u64, BlockObs)>) {
+        if end <= first {
+            return;
+        }
+        let mut add = |n: u64, o: BlockObs| {
+            if let Some((k, last)) = out.last_mut() {
+                if *last == o {
+                    *k += n;
+                    return;
+                }
+            }
+            out.push((n, o));
+        };
+        let Some(fi) = self.fid(file) else {
+            add(end - first, BlockObs::UNTOUCHED);
+            return;
+        };
+        let f = &self.files[fi];
+        let bpf = self.bpf();
+        // Past both the vector and the last cached folio every block is untouched.
+        let touched = f
+            .folios
+            .last_key_value()
+            .map_or(0, |(&k, _)| (k + 1) * bpf)
+            .max(f.block_len())
+            .clamp(first, end);
+        let mut cached = f.cached_walk(first, bpf);
+        for b in first..touched {
+            add(1, f.obs_cached(b, cached(b)));
+        }
+        if end > touched {
+            add(end - touched, BlockObs::UNTOUCHED);
+        }
+    }
+
+    /// Cached blocks' digests come from their folio, written blocks' from the disk map (both
+    /// kept by the model), anything else reads as zeros; blocks reaching past EOF get `None`.
+    fn digests(&self, file: FileId, first: u64, end: u64, out: &mut Vec<Option<u32>>) {
+        let Some(fi) = self.fid(file) else {
+            out.extend((first..end).map(|_| None));
+            return;
+        };
+        let f = &self.files[fi];
+        let (bs, bpf) = (self.bs(), self.bpf());
+        let mut zeros = None;
+        for b in first..end {
+            if b.saturating_add(1).saturating_mul(bs) > f.size {
+                out.push(None);
+                continue;
+            }
+            let d = if let Some(data) = f.folios.get(&(b / bpf)) {
+                data.digest((b % bpf) as usize)
+            } else {
+                let blk = f.block(b);
+                match (blk.extent, blk.phys) {
+                    (ExtentState::Written, Some(p)) => {
+                        self.space.block_digest(p).unwrap_or_else(|| {
+                            crate::block_digest(&vec![crate::pattern::stale_byte(p); bs as usize])
+                        })
+                    }
+                    _ => *zeros.get_or_insert_with(|| crate::block_digest(&zeros_of(bs as usize))),
+                }
+            };
+            out.push(Some(d));
+        }
+    }
+
     fn counters(&self) -> Counters {
         Counters {
             free: self.space.free,
@@ -302,11 +371,20 @@ impl Observe for RefFs {
                 }
                 if cached && !blk.dirty && !blk.writeback {
                     if let Some(data) = f.folios.get(&(b / bpf)) {
-                        let mut on_disk = zeros.to_vec();
-                        if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
-                            s.read_block(p, &mut on_disk);
-                        }
-                        if data[self.block_slice(b)] != on_disk[..] {
+                        // The disk's digest against the folio's where the disk holds the
+                        // block; the bytes themselves against stale bytes or zeros.
+                        let cached = &data[self.block_slice(b)];
+                        let same = match (blk.extent, blk.phys) {
+                            (ExtentState::Written, Some(p)) => match s.block_digest(p) {
+                                Some(d) => d == data.digest((b % bpf) as usize),
+                                None => {
+                                    let stale = crate::pattern::stale_byte(p);
+                                    cached.iter().all(|&x| x == stale)
+                                }
+                            },
+                            _ => *cached == zeros[..],
+                        };
+                        if !same {
                             v.push(Violation {
                                 name: "clean-cache-matches-disk",
                                 detail: format!(

@@ -1,6 +1,6 @@
-//! `wbfuzz bench`: throughput, overhead, growth and time-to-find, measured criterion-style
-//! (warm-up, then several timed samples; medians reported) and written as a markdown table and
-//! JSON.
+//! `wbfuzz bench`: throughput, overhead, a per-part breakdown, growth and time-to-find, measured
+//! criterion-style (warm-up, then several timed samples; medians reported) and written as
+//! markdown tables and JSON (the report structs, serialized).
 //!
 //! The benchmark corpus is `corpus/bench/<target>/`, checked in, so numbers from different
 //! commits measure the same inputs.
@@ -11,8 +11,10 @@ use crate::fs::Fs;
 use crate::generators::SplitMix;
 use crate::hunt::{self, HuntConfig};
 use crate::oracle;
+use crate::probe::{Part, Probe};
 use reference::model::RefFs;
 use reference::{Config, FileSpec, Geometry, Input, Op, Policy};
+use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -129,7 +131,7 @@ fn run_ref_only(input: &Input) {
 }
 
 /// One throughput row.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Throughput {
     /// Target name.
     pub target: &'static str,
@@ -144,7 +146,7 @@ pub struct Throughput {
 }
 
 /// One growth row: a synthetic input of `ops` ops on a file of `file_size` bytes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Growth {
     /// Ops per input.
     pub ops: usize,
@@ -155,7 +157,7 @@ pub struct Growth {
 }
 
 /// One time-to-find run that found the bug.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Found {
     /// Seconds from the start of the hunt.
     pub secs: f64,
@@ -164,9 +166,10 @@ pub struct Found {
 }
 
 /// One time-to-find row: one entry per run (`None`: not found within the limit).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct TimeToFind {
     /// The bug.
+    #[serde(serialize_with = "bug_name")]
     pub bug: Bug,
     /// `wbfuzz hunt`: swarm testing, mixed scheduling strategies.
     pub hunt: Vec<Option<Found>>,
@@ -178,13 +181,43 @@ pub struct TimeToFind {
     pub libfuzzer: Vec<Option<Found>>,
 }
 
+/// A bug as its switch name.
+fn bug_name<S: Serializer>(bug: &Bug, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(bug.name())
+}
+
+/// Where one target's differential run spends its time: microseconds per exec by part, from runs
+/// with the oracle's [`Probe`] switched on (its clock reads are charged to `other`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Breakdown {
+    /// Target name.
+    pub target: &'static str,
+    /// The implementation's ops (concurrent: executed under shuttle, scheduling included).
+    pub implementation_us: f64,
+    /// The reference's ops (concurrent: the commit-log replay).
+    pub reference_us: f64,
+    /// Comparing outcomes and states.
+    pub comparison_us: f64,
+    /// Both models' invariant checks.
+    pub invariants_us: f64,
+    /// Everything else: model construction, the op plan, the trace, the probe itself.
+    pub other_us: f64,
+    /// The whole exec.
+    pub total_us: f64,
+    /// Concurrent: shuttle's share of `implementation_us` (that minus the implementation alone,
+    /// from the throughput table); `None` for sequential runs.
+    pub shuttle_us: Option<f64>,
+}
+
 /// Everything one `wbfuzz bench` measured.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     /// Machine description.
     pub machine: String,
     /// Throughput per target.
     pub throughput: Vec<Throughput>,
+    /// Per-part breakdown per target.
+    pub breakdown: Vec<Breakdown>,
     /// Growth table.
     pub growth: Vec<Growth>,
     /// Time to find each bug.
@@ -335,9 +368,48 @@ fn libfuzzer_time_to_find(cfg: &BenchConfig, dir: &Path, bug: Bug, seed: u64) ->
     Some(Found { secs, execs })
 }
 
+/// Runs every input `cfg.samples` times with the probe on; returns the breakdown per exec.
+fn breakdown(cfg: &BenchConfig, target: Target, inputs: &[Input], impl_alone: f64) -> Breakdown {
+    let mut probe = Probe::on();
+    let run = |i: &Input, probe: &mut Probe| {
+        std::hint::black_box(if i.threads.len() > 1 {
+            crate::concurrent::run_concurrent_probed(i, Bugs::NONE, probe)
+        } else {
+            oracle::run_sequential_probed(i, Bugs::NONE, probe)
+        });
+    };
+    for i in inputs {
+        run(i, &mut Probe::off());
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    for _ in 0..cfg.samples.max(1) {
+        for i in inputs {
+            run(i, &mut probe);
+        }
+        n += inputs.len() as u64;
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let total_us = per(start.elapsed());
+    let us = |p: Part| per(probe.spent(p));
+    let parts: f64 = Part::ALL.iter().map(|&p| us(p)).sum();
+    Breakdown {
+        target: target.name(),
+        implementation_us: us(Part::Implementation),
+        reference_us: us(Part::Reference),
+        comparison_us: us(Part::Comparison),
+        invariants_us: us(Part::Invariants),
+        other_us: (total_us - parts).max(0.0),
+        total_us,
+        shuttle_us: (target == Target::Concurrent)
+            .then(|| (us(Part::Implementation) - impl_alone * 1e6).max(0.0)),
+    }
+}
+
 /// Runs every measurement.
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     let mut throughput = Vec::new();
+    let mut parts = Vec::new();
     for t in Target::ALL {
         let inputs = load_corpus(&cfg.corpus, t);
         progress(&format!(
@@ -350,6 +422,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
         });
         let imp = per_input(cfg, &inputs, run_impl_only);
         let rf = per_input(cfg, &inputs, run_ref_only);
+        progress(&format!("breakdown: {}", t.name()));
+        parts.push(breakdown(cfg, t, &inputs, imp));
         throughput.push(Throughput {
             target: t.name(),
             inputs: inputs.len(),
@@ -424,6 +498,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     BenchReport {
         machine: machine(),
         throughput,
+        breakdown: parts,
         growth,
         find,
     }
@@ -474,6 +549,23 @@ impl BenchReport {
                 t.impl_per_sec,
                 t.ref_per_sec,
                 t.impl_per_sec / t.execs_per_sec
+            );
+        }
+        let _ = writeln!(s, "\n| target (µs per exec) | implementation | reference | comparison | invariants | other | total | of which shuttle |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        for b in &self.breakdown {
+            let pct = |x: f64| format!("{x:.1} ({:.0}%)", 100.0 * x / b.total_us);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                b.target,
+                pct(b.implementation_us),
+                pct(b.reference_us),
+                pct(b.comparison_us),
+                pct(b.invariants_us),
+                pct(b.other_us),
+                b.total_us,
+                b.shuttle_us.map_or("-".to_string(), pct)
             );
         }
         let _ = writeln!(
@@ -537,82 +629,11 @@ impl BenchReport {
         s
     }
 
-    /// The report as JSON.
+    /// The report as JSON: the report structs, serialized (non-finite numbers as `null`).
     pub fn json(&self) -> String {
-        let num = |x: f64| {
-            if x.is_finite() {
-                format!("{x:.3}")
-            } else {
-                "null".into()
-            }
-        };
-        let opt = |x: Option<Found>| x.map_or("null".to_string(), |f| num(f.secs));
-        let opt_execs = |x: Option<u64>| x.map_or("null".to_string(), |e| e.to_string());
-        let mut s = String::from("{\n");
-        let _ = writeln!(s, "  \"machine\": {:?},", self.machine);
-        let tp: Vec<String> = self
-            .throughput
-            .iter()
-            .map(|t| {
-                format!(
-                    "    {{\"target\": {:?}, \"inputs\": {}, \"execs_per_sec\": {}, \"impl_per_sec\": {}, \"ref_per_sec\": {}}}",
-                    t.target,
-                    t.inputs,
-                    num(t.execs_per_sec),
-                    num(t.impl_per_sec),
-                    num(t.ref_per_sec)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  \"throughput\": [\n{}\n  ],", tp.join(",\n"));
-        let gr: Vec<String> = self
-            .growth
-            .iter()
-            .map(|g| {
-                format!(
-                    "    {{\"ops\": {}, \"file_size\": {}, \"us_per_exec\": {}}}",
-                    g.ops,
-                    g.file_size,
-                    num(g.us_per_exec)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  \"growth\": [\n{}\n  ],", gr.join(",\n"));
-        let fd: Vec<String> = self
-            .find
-            .iter()
-            .map(|f| {
-                let list = |v: &[Option<Found>]| v.iter().map(|x| opt(*x)).collect::<Vec<_>>().join(", ");
-                let execs = |v: &[Option<Found>]| {
-                    v.iter()
-                        .map(|x| opt_execs(x.map(|f| f.execs)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                format!(
-                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}], \"cargo_fuzz_median\": {}, \"cargo_fuzz_median_inputs\": {}, \"cargo_fuzz\": [{}], \"cargo_fuzz_inputs\": [{}]}}",
-                    f.bug.name(),
-                    opt(median_opt(&f.hunt)),
-                    opt_execs(median_execs(&f.hunt)),
-                    list(&f.hunt),
-                    execs(&f.hunt),
-                    opt(median_opt(&f.baseline)),
-                    opt_execs(median_execs(&f.baseline)),
-                    list(&f.baseline),
-                    execs(&f.baseline),
-                    opt(median_opt(&f.pct)),
-                    opt_execs(median_execs(&f.pct)),
-                    list(&f.pct),
-                    execs(&f.pct),
-                    opt(median_opt(&f.libfuzzer)),
-                    opt_execs(median_execs(&f.libfuzzer)),
-                    list(&f.libfuzzer),
-                    execs(&f.libfuzzer)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  \"time_to_find\": [\n{}\n  ]", fd.join(",\n"));
-        s.push_str("}\n");
+        let mut s = serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        s.push('\n');
         s
     }
 }

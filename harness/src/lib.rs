@@ -24,6 +24,7 @@ pub mod input;
 pub mod kernel;
 pub mod minimize;
 pub mod oracle;
+pub mod probe;
 pub mod race_rule;
 pub mod report;
 pub mod schedule;

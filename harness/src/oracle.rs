@@ -16,6 +16,7 @@
 use crate::bugs::Bugs;
 use crate::epilogue::run_ops;
 use crate::fs::Fs;
+use crate::probe::{Part, Probe};
 use reference::model::replay::ReplayError;
 use reference::model::RefFs;
 use reference::{
@@ -563,9 +564,8 @@ fn compare_window(
     });
 }
 
-/// Compares the global state and the state inside `scope`; returns every mismatch found.
-fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
-    let mut out = Vec::new();
+/// Compares the global state and the state inside `scope`, adding every mismatch to `out`.
+fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
     let (rc, ic) = (r.counters(), i.counters());
     if rc != ic {
         out.push(Mismatch::Counters {
@@ -599,7 +599,7 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
         }
     }
     let mut window =
-        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, &mut out);
+        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
     match scope {
         Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
         Scope::Range { .. } => {}
@@ -609,6 +609,10 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
             }
         }
     }
+}
+
+/// Both models' invariant checks for an op of `scope`, adding every violation to `out`.
+fn check_invariants(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
     // The reference's self-check costs as much as the rest of the comparison together; it runs
     // after every op in the reference's own soak test, and here where whole states are compared
     // (complete, corrupt, repair, the epilogue, the end of concurrent runs). The implementation,
@@ -632,12 +636,25 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
             violation: v,
         });
     }
+}
+
+/// Compares the state inside `scope` and checks both models' invariants; returns every
+/// mismatch found, charging each part to `probe`.
+fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    probe.time(Part::Comparison, || compare_state(scope, r, i, &mut out));
+    probe.time(Part::Invariants, || check_invariants(scope, r, i, &mut out));
     out
 }
 
 /// Compares everything the two sides show: the end-of-run comparison.
 pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
-    compare(Scope::All, r, i)
+    compare_all_probed(r, i, &mut Probe::off())
+}
+
+/// [`compare_all`], charging comparison and invariant checks to `probe`.
+pub fn compare_all_probed(r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
+    compare(Scope::All, r, i, probe)
 }
 
 /// Runs `input` sequentially on both models, comparing after every op and after the epilogue.
@@ -645,6 +662,11 @@ pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
 /// Threads are run one after another in thread order (a sequential run has one thread; a
 /// multi-thread input run here is serialized, which is one valid schedule of it).
 pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
+    run_sequential_probed(input, bugs, &mut Probe::off())
+}
+
+/// [`run_sequential`], charging each part of the run to `probe` (`wbfuzz bench`'s breakdown).
+pub fn run_sequential_probed(input: &Input, bugs: Bugs, probe: &mut Probe) -> Run {
     let mut reference = RefFs::new(&input.config);
     let implementation = Fs::new(&input.config, bugs);
     let ops = run_ops(input);
@@ -653,10 +675,10 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
     for planned in ops {
         let (thread, seq, op, is_epilogue) =
             (planned.thread, planned.seq, planned.op, planned.epilogue);
-        let r = reference.apply(seq, &op);
-        let i = implementation.apply(seq, &op);
+        let r = probe.time(Part::Reference, || reference.apply(seq, &op));
+        let i = probe.time(Part::Implementation, || implementation.apply(seq, &op));
         let mut mismatches = Vec::new();
-        let differ = r != i;
+        let differ = probe.time(Part::Comparison, || r != i);
         let bytes = match (&r, &i) {
             (Outcome::Data(a), Outcome::Data(b)) if differ => Some((a.clone(), b.clone())),
             _ => None,
@@ -667,7 +689,7 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
         } else {
             scope_of(&op, input)
         };
-        mismatches.extend(compare(scope, &reference, &implementation));
+        mismatches.extend(compare(scope, &reference, &implementation, probe));
         let (r, i) = record_pair(&r, &i);
         if differ {
             mismatches.insert(

@@ -19,6 +19,7 @@ pub use execute::{Sched, STEP_BOUND};
 
 use crate::bugs::Bugs;
 use crate::oracle::{Rejection, Run, Verdict};
+use crate::probe::{Part, Probe};
 use crate::schedule::encode_decisions;
 use reference::{Input, Op};
 use std::sync::{Arc, Mutex};
@@ -45,6 +46,18 @@ pub fn run_concurrent(input: &Input, bugs: Bugs) -> Run {
         return r;
     }
     oracle::check(input, execute::execute(input, bugs, Sched::Bytes, None))
+}
+
+/// [`run_concurrent`], charging the execution under shuttle to the implementation and the
+/// check to its parts (`wbfuzz bench`'s breakdown).
+pub fn run_concurrent_probed(input: &Input, bugs: Bugs, probe: &mut Probe) -> Run {
+    if let Some(r) = refused(input) {
+        return r;
+    }
+    let exec = probe.time(Part::Implementation, || {
+        execute::execute(input, bugs, Sched::Bytes, None)
+    });
+    oracle::check_probed(input, exec, probe)
 }
 
 /// Runs `input` concurrently with the given scheduler (benchmark baselines use shuttle's own).

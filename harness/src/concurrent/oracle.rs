@@ -10,14 +10,24 @@
 use super::execute::{Abort, Execution};
 use crate::epilogue::run_ops;
 use crate::oracle::{
-    compare_all, Divergence, Mismatch, Recorded, Rejection, Run, TraceEntry, Verdict,
+    compare_all_probed, Divergence, Mismatch, Recorded, Rejection, Run, TraceEntry, Verdict,
 };
+use crate::probe::{Part, Probe};
 use reference::model::replay::Replayer;
 use reference::{Input, Outcome, Step};
 use std::collections::HashMap;
 
 /// Checks one execution of `input` (or reports how it aborted).
 pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
+    check_probed(input, exec, &mut Probe::off())
+}
+
+/// [`check`], charging the replay to the reference and the end comparison to its parts.
+pub(super) fn check_probed(
+    input: &Input,
+    exec: Result<Execution, Abort>,
+    probe: &mut Probe,
+) -> Run {
     let exec = match exec {
         Ok(e) => e,
         Err(Abort::StepBound(n)) => {
@@ -36,7 +46,7 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     let mut trace = Vec::new();
     let mut mismatches = Vec::new();
     for (index, &step) in exec.log.iter().enumerate() {
-        if let Err(error) = rp.step(step) {
+        if let Err(error) = probe.time(Part::Reference, || rp.step(step)) {
             mismatches.push(Mismatch::Replay { index, error });
             break;
         }
@@ -72,7 +82,7 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
     }
     if mismatches.is_empty() {
         if let Some(&last) = exec.log.last() {
-            if let Err(error) = rp.finish(last) {
+            if let Err(error) = probe.time(Part::Reference, || rp.finish(last)) {
                 mismatches.push(Mismatch::Replay {
                     index: exec.log.len() - 1,
                     error,
@@ -81,7 +91,7 @@ pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
         }
     }
     if mismatches.is_empty() {
-        mismatches = compare_all(rp.model(), &exec.snapshot);
+        mismatches = compare_all_probed(rp.model(), &exec.snapshot, probe);
     }
     let verdict = if mismatches.is_empty() {
         Verdict::Agree

@@ -667,12 +667,33 @@ pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
 
 /// [`run_sequential`], charging each part of the run to `probe` (`wbfuzz bench`'s breakdown).
 pub fn run_sequential_probed(input: &Input, bugs: Bugs, probe: &mut Probe) -> Run {
+    run_sequential_inner(input, bugs, probe, &mut |_, _, _| {})
+}
+
+/// [`run_sequential`] with `disturb(k, reference, implementation)` called before op `k` (an
+/// index into the trace) is applied: tests corrupt one model's state directly there (e.g. with
+/// `scribble`) to check at which op the oracle notices.
+pub fn run_sequential_disturbed(
+    input: &Input,
+    bugs: Bugs,
+    disturb: &mut dyn FnMut(usize, &mut RefFs, &Fs),
+) -> Run {
+    run_sequential_inner(input, bugs, &mut Probe::off(), disturb)
+}
+
+fn run_sequential_inner(
+    input: &Input,
+    bugs: Bugs,
+    probe: &mut Probe,
+    disturb: &mut dyn FnMut(usize, &mut RefFs, &Fs),
+) -> Run {
     let mut reference = RefFs::new(&input.config);
     let implementation = Fs::new(&input.config, bugs);
     let ops = run_ops(input);
     let last_seq = ops.last().map_or(0, |o| o.seq);
     let mut trace = Vec::with_capacity(ops.len());
     for planned in ops {
+        disturb(trace.len(), &mut reference, &implementation);
         let (thread, seq, op, is_epilogue) =
             (planned.thread, planned.seq, planned.op, planned.epilogue);
         let r = probe.time(Part::Reference, || reference.apply(seq, &op));

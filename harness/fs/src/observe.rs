@@ -17,6 +17,28 @@ impl Fs {
     fn inode(&self, file: FileId) -> Option<&Inode> {
         self.inodes.get(file as usize)
     }
+
+    /// Fault injection for oracle tests: overwrites the cached byte of `file` at `off` with
+    /// `byte` in place, as a stray store by a buggy path would (no flag, state or counter
+    /// changes). Returns whether an uptodate cached block held the byte. It stores through the
+    /// same accessor as every write, so it is also the proof that no store can leave a digest
+    /// stale.
+    pub fn scribble(&self, file: FileId, off: u64, byte: u8) -> bool {
+        let Some(ino) = self.inode(file) else {
+            return false;
+        };
+        let g = self.geo;
+        let Some(f) = ino.cache.get(off / g.fsz) else {
+            return false;
+        };
+        let mut st = f.mem();
+        let i = (off % g.fsz) / g.bs;
+        if st.ifs.as_ref().map_or(0, |x| x.uptodate) & (1 << i) == 0 {
+            return false;
+        }
+        st.data[(off % g.fsz) as usize] = byte;
+        true
+    }
 }
 
 impl Observe for Fs {

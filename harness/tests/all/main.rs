@@ -16,4 +16,5 @@ mod race_rule;
 mod replay_oracle;
 mod report;
 mod schedule_record;
+mod stray_write;
 mod stress;

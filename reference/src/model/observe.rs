@@ -12,6 +12,23 @@ use crate::op::FileId;
 use crate::state::{BlockObs, Counters, ExtentState, Observe, Violation};
 
 impl RefFs {
+    /// Fault injection for oracle tests: overwrites the cached byte of `file` at `off` with
+    /// `byte`, changing nothing else (as a stray store would). Returns whether the byte's folio
+    /// was cached.
+    pub fn scribble(&mut self, file: FileId, off: u64, byte: u8) -> bool {
+        let Some(fi) = self.fid(file) else {
+            return false;
+        };
+        let fsz = self.fsz();
+        match self.files[fi].folios.get_mut(&(off / fsz)) {
+            Some(data) => {
+                data[(off % fsz) as usize] = byte;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The bytes block `b` of file `fi` holds on disk as a read through the mapping sees them:
     /// `Written` blocks from their physical block, everything else zeros.
     fn disk_block(&self, fi: usize, b: u64, buf: &mut [u8]) {

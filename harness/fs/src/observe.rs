@@ -7,7 +7,8 @@
 //! filesystem's state (invariants).
 //! Locks: one at a time: ILOCK, the page-cache index, folio memory (+ disk), allocator.
 
-use super::page_cache::Folio;
+use super::page_cache::{Folio, FolioState};
+use super::sync::MutexGuard;
 use super::{Fs, Inode};
 use vocab::{
     BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
@@ -242,20 +243,25 @@ impl Observe for Fs {
         let folios = ino.cache.range(first / g.bpf, whole.div_ceil(g.bpf));
         let mut zero = None;
         let mut fi = 0;
+        // The folio of the last block looked at, its memory lock held across its blocks (the
+        // disk lock, a leaf, may be taken inside it).
+        let mut held: Option<(u64, MutexGuard<'_, FolioState>)> = None;
         for m in maps {
             for b in m.start..m.end() {
                 while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= b {
                     fi += 1;
                 }
-                let cached = folios
-                    .get(fi)
-                    .filter(|f| f.index * g.bpf <= b)
-                    .and_then(|f| {
-                        let st = f.mem();
-                        let i = (b - f.index * g.bpf) as usize;
-                        let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
-                        (up & (1 << i) != 0).then(|| st.data.digest(i, bs))
-                    });
+                let folio = folios.get(fi).filter(|f| f.index * g.bpf <= b);
+                let cached = folio.and_then(|f| {
+                    if held.as_ref().is_none_or(|(idx, _)| *idx != f.index) {
+                        drop(held.take()); // one folio memory lock at a time
+                        held = Some((f.index, f.mem()));
+                    }
+                    let st = &held.as_ref()?.1;
+                    let i = (b - f.index * g.bpf) as usize;
+                    let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
+                    (up & (1 << i) != 0).then(|| st.data.digest(i, bs))
+                });
                 let d = match cached {
                     Some(d) => d,
                     None if m.state == ExtentState::Written => {

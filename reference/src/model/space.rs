@@ -17,7 +17,7 @@
 //! checks").
 
 use crate::errno::Errno;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Counters, physical allocator, disk and corruption flag.
 #[derive(Clone, Debug)]
@@ -39,7 +39,7 @@ pub(crate) struct Space {
     recycled: BTreeSet<u64>,
     /// Bytes of physical blocks written since they were last free, with their digest; an absent
     /// block holds stale bytes.
-    disk: HashMap<u64, (Box<[u8]>, u32)>,
+    disk: BTreeMap<u64, (Box<[u8]>, u32)>,
     /// Block size in bytes.
     bs: usize,
 }
@@ -55,7 +55,7 @@ impl Space {
             corrupt: false,
             next_fresh: 0,
             recycled: BTreeSet::new(),
-            disk: HashMap::new(),
+            disk: BTreeMap::new(),
             bs,
         }
     }

@@ -425,10 +425,13 @@ fn contents_mismatch(
     })
 }
 
+/// Block states as `(blocks, state)` runs ([`Observe::block_runs`]).
+type Runs = Vec<(u64, BlockObs)>;
+
 /// Reused buffers of [`compare_window`]: both sides' block runs and digests.
 #[derive(Default)]
 struct Window {
-    runs: (Vec<(u64, BlockObs)>, Vec<(u64, BlockObs)>),
+    runs: (Runs, Runs),
     digests: (Vec<Option<u32>>, Vec<Option<u32>>),
     /// Maximal runs `[lo, hi)` of blocks with data on either side.
     data: Vec<(u64, u64)>,

@@ -270,7 +270,7 @@ impl Observe for Fs {
                             .digest(p)
                             .unwrap_or_else(|| vocab::block_digest(&vec![vocab::stale_byte(p); bs]))
                     }
-                    None => *zero.get_or_insert_with(|| vocab::block_digest(&vec![0u8; bs])),
+                    None => *zero.get_or_insert_with(|| vocab::block_digest(&ZERO_BLOCK[..bs])),
                 };
                 out.push(Some(d));
             }
@@ -527,6 +527,9 @@ impl Fs {
         });
     }
 }
+
+/// One block of zeros (blocks are at most 4 KiB).
+static ZERO_BLOCK: [u8; 4096] = [0; 4096];
 
 /// Whether every byte is zero (memcmp against a static zero block, much faster than a byte loop).
 fn is_zero(b: &[u8]) -> bool {

@@ -154,6 +154,37 @@ pub struct Growth {
     pub file_size: u64,
     /// Microseconds per differential exec.
     pub us_per_exec: f64,
+    /// Microseconds per exec of the two models alone (implementation, then reference, same
+    /// ops, nothing compared): the floor under `us_per_exec`.
+    pub models_us_per_exec: f64,
+}
+
+/// One goal of issue 14, as this run measured it: met, or the measured floor that prevents it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Goal {
+    /// What is measured.
+    pub what: &'static str,
+    /// The goal (`>=` for rates, `<=` for ratios, as `at_least` says).
+    pub goal: f64,
+    /// Whether the goal is a lower bound.
+    pub at_least: bool,
+    /// What this run measured.
+    pub measured: f64,
+    /// The best the measurement could be with the oracle free (the models, or shuttle, alone).
+    pub floor: f64,
+    /// What the floor is.
+    pub floor_is: &'static str,
+}
+
+impl Goal {
+    /// Whether the measurement meets the goal.
+    pub fn met(&self) -> bool {
+        if self.at_least {
+            self.measured >= self.goal
+        } else {
+            self.measured <= self.goal
+        }
+    }
 }
 
 /// One time-to-find run that found the bug.
@@ -218,6 +249,8 @@ pub struct BenchReport {
     pub throughput: Vec<Throughput>,
     /// Per-part breakdown per target.
     pub breakdown: Vec<Breakdown>,
+    /// Issue 14's goals against this run's numbers.
+    pub goals: Vec<Goal>,
     /// Growth table.
     pub growth: Vec<Growth>,
     /// Time to find each bug.
@@ -440,10 +473,15 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
             let s = per_input(cfg, &input, |i| {
                 std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
             });
+            let models = per_input(cfg, &input, |i| {
+                run_impl_only(i);
+                run_ref_only(i);
+            });
             growth.push(Growth {
                 ops,
                 file_size: size,
                 us_per_exec: s * 1e6,
+                models_us_per_exec: models * 1e6,
             });
         }
     }
@@ -497,11 +535,61 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     }
     BenchReport {
         machine: machine(),
+        goals: goals(&throughput, &parts, &growth),
         throughput,
         breakdown: parts,
         growth,
         find,
     }
+}
+
+/// Issue 14's goals, each with its floor from the same run.
+fn goals(tp: &[Throughput], parts: &[Breakdown], growth: &[Growth]) -> Vec<Goal> {
+    let mut v = Vec::new();
+    let both = |t: &Throughput| 1.0 / (1.0 / t.impl_per_sec + 1.0 / t.ref_per_sec);
+    if let Some(t) = tp.iter().find(|t| t.target == "sequential") {
+        v.push(Goal {
+            what: "sequential differential execs/s/core",
+            goal: 15_000.0,
+            at_least: true,
+            measured: t.execs_per_sec,
+            floor: both(t),
+            floor_is: "both models alone, same ops",
+        });
+        v.push(Goal {
+            what: "sequential overhead vs implementation alone",
+            goal: 2.5,
+            at_least: false,
+            measured: t.impl_per_sec / t.execs_per_sec,
+            floor: t.impl_per_sec / both(t),
+            floor_is: "running the reference too, nothing compared",
+        });
+    }
+    if let (Some(t), Some(b)) = (
+        tp.iter().find(|t| t.target == "concurrent"),
+        parts.iter().find(|b| b.target == "concurrent"),
+    ) {
+        v.push(Goal {
+            what: "concurrent differential execs/s/core",
+            goal: 5_000.0,
+            at_least: true,
+            measured: t.execs_per_sec,
+            floor: 1e6 / (b.implementation_us + b.reference_us),
+            floor_is: "the execution under shuttle plus the replay, nothing compared",
+        });
+    }
+    let cell = |size: u64| growth.iter().find(|g| g.ops == 128 && g.file_size == size);
+    if let (Some(small), Some(large)) = (cell(64 << 10), cell(8 << 20)) {
+        v.push(Goal {
+            what: "growth, 128 ops: 8 MiB / 64 KiB",
+            goal: 2.0,
+            at_least: false,
+            measured: large.us_per_exec / small.us_per_exec,
+            floor: large.models_us_per_exec / small.models_us_per_exec,
+            floor_is: "the same ratio for both models alone",
+        });
+    }
+    v
 }
 
 fn machine() -> String {
@@ -570,19 +658,53 @@ impl BenchReport {
         }
         let _ = writeln!(
             s,
-            "\n| ops \\ file size | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) |"
+            "\n| ops \\ file size (models alone) | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) | 8 MiB / 64 KiB |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
         for &ops in &[8usize, 32, 128] {
             let row: Vec<&Growth> = self.growth.iter().filter(|g| g.ops == ops).collect();
             let cells: Vec<String> = row
                 .iter()
-                .map(|g| format!("{:.1} µs", g.us_per_exec))
+                .map(|g| format!("{:.1} µs ({:.1})", g.us_per_exec, g.models_us_per_exec))
                 .collect();
             let per_op = row
                 .last()
                 .map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
-            let _ = writeln!(s, "| {ops} | {} | {per_op:.2} |", cells.join(" | "));
+            let ratio = match (row.first(), row.last()) {
+                (Some(a), Some(b)) => format!(
+                    "{:.2}x ({:.2}x)",
+                    b.us_per_exec / a.us_per_exec,
+                    b.models_us_per_exec / a.models_us_per_exec
+                ),
+                _ => "-".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "| {ops} | {} | {per_op:.2} | {ratio} |",
+                cells.join(" | ")
+            );
+        }
+        let _ = writeln!(s, "\n| goal | target | measured | met | floor (oracle free) |");
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for g in &self.goals {
+            let num = |x: f64| {
+                if g.at_least {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x:.2}x")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} {} | {} | {} | {} ({}) |",
+                g.what,
+                if g.at_least { "≥" } else { "≤" },
+                num(g.goal),
+                num(g.measured),
+                if g.met() { "yes" } else { "no" },
+                num(g.floor),
+                g.floor_is
+            );
         }
         if !self.find.is_empty() {
             let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());

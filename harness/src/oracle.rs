@@ -4,7 +4,11 @@
 //! Sequential runs compare, after every op: the op's outcome, every file's size and recorded
 //! writeback error, the counters, the corruption flag, and the contents and block states inside
 //! the op's *scope* (the folios it touched; file-wide ops compare the whole file); the
-//! implementation checks its invariants in that scope. Where the whole state is compared (ops
+//! implementation checks its invariants in that scope. Contents are compared through the
+//! per-block digests each model keeps ([`Observe::digests`]; each model forgets a block's digest
+//! whenever its bytes may change) and block states as runs ([`Observe::block_runs`]), so an
+//! unchanged block with data costs a digest lookup and a hole costs nothing; bytes are compared
+//! only where a digest is missing or differs, which is also what a report shows. Where the whole state is compared (ops
 //! that touch every file, the end of the run) both models check all their invariants; the
 //! reference also checks itself after every op in its soak test. Cost per op therefore grows
 //! with what the op touched, not with the file size. At the end of every run an epilogue

@@ -684,7 +684,10 @@ impl BenchReport {
                 cells.join(" | ")
             );
         }
-        let _ = writeln!(s, "\n| goal | target | measured | met | floor (oracle free) |");
+        let _ = writeln!(
+            s,
+            "\n| goal | target | measured | met | floor (oracle free) |"
+        );
         let _ = writeln!(s, "|---|---|---|---|---|");
         for g in &self.goals {
             let num = |x: f64| {

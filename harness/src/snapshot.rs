@@ -13,6 +13,9 @@ struct FileSnap {
     size: u64,
     contents: Vec<u8>,
     blocks: Vec<BlockObs>,
+    /// The model's own digest of each block of `blocks` ([`Observe::digests`]), so that the
+    /// comparison checks the digests the model keeps, not ones computed from the copy.
+    digests: Vec<Option<u32>>,
     wb_error: Option<Errno>,
 }
 
@@ -32,10 +35,14 @@ impl Snapshot {
         let files = (0..m.file_count() as FileId)
             .map(|f| {
                 let size = m.size(f);
+                let span = m.block_span(f);
+                let mut digests = Vec::new();
+                m.digests(f, 0, span, &mut digests);
                 FileSnap {
                     size,
                     contents: m.peek(f, 0, size),
-                    blocks: m.blocks(f, 0, m.block_span(f)),
+                    blocks: m.blocks(f, 0, span),
+                    digests,
                     wb_error: m.wb_error(f),
                 }
             })
@@ -76,8 +83,33 @@ impl Observe for Snapshot {
         f.contents[start..end].to_vec()
     }
 
+    fn visit(&self, file: FileId, off: u64, len: u64, out: &mut dyn FnMut(&[u8])) {
+        let Some(f) = self.file(file) else { return };
+        let start = off.min(f.size) as usize;
+        let end = off.saturating_add(len).min(f.size) as usize;
+        out(&f.contents[start..end]);
+    }
+
     fn block_span(&self, file: FileId) -> u64 {
         self.file(file).map_or(0, |f| f.blocks.len() as u64)
+    }
+
+    /// The captured model's digests; past the captured span (blocks that hold nothing) the
+    /// digest of the bytes, like any block the model has no digest for.
+    fn digests(&self, file: FileId, first: u64, end: u64, out: &mut Vec<Option<u32>>) {
+        let Some(f) = self.file(file) else {
+            out.extend((first..end).map(|_| None));
+            return;
+        };
+        let bs = self.geometry.bs();
+        for b in first..end {
+            let kept = f.digests.get(b as usize).copied();
+            out.push(kept.unwrap_or_else(|| {
+                let (lo, hi) = (b.saturating_mul(bs), b.saturating_add(1).saturating_mul(bs));
+                (hi <= f.size)
+                    .then(|| reference::block_digest(&f.contents[lo as usize..hi as usize]))
+            }));
+        }
     }
 
     fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs> {

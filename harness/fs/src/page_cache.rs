@@ -71,6 +71,23 @@ impl FolioData {
     }
 }
 
+impl FolioData {
+    /// Bytes `[lo, hi)` for writing, forgetting only the digests of the `bs`-byte blocks they
+    /// overlap (a write into one block of a large folio keeps the others' digests).
+    pub fn range_mut(&mut self, lo: usize, hi: usize, bs: usize) -> &mut [u8] {
+        if hi > lo {
+            let (b0, b1) = (lo / bs, hi.div_ceil(bs));
+            let mask = if b1 - b0 >= 64 {
+                u64::MAX
+            } else {
+                ((1u64 << (b1 - b0)) - 1) << b0
+            };
+            self.valid.set(self.valid.get() & !mask);
+        }
+        &mut self.bytes[lo..hi]
+    }
+}
+
 impl std::ops::Deref for FolioData {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

@@ -77,6 +77,19 @@ impl FolioBytes {
     }
 }
 
+impl FolioBytes {
+    /// Bytes `[lo, hi)` for writing; only the digests of the blocks they touch are forgotten.
+    pub fn write_range(&mut self, lo: usize, hi: usize) -> &mut [u8] {
+        let bs = self.bytes.len() / self.digests.len().max(1);
+        if hi > lo {
+            for d in &self.digests[lo / bs..hi.div_ceil(bs)] {
+                d.set(None);
+            }
+        }
+        &mut self.bytes[lo..hi]
+    }
+}
+
 impl std::ops::Deref for FolioBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {

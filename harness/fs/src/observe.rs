@@ -241,7 +241,6 @@ impl Observe for Fs {
         let whole = (size / g.bs).clamp(first, end);
         let maps = ino.ilock.lock().mappings(first, whole);
         let folios = ino.cache.range(first / g.bpf, whole.div_ceil(g.bpf));
-        let mut zero = None;
         let mut fi = 0;
         // The folio of the last block looked at, its memory lock held across its blocks (the
         // disk lock, a leaf, may be taken inside it).
@@ -270,7 +269,7 @@ impl Observe for Fs {
                             .digest(p)
                             .unwrap_or_else(|| vocab::block_digest(&vec![vocab::stale_byte(p); bs]))
                     }
-                    None => *zero.get_or_insert_with(|| vocab::block_digest(&ZERO_BLOCK[..bs])),
+                    None => g.zero_digest,
                 };
                 out.push(Some(d));
             }
@@ -512,7 +511,9 @@ impl Fs {
                         None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
                     }
                 } else {
-                    is_zero(cached)
+                    // Zeros: the folio's digest (usually kept since the comparison just asked
+                    // for it) against that of a zero block.
+                    st.data.digest(i, bs) == g.zero_digest
                 };
                 if !same {
                     push(
@@ -527,9 +528,6 @@ impl Fs {
         });
     }
 }
-
-/// One block of zeros (blocks are at most 4 KiB).
-static ZERO_BLOCK: [u8; 4096] = [0; 4096];
 
 /// Whether every byte is zero (memcmp against a static zero block, much faster than a byte loop).
 fn is_zero(b: &[u8]) -> bool {

@@ -325,6 +325,7 @@ impl Observe for RefFs {
         let mut delalloc = 0u64;
         let mut mapped = 0u64;
         let zeros = zeros_of(bs as usize);
+        let zero_digest = crate::block_digest(&zeros);
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
             let mut is_cached = f.cached_walk(0, bpf);
@@ -399,7 +400,8 @@ impl Observe for RefFs {
                                     cached.iter().all(|&x| x == stale)
                                 }
                             },
-                            _ => *cached == zeros[..],
+                            // Zeros: compared through the folio's digest.
+                            _ => data.digest((b % bpf) as usize) == zero_digest,
                         };
                         if !same {
                             v.push(Violation {

@@ -252,8 +252,27 @@ impl Observe for RefFs {
             .max(f.block_len())
             .clamp(first, end);
         let mut cached = f.cached_walk(first, bpf);
-        for b in first..touched {
-            add(1, f.obs_cached(b, cached(b)));
+        let mut b = first;
+        while b < touched {
+            if cached(b) {
+                add(1, f.obs_cached(b, true));
+                b += 1;
+                continue;
+            }
+            // Not cached: a stretch of holes is one run, up to the next cached folio.
+            let next_cached = f
+                .folios
+                .range(b / bpf..)
+                .next()
+                .map_or(touched, |(&k, _)| (k * bpf).clamp(b, touched));
+            let holes = f.holes_from(b, next_cached);
+            if holes > 0 {
+                add(holes, BlockObs::UNTOUCHED);
+                b += holes;
+            } else {
+                add(1, f.obs_cached(b, false));
+                b += 1;
+            }
         }
         if end > touched {
             add(end - touched, BlockObs::UNTOUCHED);
@@ -329,9 +348,21 @@ impl Observe for RefFs {
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
             let mut is_cached = f.cached_walk(0, bpf);
-            for b in 0..span {
+            let mut b = 0;
+            while b < span {
                 let blk = f.block(b);
                 let cached = is_cached(b);
+                // An uncached hole breaks no per-block rule: skip the whole stretch of them up to
+                // the next cached folio.
+                if blk == super::file::Block::HOLE && !cached {
+                    let next_cached = f
+                        .folios
+                        .range(b / bpf..)
+                        .next()
+                        .map_or(span, |(&k, _)| (k * bpf).clamp(b + 1, span));
+                    b += f.holes_from(b, next_cached).max(1);
+                    continue;
+                }
                 match blk.extent {
                     ExtentState::Delalloc => delalloc += 1,
                     ExtentState::Unwritten | ExtentState::Written => mapped += 1,
@@ -413,6 +444,7 @@ impl Observe for RefFs {
                         }
                     }
                 }
+                b += 1;
             }
             v.extend(self.fsync_promise_broken(fi));
             for (&folio, data) in &f.folios {

@@ -488,11 +488,16 @@ fn compare_window(
                 states_differ = true;
                 break;
             };
-            let n = na.min(nb).min(end - at);
-            if n == 0 {
-                states_differ = true;
-                break;
+            // Empty runs say nothing: step over them.
+            if na == 0 {
+                a = x.next();
+                continue;
             }
+            if nb == 0 {
+                b = y.next();
+                continue;
+            }
+            let n = na.min(nb).min(end - at);
             states_differ |= sa != sb;
             if !(surely_zero(&sa) && surely_zero(&sb)) {
                 match data.last_mut() {

@@ -1,6 +1,6 @@
-//! `wbfuzz bench`: throughput, overhead, growth and time-to-find, measured criterion-style
-//! (warm-up, then several timed samples; medians reported) and written as a markdown table and
-//! JSON.
+//! `wbfuzz bench`: throughput, overhead, a per-part breakdown, growth and time-to-find, measured
+//! criterion-style (warm-up, then several timed samples; medians reported) and written as
+//! markdown tables and JSON (the report structs, serialized).
 //!
 //! The benchmark corpus is `corpus/bench/<target>/`, checked in, so numbers from different
 //! commits measure the same inputs.
@@ -11,8 +11,10 @@ use crate::fs::Fs;
 use crate::generators::SplitMix;
 use crate::hunt::{self, HuntConfig};
 use crate::oracle;
+use crate::probe::{Part, Probe};
 use reference::model::RefFs;
 use reference::{Config, FileSpec, Geometry, Input, Op, Policy};
+use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -131,7 +133,7 @@ fn run_ref_only(input: &Input) {
 }
 
 /// One throughput row.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Throughput {
     /// Target name.
     pub target: &'static str,
@@ -146,7 +148,7 @@ pub struct Throughput {
 }
 
 /// One growth row: a synthetic input of `ops` ops on a file of `file_size` bytes.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Growth {
     /// Ops per input.
     pub ops: usize,
@@ -154,10 +156,41 @@ pub struct Growth {
     pub file_size: u64,
     /// Microseconds per differential exec.
     pub us_per_exec: f64,
+    /// Microseconds per exec of the two models alone (implementation, then reference, same
+    /// ops, nothing compared): the floor under `us_per_exec`.
+    pub models_us_per_exec: f64,
+}
+
+/// One goal of issue 14, as this run measured it: met, or the measured floor that prevents it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Goal {
+    /// What is measured.
+    pub what: &'static str,
+    /// The goal (`>=` for rates, `<=` for ratios, as `at_least` says).
+    pub goal: f64,
+    /// Whether the goal is a lower bound.
+    pub at_least: bool,
+    /// What this run measured.
+    pub measured: f64,
+    /// The best the measurement could be with the oracle free (the models, or shuttle, alone).
+    pub floor: f64,
+    /// What the floor is.
+    pub floor_is: &'static str,
+}
+
+impl Goal {
+    /// Whether the measurement meets the goal.
+    pub fn met(&self) -> bool {
+        if self.at_least {
+            self.measured >= self.goal
+        } else {
+            self.measured <= self.goal
+        }
+    }
 }
 
 /// One time-to-find run that found the bug.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Serialize)]
 pub struct Found {
     /// Seconds from the start of the hunt.
     pub secs: f64,
@@ -170,9 +203,10 @@ pub struct Found {
 }
 
 /// One time-to-find row: one entry per run (`None`: not found within the limit).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct TimeToFind {
     /// The bug.
+    #[serde(serialize_with = "bug_name")]
     pub bug: Bug,
     /// `wbfuzz hunt`: feedback-guided (corpus of new-signal inputs, structural mutations),
     /// swarm testing for fresh inputs, mixed scheduling strategies.
@@ -187,13 +221,45 @@ pub struct TimeToFind {
     pub libfuzzer: Vec<Option<Found>>,
 }
 
+/// A bug as its switch name.
+fn bug_name<S: Serializer>(bug: &Bug, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(bug.name())
+}
+
+/// Where one target's differential run spends its time: microseconds per exec by part, from runs
+/// with the oracle's [`Probe`] switched on (its clock reads are charged to `other`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Breakdown {
+    /// Target name.
+    pub target: &'static str,
+    /// The implementation's ops (concurrent: executed under shuttle, scheduling included).
+    pub implementation_us: f64,
+    /// The reference's ops (concurrent: the commit-log replay).
+    pub reference_us: f64,
+    /// Comparing outcomes and states.
+    pub comparison_us: f64,
+    /// Both models' invariant checks.
+    pub invariants_us: f64,
+    /// Everything else: model construction, the op plan, the trace, the probe itself.
+    pub other_us: f64,
+    /// The whole exec.
+    pub total_us: f64,
+    /// Concurrent: shuttle's share of `implementation_us` (that minus the implementation alone,
+    /// from the throughput table); `None` for sequential runs.
+    pub shuttle_us: Option<f64>,
+}
+
 /// Everything one `wbfuzz bench` measured.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     /// Machine description.
     pub machine: String,
     /// Throughput per target.
     pub throughput: Vec<Throughput>,
+    /// Per-part breakdown per target.
+    pub breakdown: Vec<Breakdown>,
+    /// Issue 14's goals against this run's numbers.
+    pub goals: Vec<Goal>,
     /// Growth table.
     pub growth: Vec<Growth>,
     /// Time to find each bug.
@@ -353,9 +419,48 @@ fn libfuzzer_time_to_find(cfg: &BenchConfig, dir: &Path, bug: Bug, seed: u64) ->
     })
 }
 
+/// Runs every input `cfg.samples` times with the probe on; returns the breakdown per exec.
+fn breakdown(cfg: &BenchConfig, target: Target, inputs: &[Input], impl_alone: f64) -> Breakdown {
+    let mut probe = Probe::on();
+    let run = |i: &Input, probe: &mut Probe| {
+        std::hint::black_box(if i.threads.len() > 1 {
+            crate::concurrent::run_concurrent_probed(i, Bugs::NONE, probe)
+        } else {
+            oracle::run_sequential_probed(i, Bugs::NONE, probe)
+        });
+    };
+    for i in inputs {
+        run(i, &mut Probe::off());
+    }
+    let start = Instant::now();
+    let mut n = 0u64;
+    for _ in 0..cfg.samples.max(1) {
+        for i in inputs {
+            run(i, &mut probe);
+        }
+        n += inputs.len() as u64;
+    }
+    let per = |d: Duration| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let total_us = per(start.elapsed());
+    let us = |p: Part| per(probe.spent(p));
+    let parts: f64 = Part::ALL.iter().map(|&p| us(p)).sum();
+    Breakdown {
+        target: target.name(),
+        implementation_us: us(Part::Implementation),
+        reference_us: us(Part::Reference),
+        comparison_us: us(Part::Comparison),
+        invariants_us: us(Part::Invariants),
+        other_us: (total_us - parts).max(0.0),
+        total_us,
+        shuttle_us: (target == Target::Concurrent)
+            .then(|| (us(Part::Implementation) - impl_alone * 1e6).max(0.0)),
+    }
+}
+
 /// Runs every measurement.
 pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     let mut throughput = Vec::new();
+    let mut parts = Vec::new();
     for t in Target::ALL.into_iter().filter(|_| !cfg.find_only) {
         let inputs = load_corpus(&cfg.corpus, t);
         progress(&format!(
@@ -368,6 +473,8 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
         });
         let imp = per_input(cfg, &inputs, run_impl_only);
         let rf = per_input(cfg, &inputs, run_ref_only);
+        progress(&format!("breakdown: {}", t.name()));
+        parts.push(breakdown(cfg, t, &inputs, imp));
         throughput.push(Throughput {
             target: t.name(),
             inputs: inputs.len(),
@@ -387,10 +494,15 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
             let s = per_input(cfg, &input, |i| {
                 std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
             });
+            let models = per_input(cfg, &input, |i| {
+                run_impl_only(i);
+                run_ref_only(i);
+            });
             growth.push(Growth {
                 ops,
                 file_size: size,
                 us_per_exec: s * 1e6,
+                models_us_per_exec: models * 1e6,
             });
         }
     }
@@ -461,10 +573,61 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
     }
     BenchReport {
         machine: machine(),
+        goals: goals(&throughput, &parts, &growth),
         throughput,
+        breakdown: parts,
         growth,
         find,
     }
+}
+
+/// Issue 14's goals, each with its floor from the same run.
+fn goals(tp: &[Throughput], parts: &[Breakdown], growth: &[Growth]) -> Vec<Goal> {
+    let mut v = Vec::new();
+    let both = |t: &Throughput| 1.0 / (1.0 / t.impl_per_sec + 1.0 / t.ref_per_sec);
+    if let Some(t) = tp.iter().find(|t| t.target == "sequential") {
+        v.push(Goal {
+            what: "sequential differential execs/s/core",
+            goal: 15_000.0,
+            at_least: true,
+            measured: t.execs_per_sec,
+            floor: both(t),
+            floor_is: "both models alone, same ops",
+        });
+        v.push(Goal {
+            what: "sequential overhead vs implementation alone",
+            goal: 2.5,
+            at_least: false,
+            measured: t.impl_per_sec / t.execs_per_sec,
+            floor: t.impl_per_sec / both(t),
+            floor_is: "running the reference too, nothing compared",
+        });
+    }
+    if let (Some(t), Some(b)) = (
+        tp.iter().find(|t| t.target == "concurrent"),
+        parts.iter().find(|b| b.target == "concurrent"),
+    ) {
+        v.push(Goal {
+            what: "concurrent differential execs/s/core",
+            goal: 5_000.0,
+            at_least: true,
+            measured: t.execs_per_sec,
+            floor: 1e6 / (b.implementation_us + b.reference_us),
+            floor_is: "the execution under shuttle plus the replay, nothing compared",
+        });
+    }
+    let cell = |size: u64| growth.iter().find(|g| g.ops == 128 && g.file_size == size);
+    if let (Some(small), Some(large)) = (cell(64 << 10), cell(8 << 20)) {
+        v.push(Goal {
+            what: "growth, 128 ops: 8 MiB / 64 KiB",
+            goal: 2.0,
+            at_least: false,
+            measured: large.us_per_exec / small.us_per_exec,
+            floor: large.models_us_per_exec / small.models_us_per_exec,
+            floor_is: "the same ratio for both models alone",
+        });
+    }
+    v
 }
 
 fn machine() -> String {
@@ -525,21 +688,75 @@ impl BenchReport {
                 t.impl_per_sec / t.execs_per_sec
             );
         }
+        let _ = writeln!(s, "\n| target (µs per exec) | implementation | reference | comparison | invariants | other | total | of which shuttle |");
+        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+        for b in &self.breakdown {
+            let pct = |x: f64| format!("{x:.1} ({:.0}%)", 100.0 * x / b.total_us);
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                b.target,
+                pct(b.implementation_us),
+                pct(b.reference_us),
+                pct(b.comparison_us),
+                pct(b.invariants_us),
+                pct(b.other_us),
+                b.total_us,
+                b.shuttle_us.map_or("-".to_string(), pct)
+            );
+        }
         let _ = writeln!(
             s,
-            "\n| ops \\ file size | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) |"
+            "\n| ops \\ file size (models alone) | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) | 8 MiB / 64 KiB |"
         );
-        let _ = writeln!(s, "|---|---|---|---|---|");
+        let _ = writeln!(s, "|---|---|---|---|---|---|");
         for &ops in &[8usize, 32, 128] {
             let row: Vec<&Growth> = self.growth.iter().filter(|g| g.ops == ops).collect();
             let cells: Vec<String> = row
                 .iter()
-                .map(|g| format!("{:.1} µs", g.us_per_exec))
+                .map(|g| format!("{:.1} µs ({:.1})", g.us_per_exec, g.models_us_per_exec))
                 .collect();
             let per_op = row
                 .last()
                 .map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
-            let _ = writeln!(s, "| {ops} | {} | {per_op:.2} |", cells.join(" | "));
+            let ratio = match (row.first(), row.last()) {
+                (Some(a), Some(b)) => format!(
+                    "{:.2}x ({:.2}x)",
+                    b.us_per_exec / a.us_per_exec,
+                    b.models_us_per_exec / a.models_us_per_exec
+                ),
+                _ => "-".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "| {ops} | {} | {per_op:.2} | {ratio} |",
+                cells.join(" | ")
+            );
+        }
+        let _ = writeln!(
+            s,
+            "\n| goal | target | measured | met | floor (oracle free) |"
+        );
+        let _ = writeln!(s, "|---|---|---|---|---|");
+        for g in &self.goals {
+            let num = |x: f64| {
+                if g.at_least {
+                    format!("{x:.0}")
+                } else {
+                    format!("{x:.2}x")
+                }
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} {} | {} | {} | {} ({}) |",
+                g.what,
+                if g.at_least { "≥" } else { "≤" },
+                num(g.goal),
+                num(g.measured),
+                if g.met() { "yes" } else { "no" },
+                num(g.floor),
+                g.floor_is
+            );
         }
         if !self.find.is_empty() {
             let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());
@@ -597,94 +814,11 @@ impl BenchReport {
         s
     }
 
-    /// The report as JSON.
+    /// The report as JSON: the report structs, serialized (non-finite numbers as `null`).
     pub fn json(&self) -> String {
-        let num = |x: f64| {
-            if x.is_finite() {
-                format!("{x:.3}")
-            } else {
-                "null".into()
-            }
-        };
-        let opt = |x: Option<Found>| x.map_or("null".to_string(), |f| num(f.secs));
-        let opt_execs = |x: Option<u64>| x.map_or("null".to_string(), |e| e.to_string());
-        let mut s = String::from("{\n");
-        let _ = writeln!(s, "  \"machine\": {:?},", self.machine);
-        let tp: Vec<String> = self
-            .throughput
-            .iter()
-            .map(|t| {
-                format!(
-                    "    {{\"target\": {:?}, \"inputs\": {}, \"execs_per_sec\": {}, \"impl_per_sec\": {}, \"ref_per_sec\": {}}}",
-                    t.target,
-                    t.inputs,
-                    num(t.execs_per_sec),
-                    num(t.impl_per_sec),
-                    num(t.ref_per_sec)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  \"throughput\": [\n{}\n  ],", tp.join(",\n"));
-        let gr: Vec<String> = self
-            .growth
-            .iter()
-            .map(|g| {
-                format!(
-                    "    {{\"ops\": {}, \"file_size\": {}, \"us_per_exec\": {}}}",
-                    g.ops,
-                    g.file_size,
-                    num(g.us_per_exec)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  \"growth\": [\n{}\n  ],", gr.join(",\n"));
-        let fd: Vec<String> = self
-            .find
-            .iter()
-            .map(|f| {
-                let list = |v: &[Option<Found>]| v.iter().map(|x| opt(*x)).collect::<Vec<_>>().join(", ");
-                let execs = |v: &[Option<Found>]| {
-                    v.iter()
-                        .map(|x| opt_execs(x.map(|f| f.execs)))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                let sizes = |v: &[Option<Found>], pick: fn(&Found) -> usize| {
-                    v.iter()
-                        .map(|x| x.as_ref().map_or("null".to_string(), |f| pick(f).to_string()))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                };
-                format!(
-                    "    {{\"bug\": {:?}, \"hunt_median\": {}, \"hunt_median_inputs\": {}, \"hunt\": [{}], \"hunt_inputs\": [{}], \"hunt_finding_ops\": [{}], \"hunt_finding_threads\": [{}], \"blind_median\": {}, \"blind_median_inputs\": {}, \"blind\": [{}], \"blind_inputs\": [{}], \"random_median\": {}, \"random_median_inputs\": {}, \"random\": [{}], \"random_inputs\": [{}], \"pct_median\": {}, \"pct_median_inputs\": {}, \"pct\": [{}], \"pct_inputs\": [{}], \"cargo_fuzz_median\": {}, \"cargo_fuzz_median_inputs\": {}, \"cargo_fuzz\": [{}], \"cargo_fuzz_inputs\": [{}]}}",
-                    f.bug.name(),
-                    opt(median_opt(&f.hunt)),
-                    opt_execs(median_execs(&f.hunt)),
-                    list(&f.hunt),
-                    execs(&f.hunt),
-                    sizes(&f.hunt, |x| x.ops),
-                    sizes(&f.hunt, |x| x.threads),
-                    opt(median_opt(&f.blind)),
-                    opt_execs(median_execs(&f.blind)),
-                    list(&f.blind),
-                    execs(&f.blind),
-                    opt(median_opt(&f.baseline)),
-                    opt_execs(median_execs(&f.baseline)),
-                    list(&f.baseline),
-                    execs(&f.baseline),
-                    opt(median_opt(&f.pct)),
-                    opt_execs(median_execs(&f.pct)),
-                    list(&f.pct),
-                    execs(&f.pct),
-                    opt(median_opt(&f.libfuzzer)),
-                    opt_execs(median_execs(&f.libfuzzer)),
-                    list(&f.libfuzzer),
-                    execs(&f.libfuzzer)
-                )
-            })
-            .collect();
-        let _ = writeln!(s, "  \"time_to_find\": [\n{}\n  ]", fd.join(",\n"));
-        s.push_str("}\n");
+        let mut s = serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        s.push('\n');
         s
     }
 }

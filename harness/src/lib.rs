@@ -29,6 +29,7 @@ pub mod kernel;
 pub mod minimize;
 pub mod mutate;
 pub mod oracle;
+pub mod probe;
 pub mod race_rule;
 pub mod report;
 pub mod schedule;

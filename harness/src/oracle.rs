@@ -4,7 +4,11 @@
 //! Sequential runs compare, after every op: the op's outcome, every file's size and recorded
 //! writeback error, the counters, the corruption flag, and the contents and block states inside
 //! the op's *scope* (the folios it touched; file-wide ops compare the whole file); the
-//! implementation checks its invariants in that scope. Where the whole state is compared (ops
+//! implementation checks its invariants in that scope. Contents are compared through the
+//! per-block digests each model keeps ([`Observe::digests`]; each model forgets a block's digest
+//! whenever its bytes may change) and block states as runs ([`Observe::block_runs`]), so an
+//! unchanged block with data costs a digest lookup and a hole costs nothing; bytes are compared
+//! only where a digest is missing or differs, which is also what a report shows. Where the whole state is compared (ops
 //! that touch every file, the end of the run) both models check all their invariants; the
 //! reference also checks itself after every op in its soak test. Cost per op therefore grows
 //! with what the op touched, not with the file size. At the end of every run an epilogue
@@ -16,10 +20,13 @@
 use crate::bugs::Bugs;
 use crate::epilogue::run_ops;
 use crate::fs::Fs;
+use crate::probe::{Part, Probe};
 use crate::signal::{self, Features};
 use reference::model::replay::ReplayError;
 use reference::model::RefFs;
-use reference::{BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation};
+use reference::{
+    block_digest, BlockObs, Counters, Errno, FileId, Input, Observe, Op, Outcome, Step, Violation,
+};
 
 /// Which model.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -416,10 +423,29 @@ fn contents_mismatch(
     })
 }
 
+/// Block states as `(blocks, state)` runs ([`Observe::block_runs`]).
+type Runs = Vec<(u64, BlockObs)>;
+
+/// Reused buffers of [`compare_window`]: both sides' block runs and digests.
+#[derive(Default)]
+struct Window {
+    runs: (Runs, Runs),
+    digests: (Vec<Option<u32>>, Vec<Option<u32>>),
+    /// Maximal runs `[lo, hi)` of blocks with data on either side.
+    data: Vec<(u64, u64)>,
+}
+
+thread_local! {
+    static WINDOW: std::cell::RefCell<Window> = std::cell::RefCell::new(Window::default());
+}
+
 /// Compares block states of blocks `[first, end)` and the contents of those of them that either
 /// side holds data for (cached, or written on disk). Blocks that are neither on both sides read
 /// as zeros by definition, so skipping them keeps the cost proportional to the data, not to the
-/// file size.
+/// file size. States are compared as runs (cost follows extents and folios), contents as the
+/// per-block digests both models keep (cost follows the blocks with data, not their bytes);
+/// bytes are compared where a digest is missing (a block reaching past EOF) or differs, and
+/// that byte comparison is what a report shows.
 fn compare_window(
     file: FileId,
     first: u64,
@@ -433,44 +459,119 @@ fn compare_window(
     if end <= first {
         return;
     }
-    let a = r.blocks(file, first, end - first);
-    let b = i.blocks(file, first, end - first);
-    let bs = r.geometry().bs();
-    let size = r.size(file).max(i.size(file));
-    // Runs of blocks with data on either side, compared run by run; the first bad run is enough.
-    let mut k = 0usize;
-    let n = a.len().min(b.len());
-    while k < n {
-        if surely_zero(&a[k]) && surely_zero(&b[k]) {
-            k += 1;
-            continue;
-        }
-        let start = k;
-        while k < n && !(surely_zero(&a[k]) && surely_zero(&b[k])) {
-            k += 1;
-        }
-        let lo = (first + start as u64).saturating_mul(bs).min(size);
-        let hi = (first + k as u64).saturating_mul(bs).min(size);
-        if lo < hi {
-            if let Some(m) = contents_mismatch(file, lo, hi, r, i) {
-                out.push(m);
+    WINDOW.with(|w| {
+        let mut w = w.borrow_mut();
+        let Window {
+            runs: (ra, ia),
+            digests: (rd, id),
+            data,
+        } = &mut *w;
+        ra.clear();
+        ia.clear();
+        data.clear();
+        r.block_runs(file, first, end, ra);
+        i.block_runs(file, first, end, ia);
+        // One sweep over both run lists: where the states differ, and where data is.
+        let (mut x, mut y) = (ra.iter().copied(), ia.iter().copied());
+        let (mut a, mut b) = (x.next(), y.next());
+        let mut at = first;
+        let mut states_differ = false;
+        while at < end {
+            let (Some((na, sa)), Some((nb, sb))) = (a, b) else {
+                // A side described fewer blocks than asked: report it as a state mismatch.
+                states_differ = true;
                 break;
+            };
+            // Empty runs say nothing: step over them.
+            if na == 0 {
+                a = x.next();
+                continue;
+            }
+            if nb == 0 {
+                b = y.next();
+                continue;
+            }
+            let n = na.min(nb).min(end - at);
+            states_differ |= sa != sb;
+            if !(surely_zero(&sa) && surely_zero(&sb)) {
+                match data.last_mut() {
+                    Some((_, hi)) if *hi == at => *hi += n,
+                    _ => data.push((at, at + n)),
+                }
+            }
+            at += n;
+            a = if na > n { Some((na - n, sa)) } else { x.next() };
+            b = if nb > n { Some((nb - n, sb)) } else { y.next() };
+        }
+        let bs = r.geometry().bs();
+        let size = r.size(file).max(i.size(file));
+        'runs: for &(lo, hi) in data.iter() {
+            rd.clear();
+            id.clear();
+            r.digests(file, lo, hi, rd);
+            i.digests(file, lo, hi, id);
+            // Blocks whose digests are missing or differ, compared byte by byte in runs.
+            let mut k = 0u64;
+            let n = hi - lo;
+            while k < n {
+                let same = |k: u64| {
+                    let (p, q) = (rd.get(k as usize), id.get(k as usize));
+                    matches!((p, q), (Some(Some(p)), Some(Some(q))) if p == q)
+                };
+                if same(k) {
+                    k += 1;
+                    continue;
+                }
+                let start = k;
+                while k < n && !same(k) {
+                    k += 1;
+                }
+                let blo = (lo + start).saturating_mul(bs).min(size);
+                let bhi = (lo + k).saturating_mul(bs).min(size);
+                if blo < bhi {
+                    if let Some(m) = contents_mismatch(file, blo, bhi, r, i) {
+                        out.push(m);
+                        break 'runs;
+                    }
+                    // Same bytes: any digest given for them must be theirs.
+                    for b in lo + start..lo + k {
+                        let j = (b - lo) as usize;
+                        let given = [(Side::Reference, rd[j]), (Side::Implementation, id[j])];
+                        if given.iter().all(|(_, d)| d.is_none()) {
+                            continue;
+                        }
+                        let real = block_digest(&r.peek(file, b * bs, bs));
+                        for (side, d) in given {
+                            if d.is_some_and(|d| d != real) {
+                                out.push(Mismatch::Invariant {
+                                    side,
+                                    violation: Violation {
+                                        name: "digest-matches-bytes",
+                                        detail: format!(
+                                            "file {file} block {b}: digest {:08x}, bytes {real:08x}",
+                                            d.unwrap_or(0)
+                                        ),
+                                    },
+                                });
+                            }
+                        }
+                    }
+                }
             }
         }
-    }
-    if a != b {
-        out.push(Mismatch::Blocks {
-            file,
-            first,
-            reference: a,
-            implementation: b,
-        });
-    }
+        if states_differ {
+            out.push(Mismatch::Blocks {
+                file,
+                first,
+                reference: r.blocks(file, first, end - first),
+                implementation: i.blocks(file, first, end - first),
+            });
+        }
+    });
 }
 
-/// Compares the global state and the state inside `scope`; returns every mismatch found.
-fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
-    let mut out = Vec::new();
+/// Compares the global state and the state inside `scope`, adding every mismatch to `out`.
+fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
     let (rc, ic) = (r.counters(), i.counters());
     if rc != ic {
         out.push(Mismatch::Counters {
@@ -504,7 +605,7 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
         }
     }
     let mut window =
-        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, &mut out);
+        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
     match scope {
         Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
         Scope::Range { .. } => {}
@@ -514,6 +615,10 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
             }
         }
     }
+}
+
+/// Both models' invariant checks for an op of `scope`, adding every violation to `out`.
+fn check_invariants(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
     // The reference's self-check costs as much as the rest of the comparison together; it runs
     // after every op in the reference's own soak test, and here where whole states are compared
     // (complete, corrupt, repair, the epilogue, the end of concurrent runs). The implementation,
@@ -537,12 +642,25 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
             violation: v,
         });
     }
+}
+
+/// Compares the state inside `scope` and checks both models' invariants; returns every
+/// mismatch found, charging each part to `probe`.
+fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    probe.time(Part::Comparison, || compare_state(scope, r, i, &mut out));
+    probe.time(Part::Invariants, || check_invariants(scope, r, i, &mut out));
     out
 }
 
 /// Compares everything the two sides show: the end-of-run comparison.
 pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
-    compare(Scope::All, r, i)
+    compare_all_probed(r, i, &mut Probe::off())
+}
+
+/// [`compare_all`], charging comparison and invariant checks to `probe`.
+pub fn compare_all_probed(r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
+    compare(Scope::All, r, i, probe)
 }
 
 /// Runs `input` sequentially on both models, comparing after every op and after the epilogue.
@@ -550,31 +668,60 @@ pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
 /// Threads are run one after another in thread order (a sequential run has one thread; a
 /// multi-thread input run here is serialized, which is one valid schedule of it).
 pub fn run_sequential(input: &Input, bugs: Bugs) -> Run {
-    run_sequential_in(input, bugs, None)
+    run_sequential_inner(input, bugs, None, &mut Probe::off(), &mut |_, _, _| {})
 }
 
 /// [`run_sequential`], also adding the run's feedback features ([`crate::signal`]) to `sink`:
 /// each op's kind, outcome and the reference's block classes in its scope before and after it.
 pub fn run_sequential_signal(input: &Input, bugs: Bugs, sink: &mut Features) -> Run {
-    run_sequential_in(input, bugs, Some(sink))
+    run_sequential_inner(
+        input,
+        bugs,
+        Some(sink),
+        &mut Probe::off(),
+        &mut |_, _, _| {},
+    )
 }
 
-fn run_sequential_in(input: &Input, bugs: Bugs, mut sink: Option<&mut Features>) -> Run {
+/// [`run_sequential`], charging each part of the run to `probe` (`wbfuzz bench`'s breakdown).
+pub fn run_sequential_probed(input: &Input, bugs: Bugs, probe: &mut Probe) -> Run {
+    run_sequential_inner(input, bugs, None, probe, &mut |_, _, _| {})
+}
+
+/// [`run_sequential`] with `disturb(k, reference, implementation)` called before op `k` (an
+/// index into the trace) is applied: tests corrupt one model's state directly there (e.g. with
+/// `scribble`) to check at which op the oracle notices.
+pub fn run_sequential_disturbed(
+    input: &Input,
+    bugs: Bugs,
+    disturb: &mut dyn FnMut(usize, &mut RefFs, &Fs),
+) -> Run {
+    run_sequential_inner(input, bugs, None, &mut Probe::off(), disturb)
+}
+
+fn run_sequential_inner(
+    input: &Input,
+    bugs: Bugs,
+    mut sink: Option<&mut Features>,
+    probe: &mut Probe,
+    disturb: &mut dyn FnMut(usize, &mut RefFs, &Fs),
+) -> Run {
     let mut reference = RefFs::new(&input.config);
     let implementation = Fs::new(&input.config, bugs);
     let ops = run_ops(input);
     let last_seq = ops.last().map_or(0, |o| o.seq);
     let mut trace = Vec::with_capacity(ops.len());
     for planned in ops {
+        disturb(trace.len(), &mut reference, &implementation);
         let (thread, seq, op, is_epilogue) =
             (planned.thread, planned.seq, planned.op, planned.epilogue);
         let before = sink
             .as_ref()
             .map(|_| signal::observe(&reference, scope_of(&op, input)));
-        let r = reference.apply(seq, &op);
-        let i = implementation.apply(seq, &op);
+        let r = probe.time(Part::Reference, || reference.apply(seq, &op));
+        let i = probe.time(Part::Implementation, || implementation.apply(seq, &op));
         let mut mismatches = Vec::new();
-        let differ = r != i;
+        let differ = probe.time(Part::Comparison, || r != i);
         let bytes = match (&r, &i) {
             (Outcome::Data(a), Outcome::Data(b)) if differ => Some((a.clone(), b.clone())),
             _ => None,
@@ -585,7 +732,7 @@ fn run_sequential_in(input: &Input, bugs: Bugs, mut sink: Option<&mut Features>)
         } else {
             scope_of(&op, input)
         };
-        mismatches.extend(compare(scope, &reference, &implementation));
+        mismatches.extend(compare(scope, &reference, &implementation, probe));
         let (r, i) = record_pair(&r, &i);
         if let (Some(f), Some(before)) = (sink.as_deref_mut(), before) {
             let after = signal::observe(&reference, scope_of(&op, input));

@@ -76,8 +76,33 @@ impl Observe for Snapshot {
         f.contents[start..end].to_vec()
     }
 
+    fn visit(&self, file: FileId, off: u64, len: u64, out: &mut dyn FnMut(&[u8])) {
+        let Some(f) = self.file(file) else { return };
+        let start = off.min(f.size) as usize;
+        let end = off.saturating_add(len).min(f.size) as usize;
+        out(&f.contents[start..end]);
+    }
+
     fn block_span(&self, file: FileId) -> u64 {
         self.file(file).map_or(0, |f| f.blocks.len() as u64)
+    }
+
+    /// Digests of the copied bytes, computed here: asking the model for its own at capture
+    /// time would take a lock per folio inside the shuttle execution, each a scheduling point,
+    /// for a comparison made once per run.
+    fn digests(&self, file: FileId, first: u64, end: u64, out: &mut Vec<Option<u32>>) {
+        let Some(f) = self.file(file) else {
+            out.extend((first..end).map(|_| None));
+            return;
+        };
+        let bs = self.geometry.bs();
+        for b in first..end {
+            let (lo, hi) = (b.saturating_mul(bs), b.saturating_add(1).saturating_mul(bs));
+            out.push(
+                (hi <= f.size)
+                    .then(|| reference::block_digest(&f.contents[lo as usize..hi as usize])),
+            );
+        }
     }
 
     fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs> {

@@ -11,9 +11,9 @@
 
 pub mod model;
 
-pub use vocab::{config, errno, geometry, op, pattern, state, step};
 pub use vocab::{
-    fill_pattern, pattern_byte, BlockObs, CacheState, Config, Counters, Errno, ExtentState, FileId,
-    FileSpec, Geometry, GeometryError, Input, Observe, Op, OpKind, Outcome, Policy, Step,
-    Violation, PAGE_SIZE,
+    block_digest, fill_pattern, pattern_byte, BlockObs, CacheState, Config, Counters, Errno,
+    ExtentState, FileId, FileSpec, Geometry, GeometryError, Input, Observe, Op, OpKind, Outcome,
+    Policy, Step, Violation, PAGE_SIZE,
 };
+pub use vocab::{config, errno, geometry, op, pattern, state, step};

@@ -306,7 +306,7 @@ impl Fs {
                 }
                 let s = (pos - fstart) as usize;
                 let e = (end - fstart) as usize;
-                fill_pattern(seq, pos, &mut st.data[s..e]);
+                fill_pattern(seq, pos, st.data.range_mut(s, e, g.bs as usize));
                 if late_log {
                     st.set_uptodate(mask, g.all);
                 } else {

@@ -214,7 +214,7 @@ impl Fs {
                         .filter(|b| (landed >> b.slot) & 1 == 1)
                         .map(|b| {
                             let off = b.slot as usize * bs;
-                            (b.phys, &st.data[off..off + bs])
+                            (b.phys, &st.data[off..off + bs], b.crc)
                         }),
                 );
             }

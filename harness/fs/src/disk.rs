@@ -2,17 +2,42 @@
 //! last free holds stale bytes (`vocab::stale_byte`, SPEC.md "Durability"); freed blocks are
 //! discarded back to that, so memory follows the live data.
 //!
-//! Owns: the bytes on disk. Invariants: every stored block is exactly `bs` bytes.
+//! Owns: the bytes on disk and their digests. Invariants: every stored block is exactly `bs`
+//! bytes and carries [`vocab::block_digest`] of them, set by the write that stored them.
 //! Locks: one RwLock, a leaf: taken after every lock but the folio lock word and the commit log
 //! (lock order, `lib.rs`), and nothing is taken inside it.
 
 use super::sync::{LockClass, RwLock};
+use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
 
 /// The block device.
 pub struct Disk {
     bs: usize,
-    blocks: RwLock<BTreeMap<u64, Box<[u8]>>>,
+    blocks: RwLock<BTreeMap<u64, Stored>>,
+}
+
+/// One written block: its bytes and their digest.
+struct Stored {
+    bytes: Box<[u8]>,
+    digest: u32,
+}
+
+/// Stores `data` with its `digest` as block `phys` of `map`, reusing the block's memory.
+fn store(map: &mut BTreeMap<u64, Stored>, phys: u64, data: &[u8], digest: u32) {
+    match map.entry(phys) {
+        Entry::Occupied(mut e) => {
+            let b = e.get_mut();
+            b.bytes.copy_from_slice(data);
+            b.digest = digest;
+        }
+        Entry::Vacant(v) => {
+            v.insert(Stored {
+                bytes: data.to_vec().into_boxed_slice(),
+                digest,
+            });
+        }
+    }
 }
 
 impl Disk {
@@ -28,7 +53,7 @@ impl Disk {
     #[track_caller]
     pub fn read(&self, phys: u64, out: &mut [u8]) {
         match self.blocks.read().get(&phys) {
-            Some(b) => out.copy_from_slice(&b[..out.len()]),
+            Some(b) => out.copy_from_slice(&b.bytes[..out.len()]),
             None => out.fill(vocab::stale_byte(phys)),
         }
     }
@@ -37,7 +62,12 @@ impl Disk {
     /// last free: stale bytes).
     #[track_caller]
     pub fn with_block<R>(&self, phys: u64, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        f(self.blocks.read().get(&phys).map(|b| &b[..]))
+        f(self.blocks.read().get(&phys).map(|b| &b.bytes[..]))
+    }
+
+    /// The digest of block `phys` (`None`: not written since it was last free).
+    pub fn digest(&self, phys: u64) -> Option<u32> {
+        self.blocks.read().get(&phys).map(|b| b.digest)
     }
 
     /// The blocks of `[start, start+len)` not written since they were last free (they hold
@@ -55,26 +85,22 @@ impl Disk {
     #[track_caller]
     pub fn write(&self, phys: u64, data: &[u8]) {
         debug_assert_eq!(data.len(), self.bs, "disk writes are whole blocks");
-        let mut g = self.blocks.write();
-        match g.get_mut(&phys) {
-            Some(b) => b.copy_from_slice(data),
-            None => {
-                g.insert(phys, data.to_vec().into_boxed_slice());
-            }
-        }
+        let digest = vocab::block_digest(data);
+        store(&mut self.blocks.write(), phys, data, digest);
     }
 
-    /// Writes several blocks under one lock hold.
+    /// Writes several blocks, each with its digest (the writeback checksum, already known),
+    /// under one lock hold.
     #[track_caller]
-    pub fn write_many<'a>(&self, blocks: impl IntoIterator<Item = (u64, &'a [u8])>) {
+    pub fn write_many<'a>(&self, blocks: impl IntoIterator<Item = (u64, &'a [u8], u32)>) {
         let mut g = self.blocks.write();
-        for (phys, data) in blocks {
-            match g.get_mut(&phys) {
-                Some(b) => b.copy_from_slice(data),
-                None => {
-                    g.insert(phys, data.to_vec().into_boxed_slice());
-                }
-            }
+        for (phys, data, digest) in blocks {
+            debug_assert_eq!(
+                digest,
+                vocab::block_digest(data),
+                "digest of the written bytes"
+            );
+            store(&mut g, phys, data, digest);
         }
     }
 

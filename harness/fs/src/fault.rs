@@ -173,7 +173,11 @@ impl Fs {
                     }
                 }
                 let s = (off - idx * g.fsz) as usize;
-                fill_pattern(seq, off, &mut st.data[s..s + n as usize]);
+                fill_pattern(
+                    seq,
+                    off,
+                    st.data.range_mut(s, s + n as usize, g.bs as usize),
+                );
                 let mask = if fb_end > fb0 {
                     super::folio_mask::range(0, fb_end - fb0)
                 } else {

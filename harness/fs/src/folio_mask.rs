@@ -70,6 +70,7 @@ mod tests {
             bpf: 4,
             all: 0b1111,
             max: 1 << 20,
+            zero_digest: 0,
         };
         assert_eq!(overlapping(&g, 0, 1500, 5000), 0b1110);
         assert_eq!(overlapping(&g, 1, 1500, 5000), 0b0001);

@@ -120,6 +120,8 @@ pub(crate) struct Geo {
     pub all: u64,
     /// Maximum file size.
     pub max: u64,
+    /// The digest of a block of zeros (what holes and unwritten blocks read as).
+    pub zero_digest: u32,
 }
 
 /// One file.
@@ -247,6 +249,7 @@ impl Fs {
             bpf,
             all: folio_mask::range(0, bpf),
             max: g.max_file_size,
+            zero_digest: vocab::block_digest(&vec![0u8; bs as usize]),
         };
         let inodes = config
             .files

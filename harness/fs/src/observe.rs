@@ -7,7 +7,8 @@
 //! filesystem's state (invariants).
 //! Locks: one at a time: ILOCK, the page-cache index, folio memory (+ disk), allocator.
 
-use super::page_cache::Folio;
+use super::page_cache::{Folio, FolioState};
+use super::sync::MutexGuard;
 use super::{Fs, Inode};
 use vocab::{
     BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
@@ -16,6 +17,28 @@ use vocab::{
 impl Fs {
     fn inode(&self, file: FileId) -> Option<&Inode> {
         self.inodes.get(file as usize)
+    }
+
+    /// Fault injection for oracle tests: overwrites the cached byte of `file` at `off` with
+    /// `byte` in place, as a stray store by a buggy path would (no flag, state or counter
+    /// changes). Returns whether an uptodate cached block held the byte. It stores through the
+    /// same accessor as every write, so it is also the proof that no store can leave a digest
+    /// stale.
+    pub fn scribble(&self, file: FileId, off: u64, byte: u8) -> bool {
+        let Some(ino) = self.inode(file) else {
+            return false;
+        };
+        let g = self.geo;
+        let Some(f) = ino.cache.get(off / g.fsz) else {
+            return false;
+        };
+        let mut st = f.mem();
+        let i = (off % g.fsz) / g.bs;
+        if st.ifs.as_ref().map_or(0, |x| x.uptodate) & (1 << i) == 0 {
+            return false;
+        }
+        st.data[(off % g.fsz) as usize] = byte;
+        true
     }
 }
 
@@ -127,6 +150,131 @@ impl Observe for Fs {
             }
         }
         out
+    }
+
+    /// Runs from the extent map's mappings and, inside cached folios, the folios' per-block
+    /// bits: cost follows extents and cached folios, not the range's length.
+    fn block_runs(&self, file: FileId, first: u64, end: u64, out: &mut Vec<(u64, BlockObs)>) {
+        let mut push = |n: u64, o: BlockObs| match out.last_mut() {
+            Some((k, s)) if *s == o => *k += n,
+            _ => out.push((n, o)),
+        };
+        let Some(ino) = self.inode(file) else {
+            if end > first {
+                push(end - first, BlockObs::UNTOUCHED);
+            }
+            return;
+        };
+        if end <= first {
+            return;
+        }
+        let g = self.geo;
+        let maps = ino.ilock.lock().mappings(first, end);
+        // (first block, dirty bits, writeback bits) of each cached folio in the range; folio
+        // memory is not locked under the index lock (lock order, `lib.rs`).
+        let folios: Vec<(u64, u64, u64)> = ino
+            .cache
+            .range(first / g.bpf, end.div_ceil(g.bpf))
+            .iter()
+            .map(|f| {
+                let st = f.mem();
+                let wb = if st.writeback { st.wb_mask } else { 0 };
+                (f.index * g.bpf, st.dirty(), wb)
+            })
+            .collect();
+        let mut fi = 0;
+        for m in maps {
+            let mut b = m.start;
+            while b < m.end() {
+                while fi < folios.len() && folios[fi].0 + g.bpf <= b {
+                    fi += 1;
+                }
+                match folios.get(fi) {
+                    Some(&(fb0, dirty, wb)) if fb0 <= b => {
+                        let i = b - fb0;
+                        push(
+                            1,
+                            BlockObs {
+                                extent: m.state,
+                                cache: if dirty & (1 << i) != 0 {
+                                    CacheState::Dirty
+                                } else {
+                                    CacheState::Clean
+                                },
+                                writeback: wb & (1 << i) != 0,
+                            },
+                        );
+                        b += 1;
+                    }
+                    next => {
+                        let stop = next.map_or(m.end(), |&(fb0, _, _)| fb0.min(m.end()));
+                        push(
+                            stop - b,
+                            BlockObs {
+                                extent: m.state,
+                                cache: CacheState::NotCached,
+                                writeback: false,
+                            },
+                        );
+                        b = stop;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Digests from where the bytes live, as [`Observe::visit`] reads them: an uptodate cached
+    /// block's from its folio (kept until the folio's bytes change), a written block's from the
+    /// disk (set when written), zeros' computed once per call.
+    fn digests(&self, file: FileId, first: u64, end: u64, out: &mut Vec<Option<u32>>) {
+        let Some(ino) = self.inode(file) else {
+            out.extend((first..end).map(|_| None));
+            return;
+        };
+        if end <= first {
+            return;
+        }
+        let g = self.geo;
+        let bs = g.bs as usize;
+        let size = Fs::size(self, ino);
+        // Blocks wholly below EOF; the rest get `None`.
+        let whole = (size / g.bs).clamp(first, end);
+        let maps = ino.ilock.lock().mappings(first, whole);
+        let folios = ino.cache.range(first / g.bpf, whole.div_ceil(g.bpf));
+        let mut fi = 0;
+        // The folio of the last block looked at, its memory lock held across its blocks (the
+        // disk lock, a leaf, may be taken inside it).
+        let mut held: Option<(u64, MutexGuard<'_, FolioState>)> = None;
+        for m in maps {
+            for b in m.start..m.end() {
+                while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= b {
+                    fi += 1;
+                }
+                let folio = folios.get(fi).filter(|f| f.index * g.bpf <= b);
+                let cached = folio.and_then(|f| {
+                    if held.as_ref().is_none_or(|(idx, _)| *idx != f.index) {
+                        drop(held.take()); // one folio memory lock at a time
+                        held = Some((f.index, f.mem()));
+                    }
+                    let st = &held.as_ref()?.1;
+                    let i = (b - f.index * g.bpf) as usize;
+                    let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
+                    (up & (1 << i) != 0).then(|| st.data.digest(i, bs))
+                });
+                let d = match cached {
+                    Some(d) => d,
+                    None if m.state == ExtentState::Written => {
+                        let p = m.phys_of(b);
+                        self.disk
+                            .digest(p)
+                            .unwrap_or_else(|| vocab::block_digest(&vec![vocab::stale_byte(p); bs]))
+                    }
+                    None => g.zero_digest,
+                };
+                out.push(Some(d));
+            }
+        }
+        out.extend((whole..end).map(|_| None));
     }
 
     fn counters(&self) -> Counters {
@@ -354,14 +502,18 @@ impl Fs {
                     continue;
                 }
                 let cached = &st.data[i * bs..(i + 1) * bs];
+                // Digests first (both kept: the folio's until its bytes change, the disk's since
+                // the write): a clean block is compared without reading it again.
                 let same = if m.state == ExtentState::Written {
                     let p = m.phys_of(b);
-                    self.disk.with_block(p, |d| match d {
-                        Some(d) => d == cached,
+                    match self.disk.digest(p) {
+                        Some(d) => d == st.data.digest(i, bs),
                         None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
-                    })
+                    }
                 } else {
-                    is_zero(cached)
+                    // Zeros: the folio's digest (usually kept since the comparison just asked
+                    // for it) against that of a zero block.
+                    st.data.digest(i, bs) == g.zero_digest
                 };
                 if !same {
                     push(

@@ -31,10 +31,81 @@ pub struct Ifs {
     pub dirty: u64,
 }
 
+/// A folio's bytes with a lazily computed digest ([`vocab::block_digest`]) per block.
+///
+/// Invariant: a digest marked valid is the digest of the block's current bytes. Every mutable
+/// access goes through `DerefMut`, which forgets all digests, so no write, zeroing or stray store
+/// can leave a stale one: the oracle compares digests where both models have them, and the
+/// writeback checksums (submit and completion) reuse them instead of hashing again.
+pub struct FolioData {
+    bytes: Box<[u8]>,
+    /// Bit `i`: `sums[i]` is valid.
+    valid: std::cell::Cell<u64>,
+    sums: std::cell::RefCell<Vec<u32>>,
+}
+
+impl FolioData {
+    /// Wraps a folio's bytes (no digest known yet).
+    pub fn new(bytes: Box<[u8]>) -> FolioData {
+        FolioData {
+            bytes,
+            valid: std::cell::Cell::new(0),
+            sums: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The digest of block `i` of the folio (`bs`-byte blocks), computed once per change.
+    pub fn digest(&self, i: usize, bs: usize) -> u32 {
+        let bit = 1u64 << i;
+        let mut sums = self.sums.borrow_mut();
+        if self.valid.get() & bit != 0 {
+            return sums[i];
+        }
+        let d = vocab::block_digest(&self.bytes[i * bs..(i + 1) * bs]);
+        if sums.len() <= i {
+            sums.resize(i + 1, 0);
+        }
+        sums[i] = d;
+        self.valid.set(self.valid.get() | bit);
+        d
+    }
+}
+
+impl FolioData {
+    /// Bytes `[lo, hi)` for writing, forgetting only the digests of the `bs`-byte blocks they
+    /// overlap (a write into one block of a large folio keeps the others' digests).
+    pub fn range_mut(&mut self, lo: usize, hi: usize, bs: usize) -> &mut [u8] {
+        if hi > lo {
+            let (b0, b1) = (lo / bs, hi.div_ceil(bs));
+            let mask = if b1 - b0 >= 64 {
+                u64::MAX
+            } else {
+                ((1u64 << (b1 - b0)) - 1) << b0
+            };
+            self.valid.set(self.valid.get() & !mask);
+        }
+        &mut self.bytes[lo..hi]
+    }
+}
+
+impl std::ops::Deref for FolioData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for FolioData {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        self.valid.set(0);
+        &mut self.bytes
+    }
+}
+
 /// A folio's mutable state, behind its memory lock.
 pub struct FolioState {
     /// The folio's bytes.
-    pub data: Box<[u8]>,
+    pub data: FolioData,
     /// Per-block state; `None` once the folio left the cache and reclaim freed it.
     pub ifs: Option<Box<Ifs>>,
     /// All blocks uptodate (fast path for readers).
@@ -107,7 +178,7 @@ impl Folio {
             state: Mutex::new(
                 LockClass::FolioMem,
                 FolioState {
-                    data: vec![0u8; size].into_boxed_slice(),
+                    data: FolioData::new(vec![0u8; size].into_boxed_slice()),
                     ifs: Some(Box::default()),
                     uptodate: false,
                     mapped: true,
@@ -330,7 +401,7 @@ impl PageCache {
         let f = Arc::new(Folio::new(self.file, index, 0, false));
         {
             let mut st = f.mem();
-            st.data = data;
+            st.data = FolioData::new(data);
             st.set_uptodate(all, all);
         }
         let mut idx = self.index.write();

@@ -174,10 +174,10 @@ impl Fs {
         let fb0 = io.folio.index * self.geo.bpf;
         let mut em = ino.ilock.lock();
         let mut st = io.folio.mem();
-        let bad = io.blocks.iter().find(|b| {
-            let off = b.slot as usize * bs;
-            crc32c::crc32c(&st.data[off..off + bs]) != b.crc
-        });
+        let bad = io
+            .blocks
+            .iter()
+            .find(|b| st.data.digest(b.slot as usize, bs) != b.crc);
         let result = if let Some(b) = bad {
             self.record_violation(
                 "checksum-mismatch",
@@ -192,7 +192,7 @@ impl Fs {
         } else {
             self.disk.write_many(io.blocks.iter().map(|b| {
                 let off = b.slot as usize * bs;
-                (b.phys, &st.data[off..off + bs])
+                (b.phys, &st.data[off..off + bs], b.crc)
             }));
             let mut i = 0;
             while i < io.blocks.len() {
@@ -396,7 +396,7 @@ impl Fs {
             let st = lf.mem();
             for (i, &p) in phys.iter().enumerate().take(g.bpf as usize) {
                 if dirty & (1 << i) != 0 {
-                    let crc = crc32c::crc32c(&st.data[i * bs..(i + 1) * bs]);
+                    let crc = st.data.digest(i, bs);
                     blocks.push(IoBlock {
                         slot: i as u32,
                         phys: p,

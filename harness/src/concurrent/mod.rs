@@ -19,6 +19,7 @@ pub use execute::{Sched, STEP_BOUND};
 
 use crate::bugs::Bugs;
 use crate::oracle::Run;
+use crate::probe::{Part, Probe};
 use crate::schedule::encode_decisions;
 use crate::signal::Features;
 use reference::Input;
@@ -47,6 +48,15 @@ pub fn run_concurrent_signal(
     );
     let bytes = log.map(|l| encode_decisions(&l.lock().map(|l| l.clone()).unwrap_or_default()));
     (run, bytes)
+}
+
+/// [`run_concurrent`], charging the execution under shuttle to the implementation and the
+/// check to its parts (`wbfuzz bench`'s breakdown).
+pub fn run_concurrent_probed(input: &Input, bugs: Bugs, probe: &mut Probe) -> Run {
+    let exec = probe.time(Part::Implementation, || {
+        execute::execute(input, bugs, Sched::Bytes, None)
+    });
+    oracle::check_probed(input, exec, probe)
 }
 
 /// Runs `input` concurrently with the given scheduler (benchmark baselines use shuttle's own).

@@ -12,8 +12,10 @@
 use super::execute::{Abort, Execution};
 use crate::epilogue::run_ops;
 use crate::oracle::{
-    compare_all, scope_of, Divergence, Mismatch, Recorded, Rejection, Run, TraceEntry, Verdict,
+    compare_all, compare_all_probed, scope_of, Divergence, Mismatch, Recorded, Rejection, Run,
+    TraceEntry, Verdict,
 };
+use crate::probe::{Part, Probe};
 use crate::signal::{self, Features};
 use reference::model::replay::Replayer;
 use reference::{Input, Outcome, Step};
@@ -21,7 +23,7 @@ use std::collections::HashMap;
 
 /// Checks one execution of `input` (or reports how it aborted).
 pub(super) fn check(input: &Input, exec: Result<Execution, Abort>) -> Run {
-    check_in(input, exec, None)
+    check_in(input, exec, None, &mut Probe::off())
 }
 
 /// [`check`], also adding the run's feedback features to `sink`: each op's block classes on the
@@ -32,10 +34,24 @@ pub(super) fn check_signal(
     exec: Result<Execution, Abort>,
     sink: &mut Features,
 ) -> Run {
-    check_in(input, exec, Some(sink))
+    check_in(input, exec, Some(sink), &mut Probe::off())
 }
 
-fn check_in(input: &Input, exec: Result<Execution, Abort>, mut sink: Option<&mut Features>) -> Run {
+/// [`check`], charging the replay to the reference and the end comparison to its parts.
+pub(super) fn check_probed(
+    input: &Input,
+    exec: Result<Execution, Abort>,
+    probe: &mut Probe,
+) -> Run {
+    check_in(input, exec, None, probe)
+}
+
+fn check_in(
+    input: &Input,
+    exec: Result<Execution, Abort>,
+    mut sink: Option<&mut Features>,
+    probe: &mut Probe,
+) -> Run {
     let exec = match exec {
         Ok(e) => e,
         Err(Abort::StepBound(n)) => {
@@ -61,7 +77,7 @@ fn check_in(input: &Input, exec: Result<Execution, Abort>, mut sink: Option<&mut
     // Each open op's observation at its `Begin`, for the signal.
     let mut begun: HashMap<u32, signal::Obs> = HashMap::new();
     for (index, &step) in exec.log.iter().enumerate() {
-        if let Err(error) = rp.step(step) {
+        if let Err(error) = probe.time(Part::Reference, || rp.step(step)) {
             mismatches.push(Mismatch::Replay { index, error });
             break;
         }
@@ -125,7 +141,7 @@ fn check_in(input: &Input, exec: Result<Execution, Abort>, mut sink: Option<&mut
     }
     if mismatches.is_empty() {
         if let Some(&last) = exec.log.last() {
-            if let Err(error) = rp.finish(last) {
+            if let Err(error) = probe.time(Part::Reference, || rp.finish(last)) {
                 mismatches.push(Mismatch::Replay {
                     index: exec.log.len() - 1,
                     error,
@@ -134,7 +150,7 @@ fn check_in(input: &Input, exec: Result<Execution, Abort>, mut sink: Option<&mut
         }
     }
     if mismatches.is_empty() {
-        mismatches = compare_all(rp.model(), &exec.snapshot);
+        mismatches = compare_all_probed(rp.model(), &exec.snapshot, probe);
     }
     let verdict = if mismatches.is_empty() {
         Verdict::Agree

@@ -19,4 +19,5 @@ mod replay_oracle;
 mod report;
 mod schedule_record;
 mod signal;
+mod stray_write;
 mod stress;

@@ -2,7 +2,8 @@
 //!
 //! Owns: `size`, a `Vec<Block>` indexed by file block number (grown lazily up to the highest block
 //! ever changed; blocks past its end are untouched holes), the page cache of the file as a map
-//! from folio index to the folio's bytes, and the recorded writeback error.
+//! from folio index to the folio's bytes (with a digest per block, forgotten whenever the bytes
+//! may change), and the recorded writeback error.
 //!
 //! Invariants (SPEC.md; checked by `check_invariants`):
 //! - a block is cached exactly when its folio is in `folios`; `dirty` and `writeback` are only
@@ -43,6 +44,68 @@ impl Default for Block {
     }
 }
 
+/// A cached folio's bytes and the digest of each of its blocks, computed on first request.
+///
+/// Invariant: a known digest is [`crate::block_digest`] of the block's current bytes. Writing
+/// needs `&mut [u8]`, and handing that out forgets every digest, so none can go stale.
+#[derive(Clone, Debug)]
+pub(crate) struct FolioBytes {
+    bytes: Box<[u8]>,
+    digests: Box<[std::cell::Cell<Option<u32>>]>,
+}
+
+impl FolioBytes {
+    /// A folio of `bytes` made of blocks of `bs` bytes.
+    pub fn new(bytes: Box<[u8]>, bs: usize) -> FolioBytes {
+        let n = bytes.len() / bs.max(1);
+        FolioBytes {
+            bytes,
+            digests: vec![std::cell::Cell::new(None); n].into_boxed_slice(),
+        }
+    }
+
+    /// The digest of block `i` of the folio.
+    pub fn digest(&self, i: usize) -> u32 {
+        let cell = &self.digests[i];
+        if let Some(d) = cell.get() {
+            return d;
+        }
+        let bs = self.bytes.len() / self.digests.len();
+        let d = crate::block_digest(&self.bytes[i * bs..(i + 1) * bs]);
+        cell.set(Some(d));
+        d
+    }
+}
+
+impl FolioBytes {
+    /// Bytes `[lo, hi)` for writing; only the digests of the blocks they touch are forgotten.
+    pub fn write_range(&mut self, lo: usize, hi: usize) -> &mut [u8] {
+        let bs = self.bytes.len() / self.digests.len().max(1);
+        if hi > lo {
+            for d in &self.digests[lo / bs..hi.div_ceil(bs)] {
+                d.set(None);
+            }
+        }
+        &mut self.bytes[lo..hi]
+    }
+}
+
+impl std::ops::Deref for FolioBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl std::ops::DerefMut for FolioBytes {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        for d in self.digests.iter() {
+            d.set(None);
+        }
+        &mut self.bytes
+    }
+}
+
 /// One file.
 #[derive(Clone, Debug)]
 pub(crate) struct File {
@@ -53,7 +116,7 @@ pub(crate) struct File {
     /// Per-block state; index = file block number. Blocks past the end are [`Block::HOLE`].
     blocks: Vec<Block>,
     /// The page cache: folio index to the folio's bytes (always one folio long).
-    pub folios: BTreeMap<u64, Box<[u8]>>,
+    pub folios: BTreeMap<u64, FolioBytes>,
     /// The recorded writeback error, reported and cleared by fsync.
     pub wb_error: Option<Errno>,
     /// The size on stable storage (XFS `di_size`, SPEC.md "Durability"): what a crash leaves.
@@ -110,6 +173,29 @@ impl File {
             .and_then(|i| self.blocks.get(i))
             .copied()
             .unwrap_or(Block::HOLE)
+    }
+
+    /// How many blocks from `b` on (up to `end`) are [`Block::HOLE`] in the vector or past its
+    /// end: one tight scan, so that observations skip the untouched stretches below the highest
+    /// block in a few instructions per block instead of a full look at each.
+    pub fn holes_from(&self, b: u64, end: u64) -> u64 {
+        if b >= end {
+            return 0;
+        }
+        let len = self.block_len();
+        if b >= len {
+            return end - b;
+        }
+        let stop = end.min(len);
+        let n = self.blocks[b as usize..stop as usize]
+            .iter()
+            .take_while(|x| **x == Block::HOLE)
+            .count() as u64;
+        if b + n == len {
+            end - b
+        } else {
+            n
+        }
     }
 
     /// Mutable state of block `b`, growing the vector. Callers only pass blocks below the maximum

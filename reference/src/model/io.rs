@@ -53,7 +53,8 @@ impl RefFs {
                 self.space.read_block(p, &mut data[range]);
             }
         }
-        self.files[fi].folios.insert(folio, data);
+        let folio_bytes = super::file::FolioBytes::new(data, self.bs() as usize);
+        self.files[fi].folios.insert(folio, folio_bytes);
     }
 
     /// Step: writes back folio `folio` of `file` (SPEC.md "Writeback of one folio").
@@ -122,9 +123,8 @@ impl RefFs {
             if !self.files[fi].block(b).dirty {
                 continue;
             }
-            let range = self.block_slice(b);
             let crc = match self.files[fi].folios.get(&folio) {
-                Some(data) => crc32c::crc32c(&data[range]),
+                Some(data) => data.digest((b % self.bpf()) as usize),
                 None => 0,
             };
             let blk = self.files[fi].block_mut(b);

@@ -12,6 +12,23 @@ use crate::op::FileId;
 use crate::state::{BlockObs, Counters, ExtentState, Observe, Violation};
 
 impl RefFs {
+    /// Fault injection for oracle tests: overwrites the cached byte of `file` at `off` with
+    /// `byte`, changing nothing else (as a stray store would). Returns whether the byte's folio
+    /// was cached.
+    pub fn scribble(&mut self, file: FileId, off: u64, byte: u8) -> bool {
+        let Some(fi) = self.fid(file) else {
+            return false;
+        };
+        let fsz = self.fsz();
+        match self.files[fi].folios.get_mut(&(off / fsz)) {
+            Some(data) => {
+                data[(off % fsz) as usize] = byte;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The bytes block `b` of file `fi` holds on disk as a read through the mapping sees them:
     /// `Written` blocks from their physical block, everything else zeros.
     fn disk_block(&self, fi: usize, b: u64, buf: &mut [u8]) {
@@ -206,6 +223,94 @@ impl Observe for RefFs {
         (first..end).map(|b| f.obs_cached(b, cached(b))).collect()
     }
 
+    /// One walk over the block vector and the cached folios of the range; the untouched blocks
+    /// past the vector's end are one run.
+    fn block_runs(&self, file: FileId, first: u64, end: u64, out: &mut Vec<(u64, BlockObs)>) {
+        if end <= first {
+            return;
+        }
+        let mut add = |n: u64, o: BlockObs| {
+            if let Some((k, last)) = out.last_mut() {
+                if *last == o {
+                    *k += n;
+                    return;
+                }
+            }
+            out.push((n, o));
+        };
+        let Some(fi) = self.fid(file) else {
+            add(end - first, BlockObs::UNTOUCHED);
+            return;
+        };
+        let f = &self.files[fi];
+        let bpf = self.bpf();
+        // Past both the vector and the last cached folio every block is untouched.
+        let touched = f
+            .folios
+            .last_key_value()
+            .map_or(0, |(&k, _)| (k + 1) * bpf)
+            .max(f.block_len())
+            .clamp(first, end);
+        let mut cached = f.cached_walk(first, bpf);
+        let mut b = first;
+        while b < touched {
+            if cached(b) {
+                add(1, f.obs_cached(b, true));
+                b += 1;
+                continue;
+            }
+            // Not cached: a stretch of holes is one run, up to the next cached folio.
+            let next_cached = f
+                .folios
+                .range(b / bpf..)
+                .next()
+                .map_or(touched, |(&k, _)| (k * bpf).clamp(b, touched));
+            let holes = f.holes_from(b, next_cached);
+            if holes > 0 {
+                add(holes, BlockObs::UNTOUCHED);
+                b += holes;
+            } else {
+                add(1, f.obs_cached(b, false));
+                b += 1;
+            }
+        }
+        if end > touched {
+            add(end - touched, BlockObs::UNTOUCHED);
+        }
+    }
+
+    /// Cached blocks' digests come from their folio, written blocks' from the disk map (both
+    /// kept by the model), anything else reads as zeros; blocks reaching past EOF get `None`.
+    fn digests(&self, file: FileId, first: u64, end: u64, out: &mut Vec<Option<u32>>) {
+        let Some(fi) = self.fid(file) else {
+            out.extend((first..end).map(|_| None));
+            return;
+        };
+        let f = &self.files[fi];
+        let (bs, bpf) = (self.bs(), self.bpf());
+        let mut zeros = None;
+        for b in first..end {
+            if b.saturating_add(1).saturating_mul(bs) > f.size {
+                out.push(None);
+                continue;
+            }
+            let d = if let Some(data) = f.folios.get(&(b / bpf)) {
+                data.digest((b % bpf) as usize)
+            } else {
+                let blk = f.block(b);
+                match (blk.extent, blk.phys) {
+                    (ExtentState::Written, Some(p)) => {
+                        self.space.block_digest(p).unwrap_or_else(|| {
+                            crate::block_digest(&vec![crate::pattern::stale_byte(p); bs as usize])
+                        })
+                    }
+                    _ => *zeros.get_or_insert_with(|| crate::block_digest(&zeros_of(bs as usize))),
+                }
+            };
+            out.push(Some(d));
+        }
+    }
+
     fn counters(&self) -> Counters {
         Counters {
             free: self.space.free,
@@ -239,12 +344,25 @@ impl Observe for RefFs {
         let mut delalloc = 0u64;
         let mut mapped = 0u64;
         let zeros = zeros_of(bs as usize);
+        let zero_digest = crate::block_digest(&zeros);
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
             let mut is_cached = f.cached_walk(0, bpf);
-            for b in 0..span {
+            let mut b = 0;
+            while b < span {
                 let blk = f.block(b);
                 let cached = is_cached(b);
+                // An uncached hole breaks no per-block rule: skip the whole stretch of them up to
+                // the next cached folio.
+                if blk == super::file::Block::HOLE && !cached {
+                    let next_cached = f
+                        .folios
+                        .range(b / bpf..)
+                        .next()
+                        .map_or(span, |(&k, _)| (k * bpf).clamp(b + 1, span));
+                    b += f.holes_from(b, next_cached).max(1);
+                    continue;
+                }
                 match blk.extent {
                     ExtentState::Delalloc => delalloc += 1,
                     ExtentState::Unwritten | ExtentState::Written => mapped += 1,
@@ -302,11 +420,21 @@ impl Observe for RefFs {
                 }
                 if cached && !blk.dirty && !blk.writeback {
                     if let Some(data) = f.folios.get(&(b / bpf)) {
-                        let mut on_disk = zeros.to_vec();
-                        if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
-                            s.read_block(p, &mut on_disk);
-                        }
-                        if data[self.block_slice(b)] != on_disk[..] {
+                        // The disk's digest against the folio's where the disk holds the
+                        // block; the bytes themselves against stale bytes or zeros.
+                        let cached = &data[self.block_slice(b)];
+                        let same = match (blk.extent, blk.phys) {
+                            (ExtentState::Written, Some(p)) => match s.block_digest(p) {
+                                Some(d) => d == data.digest((b % bpf) as usize),
+                                None => {
+                                    let stale = crate::pattern::stale_byte(p);
+                                    cached.iter().all(|&x| x == stale)
+                                }
+                            },
+                            // Zeros: compared through the folio's digest.
+                            _ => data.digest((b % bpf) as usize) == zero_digest,
+                        };
+                        if !same {
                             v.push(Violation {
                                 name: "clean-cache-matches-disk",
                                 detail: format!(
@@ -316,6 +444,7 @@ impl Observe for RefFs {
                         }
                     }
                 }
+                b += 1;
             }
             v.extend(self.fsync_promise_broken(fi));
             for (&folio, data) in &f.folios {

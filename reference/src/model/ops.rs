@@ -155,7 +155,7 @@ impl RefFs {
             fill_pattern(
                 seq,
                 off,
-                &mut data[(off - start) as usize..(end - start) as usize],
+                data.write_range((off - start) as usize, (end - start) as usize),
             );
         }
         for b in b0..b1 {
@@ -492,7 +492,7 @@ impl RefFs {
             fill_pattern(
                 seq,
                 off,
-                &mut data[(off - start) as usize..(off + n - start) as usize],
+                data.write_range((off - start) as usize, (off + n - start) as usize),
             );
         }
         for b in fb0..fb1 {

@@ -47,7 +47,7 @@ use crate::config::Config;
 use crate::errno::Errno;
 use crate::op::{FileId, Op, Outcome};
 use crate::step::Step;
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// A required step an op committed without.
@@ -388,7 +388,7 @@ impl OpState {
 #[derive(Clone, Debug)]
 pub struct Replayer {
     r: RefFs,
-    ops: HashMap<u32, OpState>,
+    ops: BTreeMap<u32, OpState>,
     /// Ops begun and not ended.
     running: usize,
     /// In-flight IOs (file, folio) before the step being replayed: scratch, reused.

@@ -17,7 +17,7 @@
 //! checks").
 
 use crate::errno::Errno;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Counters, physical allocator, disk and corruption flag.
 #[derive(Clone, Debug)]
@@ -37,9 +37,9 @@ pub(crate) struct Space {
     next_fresh: u64,
     /// Physical blocks below `next_fresh` that were freed again.
     recycled: BTreeSet<u64>,
-    /// Bytes of physical blocks written since they were last free; an absent block holds stale
-    /// bytes.
-    disk: HashMap<u64, Box<[u8]>>,
+    /// Bytes of physical blocks written since they were last free, with their digest; an absent
+    /// block holds stale bytes.
+    disk: BTreeMap<u64, (Box<[u8]>, u32)>,
     /// Block size in bytes.
     bs: usize,
 }
@@ -55,7 +55,7 @@ impl Space {
             corrupt: false,
             next_fresh: 0,
             recycled: BTreeSet::new(),
-            disk: HashMap::new(),
+            disk: BTreeMap::new(),
             bs,
         }
     }
@@ -139,7 +139,7 @@ impl Space {
     /// since it was last free.
     pub fn read_block(&self, phys: u64, buf: &mut [u8]) {
         match self.disk.get(&phys) {
-            Some(data) => buf.copy_from_slice(data),
+            Some((data, _)) => buf.copy_from_slice(data),
             None => buf.fill(crate::pattern::stale_byte(phys)),
         }
     }
@@ -147,12 +147,19 @@ impl Space {
     /// The bytes of physical block `phys`, `None` if not written since it was last free (it then
     /// holds stale bytes, see [`Space::read_block`]).
     pub fn block(&self, phys: u64) -> Option<&[u8]> {
-        self.disk.get(&phys).map(|b| &b[..])
+        self.disk.get(&phys).map(|(b, _)| &b[..])
+    }
+
+    /// The digest of physical block `phys`'s bytes, `None` if not written since it was last
+    /// free.
+    pub fn block_digest(&self, phys: u64) -> Option<u32> {
+        self.disk.get(&phys).map(|&(_, d)| d)
     }
 
     /// Writes one block's bytes to physical block `phys`.
     pub fn write_block(&mut self, phys: u64, data: &[u8]) {
         debug_assert_eq!(data.len(), self.bs);
-        self.disk.insert(phys, data.into());
+        self.disk
+            .insert(phys, (data.into(), crate::block_digest(data)));
     }
 }

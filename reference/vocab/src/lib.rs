@@ -19,5 +19,5 @@ pub use errno::Errno;
 pub use geometry::{Geometry, GeometryError, PAGE_SIZE};
 pub use op::{FileId, Op, OpKind, Outcome};
 pub use pattern::{fill_pattern, pattern, pattern_byte, stale_byte};
-pub use state::{BlockObs, CacheState, Counters, ExtentState, Observe, Violation};
+pub use state::{block_digest, BlockObs, CacheState, Counters, ExtentState, Observe, Violation};
 pub use step::Step;

@@ -119,6 +119,14 @@ impl fmt::Display for Violation {
     }
 }
 
+/// The content digest of one block's bytes: their CRC32C. Both models keep one per block they
+/// hold (each in its own way) so that the oracle compares four bytes per unchanged block instead
+/// of the block; a digest mismatch is followed by a byte comparison, which is what a report shows.
+#[inline]
+pub fn block_digest(bytes: &[u8]) -> u32 {
+    crc32c::crc32c(bytes)
+}
+
 /// Read-only observation of a model's state, with no side effects (nothing is instantiated,
 /// written back or waited for). Both models implement it; the oracle compares through it.
 pub trait Observe {
@@ -141,6 +149,32 @@ pub trait Observe {
     fn block_span(&self, file: FileId) -> u64;
     /// Observable state of blocks `[first, first+count)`.
     fn blocks(&self, file: FileId, first: u64, count: u64) -> Vec<BlockObs>;
+    /// Block states of `[first, end)` run-length encoded: `(blocks, state)` runs in block order
+    /// covering exactly `end - first` blocks (adjacent runs may hold equal states). What
+    /// [`Observe::blocks`] says, in space proportional to the runs; models override it to build
+    /// the runs from their own extents and folios without a per-block vector.
+    fn block_runs(&self, file: FileId, first: u64, end: u64, out: &mut Vec<(u64, BlockObs)>) {
+        for b in self.blocks(file, first, end.saturating_sub(first)) {
+            match out.last_mut() {
+                Some((n, s)) if *s == b => *n += 1,
+                _ => out.push((1, b)),
+            }
+        }
+    }
+    /// Content digests of blocks `[first, end)`, one entry per block in order: `Some` of
+    /// [`block_digest`] of the block's bytes (as [`Observe::peek`] shows them) for a block that
+    /// lies wholly below EOF, `None` for one that does not, or whose digest the model does not
+    /// keep (the oracle compares the bytes of `None` blocks).
+    fn digests(&self, file: FileId, first: u64, end: u64, out: &mut Vec<Option<u32>>) {
+        let bs = self.geometry().bs();
+        let size = self.size(file);
+        for b in first..end {
+            out.push(
+                (b.saturating_add(1).saturating_mul(bs) <= size)
+                    .then(|| block_digest(&self.peek(file, b * bs, bs))),
+            );
+        }
+    }
     /// Filesystem-wide counters.
     fn counters(&self) -> Counters;
     /// The writeback error recorded on the file and not yet reported by fsync.

@@ -208,10 +208,10 @@ pub struct TimeToFind {
     /// The bug.
     #[serde(serialize_with = "bug_name")]
     pub bug: Bug,
-    /// `wbfuzz hunt`: feedback-guided (corpus of new-signal inputs, structural mutations),
+    /// `wbfuzz hunt --feedback`: feedback-guided (corpus of new-signal inputs, structural mutations),
     /// swarm testing for fresh inputs, mixed scheduling strategies.
     pub hunt: Vec<Option<Found>>,
-    /// `wbfuzz hunt --blind`: the same without feedback (fresh swarm inputs only).
+    /// `wbfuzz hunt` (the default): the same without feedback (fresh swarm inputs only).
     pub blind: Vec<Option<Found>>,
     /// Baseline: uniformly random ops (no swarm) with shuttle's random scheduler.
     pub baseline: Vec<Option<Found>>,
@@ -762,7 +762,7 @@ impl BenchReport {
             let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());
             let _ = writeln!(
                 s,
-                "\n| bug | wbfuzz hunt (guided), median | runs | minimized finding, median | blind hunt, median | uniform ops + shuttle random, median | uniform ops + shuttle PCT, median | inputs: random / guided |{}",
+                "\n| bug | wbfuzz hunt --feedback (guided), median | runs | minimized finding, median | wbfuzz hunt (blind), median | uniform ops + shuttle random, median | uniform ops + shuttle PCT, median | inputs: random / guided |{}",
                 if lf { " cargo fuzz (1 process), median |" } else { "" }
             );
             let _ = writeln!(

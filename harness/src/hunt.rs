@@ -1,6 +1,11 @@
 //! `wbfuzz hunt`: the built-in parallel search, on stable Rust, without libFuzzer.
 //!
-//! Guided (the default): every run reports its feedback features ([`crate::signal`]); an input
+//! Two modes. Blind is the default (`wbfuzz hunt`) because on the catalogued races it finds as
+//! fast or faster than guided (README, Benchmarks: the guided corpus fills with inputs that each
+//! reach one new interleaving feature, so a parent gets little attention); guided
+//! (`--feedback`) is what `corpus distill` runs and what a search for new kinds of state uses.
+//!
+//! Guided (`feedback: true`, `wbfuzz hunt --feedback`): every run reports its feedback features ([`crate::signal`]); an input
 //! that agrees and reaches a feature no earlier input reached (or has fewer ops than the
 //! champion of one) joins a corpus shared by all rayon workers (a mutex'd list and
 //! [`SignalMap`]). Three inputs in four come from the corpus: the
@@ -12,7 +17,7 @@
 //! makes them. A corpus input found by a shuttle scheduler is kept with schedule bytes that
 //! replay its interleaving, so every corpus input is an ordinary script.
 //!
-//! Blind (`feedback: false`, `wbfuzz hunt --blind`, the benchmark's baseline): each worker runs
+//! Blind (`feedback: false`, the default): each worker runs
 //! epochs of 256 fresh inputs: an epoch draws a target and, for the sequential target, its own
 //! set of enabled op kinds (swarm testing: each kind on with probability 3/4; writes always on),
 //! then decodes random byte strings and drops the ops of disabled kinds. Swarm testing finds bugs

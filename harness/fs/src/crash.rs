@@ -166,6 +166,33 @@ impl Fs {
         });
         drop(errs);
         drop(index);
+        // The mount: a torn IO may have put bytes past the recovered size into the EOF block on
+        // disk (it landed, its size update did not); past EOF reads as zero again (SPEC, Crash).
+        // Nothing can look: every IOLOCK and every cached folio lock is still held.
+        for ino in &self.inodes {
+            let size = ino.size.load(Ordering::SeqCst);
+            let (eof, tail) = (size / self.geo.bs, (size % self.geo.bs) as usize);
+            if tail == 0 {
+                continue;
+            }
+            let em = ino.ilock.lock();
+            let mut phys = None;
+            em.for_each(eof, eof + 1, |m| {
+                if m.state == ExtentState::Written {
+                    phys = Some(m.phys_of(eof));
+                }
+            });
+            if let Some(p) = phys {
+                let mut buf = vec![0u8; self.geo.bs as usize];
+                self.disk.read(p, &mut buf);
+                if buf[tail..].iter().any(|&x| x != 0) {
+                    buf[tail..].fill(0);
+                    let d = vocab::block_digest(&buf);
+                    self.disk.write_many([(p, &buf[..], d)]);
+                }
+            }
+            drop(em);
+        }
         if let Some(hook) = &self.crash_hook {
             hook(self, seq);
         }

@@ -176,6 +176,7 @@ impl RefFs {
     /// The power cut's memory loss and the mount, once no IO is in flight (SPEC.md "Crash").
     pub(super) fn power_cut(&mut self) {
         let mut released = 0;
+        let bs = self.bs();
         for f in &mut self.files {
             for b in 0..f.block_len() {
                 let m = f.block_mut(b);
@@ -190,6 +191,19 @@ impl RefFs {
             f.wb_error = None;
             f.size = f.disk_size;
             f.trim();
+            // A torn IO may have put bytes past the recovered size into the EOF block on disk
+            // (it landed, its size update did not); past EOF reads as zero again (SPEC, Crash).
+            let (eof, tail) = (f.size / bs, (f.size % bs) as usize);
+            if let (true, ExtentState::Written, Some(p)) =
+                (tail != 0, f.block(eof).extent, f.block(eof).phys)
+            {
+                let mut buf = vec![0u8; bs as usize];
+                self.space.read_block(p, &mut buf);
+                if buf[tail..].iter().any(|&x| x != 0) {
+                    buf[tail..].fill(0);
+                    self.space.write_block(p, &buf);
+                }
+            }
         }
         self.space.release(released);
     }

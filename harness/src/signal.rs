@@ -226,19 +226,7 @@ fn outcome_class(o: &Recorded) -> u64 {
 
 /// Where `op`'s range lies against the file size `size` before it.
 fn eof_relation(op: &Op, size: u64) -> u64 {
-    let range = match *op {
-        Op::Write { off, len, .. }
-        | Op::Read { off, len, .. }
-        | Op::DirectWrite { off, len, .. }
-        | Op::DirectRead { off, len, .. }
-        | Op::MmapWrite { off, len, .. }
-        | Op::MmapRead { off, len, .. }
-        | Op::Fallocate { off, len, .. }
-        | Op::PunchHole { off, len, .. }
-        | Op::ZeroRange { off, len, .. }
-        | Op::Flush { off, len, .. } => Some((off, len)),
-        _ => None,
-    };
+    let range = op.range();
     match (range, op) {
         (Some((off, len)), _) => match off.saturating_add(len) {
             e if e <= size => 0,

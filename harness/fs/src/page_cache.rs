@@ -336,19 +336,7 @@ impl PageCache {
     /// if any other folio is cached.
     #[track_caller]
     pub fn remove_all_then<R>(&self, lfs: &[LockedFolio], then: impl FnOnce() -> R) -> Option<R> {
-        let mut idx = self.index.write();
-        let same = idx.len() == lfs.len()
-            && idx
-                .iter()
-                .zip(lfs)
-                .all(|((_, f), lf)| Arc::ptr_eq(f, &lf.folio));
-        if !same {
-            return None;
-        }
-        idx.clear();
-        for lf in lfs {
-            unmap(&mut idx, lf);
-        }
+        let idx = self.remove_all_held(lfs)?;
         let r = then();
         drop(idx);
         Some(r)

@@ -206,6 +206,11 @@ impl Op {
         }
     }
 
+    /// The op's byte range `(off, len)`, for ops that have one.
+    pub fn range(&self) -> Option<(u64, u64)> {
+        self.clone().range_mut().map(|(o, l)| (*o, *l))
+    }
+
     /// Mutable access to the op's byte range `(off, len)`, for ops that have one.
     pub fn range_mut(&mut self) -> Option<(&mut u64, &mut u64)> {
         match self {

@@ -543,15 +543,12 @@ fn cmd_hunt(cfg: HuntConfig) -> ExitCode {
     );
     let summary = hunt::hunt(&cfg);
     for f in &summary.findings {
-        println!(
-            "FOUND after {:.2}s ({} inputs): {} -> minimized to {} ops: {}",
-            f.found_after.as_secs_f64(),
+        print_found(
+            f.found_after,
             f.found_after_execs,
-            f.signature,
+            &f.signature,
             f.ops,
-            f.path
-                .as_ref()
-                .map_or("(could not write)".to_string(), |p| p.display().to_string())
+            f.path.as_deref(),
         );
     }
     if let Some(first) = summary.findings.first() {
@@ -695,6 +692,21 @@ fn kernel_error(e: kernel::oracle::KernelError) -> ExitCode {
     } else {
         usage_error(e)
     }
+}
+
+/// The line a hunt prints for each finding (the same for `hunt` and `kernel hunt`).
+fn print_found(
+    after: Duration,
+    execs: u64,
+    sig: &wbfuzz::minimize::Signature,
+    ops: usize,
+    path: Option<&std::path::Path>,
+) {
+    println!(
+        "FOUND after {:.2}s ({execs} inputs): {sig} -> minimized to {ops} ops: {}",
+        after.as_secs_f64(),
+        path.map_or("(could not write)".to_string(), |p| p.display().to_string())
+    );
 }
 
 fn cmd_kernel_run(
@@ -940,15 +952,12 @@ fn cmd_kernel_hunt(
         };
     s.destroy().map_err(|e| e.to_string())?;
     for f in &summary.findings {
-        println!(
-            "FOUND after {:.2}s ({} inputs): {} -> minimized to {} ops: {}",
-            f.found_after.as_secs_f64(),
+        print_found(
+            f.found_after,
             f.found_after_execs,
-            f.signature,
+            &f.signature,
             f.ops,
-            f.path
-                .as_ref()
-                .map_or("(could not write)".to_string(), |p| p.display().to_string())
+            f.path.as_deref(),
         );
     }
     if let Some(first) = summary.findings.first() {

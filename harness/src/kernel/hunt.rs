@@ -284,6 +284,33 @@ fn save(
     Some(path)
 }
 
+/// Saves a finding (script and report, with the once-per-boot note for kernel-log findings)
+/// and adds it to the summary. Returns whether the hunt goes on.
+fn record_finding(
+    cfg: &KernelHuntConfig,
+    sum: &mut KernelHuntSummary,
+    name: &str,
+    small: &Input,
+    sig: Signature,
+    mut report: String,
+    found_after: Duration,
+) -> bool {
+    // Fault findings name their rule ("4 kernel-log"), the others the mismatch ("kernel-log").
+    if sig.mismatch.ends_with("kernel-log") {
+        report.push_str(ONCE_PER_BOOT);
+    }
+    let path = save(cfg, name, small, &sig, &report);
+    sum.findings.push(KernelFinding {
+        signature: sig,
+        ops: small.op_count(),
+        found_after,
+        found_after_execs: sum.execs,
+        path,
+        report,
+    });
+    cfg.keep_going
+}
+
 /// Runs a kernel hunt on `target` (a mounted filesystem of block size `block`).
 pub fn kernel_hunt(
     target: &KernelTarget<'_>,
@@ -351,19 +378,7 @@ pub fn kernel_hunt(
                      reproducible; the minimized input failed {fails} of {tries} reruns\n"
                 ));
             }
-            if sig.mismatch == "kernel-log" {
-                report.push_str(ONCE_PER_BOOT);
-            }
-            let path = save(cfg, &name, &small, &sig, &report);
-            sum.findings.push(KernelFinding {
-                signature: sig,
-                ops: small.op_count(),
-                found_after,
-                found_after_execs: sum.execs,
-                path,
-                report,
-            });
-            if !cfg.keep_going {
+            if !record_finding(cfg, &mut sum, &name, &small, sig, report, found_after) {
                 break 'outer;
             }
         }
@@ -559,23 +574,11 @@ pub fn fault_hunt(
             sum.findings.len()
         );
         // The report of the minimized input if it still fails on this run, else the original's.
-        let mut report = match run_faults_checked(s, &small)? {
+        let report = match run_faults_checked(s, &small)? {
             r if r.signature().is_some() => r.render(&name, &small),
             _ => run.render(&name, &input),
         };
-        if sig.mismatch.ends_with("kernel-log") {
-            report.push_str(ONCE_PER_BOOT);
-        }
-        let path = save(cfg, &name, &small, &sig, &report);
-        sum.findings.push(KernelFinding {
-            signature: sig,
-            ops: small.op_count(),
-            found_after,
-            found_after_execs: sum.execs,
-            path,
-            report,
-        });
-        if !cfg.keep_going {
+        if !record_finding(cfg, &mut sum, &name, &small, sig, report, found_after) {
             break;
         }
     }

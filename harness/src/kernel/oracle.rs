@@ -193,6 +193,17 @@ pub struct KernelRun {
 }
 
 impl KernelRun {
+    /// Appends an op to the trace; a non-empty `mismatches` makes it the divergence. Returns
+    /// whether it diverged.
+    pub(super) fn record(&mut self, entry: KTraceEntry, mismatches: Vec<KMismatch>) -> bool {
+        self.trace.push(entry);
+        let diverged = !mismatches.is_empty();
+        if diverged {
+            self.divergence = Some((self.trace.len() - 1, mismatches));
+        }
+        diverged
+    }
+
     /// Whether the kernel and the reference agreed throughout.
     pub fn ok(&self) -> bool {
         self.divergence.is_none()
@@ -646,16 +657,15 @@ pub fn run_on_kernel(
             });
         }
         checker.compare(&reference, &kernel, false, &mut ms);
-        run.trace.push(KTraceEntry {
+        let entry = KTraceEntry {
             thread: 0,
             seq,
             op,
             reference: r,
             kernel: k,
             epilogue: epi,
-        });
-        if !ms.is_empty() {
-            run.divergence = Some((run.trace.len() - 1, ms));
+        };
+        if run.record(entry, ms) {
             break;
         }
     }

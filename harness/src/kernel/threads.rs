@@ -216,16 +216,15 @@ pub fn run_threaded(
             let (seq, op) = &ops[index];
             let r = reference.apply(*seq, op);
             let bad = judge(&input, collide, plan.judgements[t][index], op, &r, k);
-            run.trace.push(KTraceEntry {
+            let entry = KTraceEntry {
                 thread: t,
                 seq: *seq,
                 op: op.clone(),
                 reference: r,
                 kernel: k.clone(),
                 epilogue: false,
-            });
-            if let Some(m) = bad {
-                run.divergence = Some((run.trace.len() - 1, vec![m]));
+            };
+            if run.record(entry, bad.into_iter().collect()) {
                 break 'judge;
             }
         }
@@ -254,17 +253,15 @@ pub fn run_threaded(
             });
         }
         checker.compare(&reference, &kernel, false, &mut ms);
-        run.trace.push(KTraceEntry {
+        let entry = KTraceEntry {
             thread: 0,
             seq,
             op,
             reference: r,
             kernel: kr,
             epilogue: true,
-        });
-        if !ms.is_empty() {
-            run.divergence = Some((run.trace.len() - 1, ms));
-        }
+        };
+        run.record(entry, ms);
     }
     if run.divergence.is_none() {
         checker.extents = true;

@@ -846,3 +846,36 @@ fn a_corruption_round_trip_keeps_fsynced_data_and_leaves_a_mountable_filesystem(
     assert_eq!(std::fs::read(s.dir().join("after")).unwrap(), b"ok");
     s.destroy().unwrap();
 }
+
+#[test]
+fn a_threaded_trace_names_each_ops_thread_and_marks_the_divergence() {
+    use oracle::{KMismatch, KTraceEntry, KernelRun};
+    let entry = |thread, seq, epilogue| KTraceEntry {
+        thread,
+        seq,
+        op: Op::Fsync { file: 0 },
+        reference: Outcome::Done(0),
+        kernel: Ok(Outcome::Done(0)),
+        epilogue,
+    };
+    let run = KernelRun {
+        trace: vec![entry(0, 1, false), entry(2, 2, false), entry(0, 3, true)],
+        divergence: Some((
+            1,
+            vec![KMismatch::Outcome {
+                reference: Outcome::Done(0),
+                kernel: Ok(Outcome::Err(Errno::Eio)),
+            }],
+        )),
+        kernel_view: false,
+        fs: Some(FsKind::Xfs),
+        jdata: false,
+    };
+    let lines: Vec<String> = oracle::render_trace(&run)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert!(lines[0].starts_with("   t0  #1 "), "{lines:?}");
+    assert!(lines[1].starts_with(">> t2  #2 "), "{lines:?}");
+    assert!(lines[2].starts_with("   end #3 "), "{lines:?}");
+}

@@ -39,7 +39,7 @@
 
 use crate::bugs::Bugs;
 use crate::exec::{self, Target};
-use crate::generators::{draw_schedule, generate, SplitMix, Swarm};
+use crate::generators::{draw_schedule, generate, generate_uniform, SplitMix, Swarm};
 use crate::input::script;
 use crate::minimize::{self, Signature};
 use crate::mutate::{self, Changed};
@@ -73,7 +73,9 @@ pub struct HuntConfig {
     pub stop_on_first: bool,
     /// Show a live progress line on stderr.
     pub progress: bool,
-    /// Swarm testing on (each epoch draws its op kinds); off: every kind always enabled.
+    /// The hunt's own inputs: swarm testing (each sequential epoch draws its op kinds) and long
+    /// concurrent threads ([`generate`]); off: the uniform baseline inputs of `wbfuzz bench`
+    /// ([`generate_uniform`]).
     pub swarm: bool,
     /// Concurrent runs: the input's schedule bytes (fuzzing), or one of shuttle's schedulers
     /// seeded per input (the benchmark baselines).
@@ -136,17 +138,42 @@ impl HuntSummary {
     }
 }
 
+/// Contended scheduling decisions per op that [`draw_strategy`]'s PCT expects: a decision
+/// counts only where two tasks could run; over 400 generated concurrent inputs the median was 16
+/// per op (10th percentile 0, 90th 50). A change point past the end of an execution changes
+/// nothing, so a high estimate lowers the effective depth; a low one crowds the change points
+/// into the first ops.
+const PCT_STEPS_PER_OP: u64 = 20;
+
+/// Draws the scheduling strategy of one concurrent hunt input from `seed`: wbfuzz's PCT
+/// ([`crate::schedule::Pct`], depth 3 or 4, change points among the first 20 contended decisions
+/// per op) for 5/8 of the inputs, shuttle's random scheduler for 2/8, the schedule bytes for
+/// 1/8. The races of the catalogue split in two kinds (measured, 9 seeds, inputs to the first
+/// finding): a thread stopped inside a window while another runs whole ops (completion-no-bump,
+/// punch-fault-window, stale-mapping) needs PCT's few, well-placed preemptions and is out of
+/// reach of random choices (completion-no-bump: PCT median 8k inputs, random not in 60k); a
+/// tight alternation of several steps (retry-skips-wait, reclaim-unlocked-check) needs random
+/// choices at every point (random ~250, PCT 2.6k-5k). Bytes reach schedules neither draws.
+/// shuttle's PCT is not used: made for one execution it draws no change points.
+pub fn draw_strategy(seed: u64, input: &Input) -> crate::concurrent::Sched {
+    use crate::concurrent::Sched;
+    let rest = seed >> 3;
+    match seed % 8 {
+        0 => Sched::Bytes,
+        1 | 2 => Sched::Random(rest),
+        _ => Sched::Priority {
+            seed: rest >> 1,
+            depth: 3 + (rest & 1) as u32,
+            steps: PCT_STEPS_PER_OP * input.op_count() as u64,
+        },
+    }
+}
+
 /// Runs one input as the hunt's scheduler choice says. With [`Baseline::Bytes`] (the hunt
-/// proper) a concurrent input is scheduled by one of three strategies, drawn per input: shuttle's
-/// PCT scheduler (3/4 of the inputs), shuttle's random scheduler (1/8), or its schedule bytes
-/// (1/8; decoded or from [`draw_schedule`](crate::generators::draw_schedule)). PCT, which switches threads at the
-/// implementation's yield points where it drops and retakes state, finds a thread stopped inside
-/// a window while another runs a whole op in 7x (seed 001) to 150x (seed 000) fewer inputs than
-/// random choices; random choices find tight interleavings (seed 004) ~5x sooner; bytes reach
-/// schedules neither draws. The two minor strategies are hedges for races unlike these, at the
-/// price of a third more inputs on PCT's. A divergence found by a shuttle scheduler is re-run
-/// with its decisions recorded and the input's schedule replaced by bytes that replay them, so
-/// every finding is an ordinary script.
+/// proper) a concurrent input is scheduled by a strategy drawn per input ([`draw_strategy`]).
+/// A divergence found by a scheduler other than the bytes is re-run with its decisions recorded
+/// and the input's schedule replaced by bytes that replay them, so every finding is an ordinary
+/// script.
 pub fn run_hunt_input(
     bugs: Bugs,
     scheduler: Baseline,
@@ -161,11 +188,7 @@ pub fn run_hunt_input(
     let sched = match scheduler {
         Baseline::ShuttleRandom => return run_concurrent_with(input, bugs, Sched::Random(seed)),
         Baseline::ShuttlePct => return run_concurrent_with(input, bugs, Sched::Pct(seed)),
-        Baseline::Bytes => match seed % 8 {
-            0 => Sched::Bytes,
-            1 => Sched::Random(seed >> 3),
-            _ => Sched::Pct(seed >> 3),
-        },
+        Baseline::Bytes => draw_strategy(seed, input),
     };
     if sched == Sched::Bytes {
         if let Some(s) = draw_schedule(rng, input) {
@@ -281,11 +304,7 @@ pub fn run_guided_input(
     let sched = if keep_bytes {
         Sched::Bytes
     } else {
-        match seed % 8 {
-            0 => Sched::Bytes,
-            1 => Sched::Random(seed >> 3),
-            _ => Sched::Pct(seed >> 3),
-        }
+        draw_strategy(seed, input)
     };
     if sched == Sched::Bytes && !keep_bytes {
         if let Some(s) = draw_schedule(rng, input) {
@@ -457,7 +476,11 @@ fn blind_worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
             if shared.stop.load(Ordering::Relaxed) {
                 return;
             }
-            let mut input = generate(&mut rng, target, swarm, &mut buf);
+            let mut input = if cfg.swarm {
+                generate(&mut rng, target, swarm, &mut buf)
+            } else {
+                generate_uniform(&mut rng, target, &mut buf)
+            };
             let run = run_hunt_input(cfg.bugs, cfg.scheduler, &mut rng, &mut input);
             shared.execs.fetch_add(1, Ordering::Relaxed);
             if run.diverged() {

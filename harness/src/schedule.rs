@@ -306,3 +306,115 @@ pub fn encode_decisions(decisions: &[Decision]) -> Vec<u8> {
     }
     out
 }
+
+/// PCT (Burckhardt et al., "A Randomized Scheduler with Probabilistic Guarantees of Finding
+/// Bugs", ASPLOS 2010) for a single execution: every task gets a random priority, the highest
+/// priority runnable task runs, and at `depth - 1` change points drawn uniformly among the
+/// first `steps` decisions with more than one runnable task the running task drops below every
+/// task. A bug that needs `d` ordering constraints is hit with probability at least
+/// `1 / (n * k^(d-1))` for `n` tasks and `k` steps.
+///
+/// shuttle's own PCT scheduler draws its change points only from the second iteration on (the
+/// first one measures the step count), so a scheduler made for one execution, as the hunt makes
+/// them, runs with none: each task then runs until it blocks or yields. This one takes the step
+/// count as an estimate instead (a change point past the real end changes nothing, so the
+/// effective depth of an execution is at most `depth`). Like shuttle's, a yielding task drops
+/// too, so spin-waits make progress.
+///
+/// Invariant: every choice is a pure function of the seed and the runnable sets.
+#[derive(Clone, Debug)]
+pub struct Pct {
+    rng: crate::generators::SplitMix,
+    /// Priority per task id; `None` until the task is first seen.
+    priorities: Vec<Option<i64>>,
+    /// Sorted decision indices at which the running task drops.
+    change_points: Vec<u64>,
+    /// Decisions with more than one runnable task so far.
+    steps: u64,
+    /// The next priority a dropped task gets (below every earlier one).
+    low: i64,
+    started: bool,
+}
+
+impl Pct {
+    /// A scheduler for one execution with `depth - 1` change points among the first `steps`
+    /// contended decisions.
+    pub fn new(seed: u64, depth: u32, steps: u64) -> Pct {
+        let mut rng = crate::generators::SplitMix::new(seed, 0x9C7);
+        let mut change_points: Vec<u64> = (1..depth).map(|_| 1 + rng.below(steps.max(1))).collect();
+        change_points.sort_unstable();
+        Pct {
+            rng,
+            priorities: Vec::new(),
+            change_points,
+            steps: 0,
+            low: 0,
+            started: false,
+        }
+    }
+
+    fn priority(&mut self, task: usize) -> i64 {
+        if self.priorities.len() <= task {
+            self.priorities.resize(task + 1, None);
+        }
+        match self.priorities[task] {
+            Some(p) => p,
+            None => {
+                // Positive and distinct with overwhelming probability; ties go to the lower id.
+                let p = (self.rng.next_u64() >> 2) as i64 + 1;
+                self.priorities[task] = Some(p);
+                p
+            }
+        }
+    }
+
+    fn drop_task(&mut self, task: usize) {
+        self.priority(task);
+        self.low -= 1;
+        self.priorities[task] = Some(self.low);
+    }
+}
+
+impl Scheduler for Pct {
+    fn new_execution(&mut self) -> Option<Schedule> {
+        if self.started {
+            return None;
+        }
+        self.started = true;
+        Some(Schedule::new(0))
+    }
+
+    fn next_task(
+        &mut self,
+        runnable: &[&Task],
+        current: Option<TaskId>,
+        is_yielding: bool,
+    ) -> Option<TaskId> {
+        for t in runnable {
+            self.priority(usize::from(t.id()));
+        }
+        if runnable.len() > 1 {
+            self.steps += 1;
+            let change = self.change_points.first() == Some(&self.steps);
+            if change {
+                self.change_points.remove(0);
+            }
+            if let Some(c) = current {
+                if change || is_yielding {
+                    self.drop_task(usize::from(c));
+                }
+            }
+        }
+        runnable
+            .iter()
+            .max_by_key(|t| {
+                let id = usize::from(t.id());
+                (self.priorities[id], std::cmp::Reverse(id))
+            })
+            .map(|t| t.id())
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+}

@@ -27,7 +27,7 @@ use crate::bugs::Bugs;
 use crate::epilogue::epilogue;
 use crate::fs::{sync, Fs};
 use crate::oracle::{Held, HELD_READ_BYTES};
-use crate::schedule::{ByteScheduler, Decision, PlanScheduler, Recorder};
+use crate::schedule::{ByteScheduler, Decision, Pct, PlanScheduler, Recorder};
 use crate::snapshot::Snapshot;
 use reference::{Input, Step};
 use std::collections::HashMap;
@@ -206,8 +206,19 @@ pub enum Sched {
     Bytes,
     /// shuttle's random scheduler with this seed (a baseline for benchmarks).
     Random(u64),
-    /// shuttle's PCT scheduler (depth 3) with this seed (a baseline for benchmarks).
+    /// shuttle's PCT scheduler (depth 3) with this seed (a baseline for benchmarks). Made for
+    /// one execution, it draws no change points ([`Pct`]'s docs): each task runs until it blocks
+    /// or yields, in an order drawn from the seed.
     Pct(u64),
+    /// wbfuzz's own single-execution [`Pct`] with this seed, depth and estimated step count.
+    Priority {
+        /// The seed.
+        seed: u64,
+        /// Ordering constraints (change points + 1).
+        depth: u32,
+        /// Estimated contended decisions of the execution.
+        steps: u64,
+    },
 }
 
 /// Runs `input`'s threads under `sched` in one shuttle execution; `record` also logs the
@@ -229,6 +240,10 @@ pub(super) fn execute(
             Box::new(Recorder::new(RandomScheduler::new_from_seed(seed, 1), log))
         }
         (Sched::Pct(seed), None) => Box::new(PctScheduler::new_from_seed(seed, 3, 1)),
+        (Sched::Priority { seed, depth, steps }, None) => Box::new(Pct::new(seed, depth, steps)),
+        (Sched::Priority { seed, depth, steps }, Some(log)) => {
+            Box::new(Recorder::new(Pct::new(seed, depth, steps), log))
+        }
         (Sched::Pct(seed), Some(log)) => {
             Box::new(Recorder::new(PctScheduler::new_from_seed(seed, 3, 1), log))
         }

@@ -14,6 +14,7 @@ mod input_roundtrip;
 mod input_script;
 mod kernel;
 mod minimize;
+mod pct;
 mod race_rule;
 mod replay_oracle;
 mod report;

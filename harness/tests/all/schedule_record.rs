@@ -1,4 +1,4 @@
-//! A run under shuttle's PCT or random scheduler, re-expressed as schedule bytes, replays exactly:
+//! A run under shuttle's PCT or random scheduler or wbfuzz's PCT, re-expressed as schedule bytes, replays exactly:
 //! same commit order, same outcomes, same divergence. This is what lets `wbfuzz hunt` search with
 //! those schedulers and still save every finding as an ordinary script.
 
@@ -14,10 +14,14 @@ fn replays(bugs: Bugs, inputs: usize, seed: u64) -> usize {
     for k in 0..inputs {
         let mut input = generate(&mut rng, Target::Concurrent, Swarm::ALL, &mut buf);
         let s = rng.next_u64();
-        let sched = if k % 2 == 0 {
-            Sched::Pct(s)
-        } else {
-            Sched::Random(s)
+        let sched = match k % 3 {
+            0 => Sched::Pct(s),
+            1 => Sched::Random(s),
+            _ => Sched::Priority {
+                seed: s,
+                depth: 3,
+                steps: 20 * input.op_count() as u64,
+            },
         };
         let (run, bytes) = run_concurrent_recorded(&input, bugs, sched);
         input.schedule = bytes;

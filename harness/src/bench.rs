@@ -215,10 +215,35 @@ pub struct TimeToFind {
     pub blind: Vec<Option<Found>>,
     /// Baseline: uniformly random ops (no swarm) with shuttle's random scheduler.
     pub baseline: Vec<Option<Found>>,
-    /// Baseline: uniformly random ops with shuttle's PCT scheduler (race bugs only).
+    /// Inputs each baseline run executed, found or not (a run that found nothing searched until
+    /// the limit: what "N times fewer inputs" is measured against then).
+    pub baseline_searched: Vec<u64>,
+    /// Baseline: uniformly random ops with shuttle's PCT scheduler (race bugs only). Made for one
+    /// execution, shuttle's PCT draws no change points: each task runs until it blocks or yields.
     pub pct: Vec<Option<Found>>,
     /// The libFuzzer target from an empty corpus, one process (empty when not measured).
     pub libfuzzer: Vec<Option<Found>>,
+}
+
+impl TimeToFind {
+    /// How many times fewer inputs (medians) a hunt needed than the random baseline; where the
+    /// baseline's median run found nothing, a lower bound from the inputs it searched.
+    pub fn ratio(&self, hunt: &[Option<Found>]) -> String {
+        let Some(h) = median_execs(hunt) else {
+            return "-".to_string();
+        };
+        match median_execs(&self.baseline) {
+            Some(r) => format!("{:.1}x", r as f64 / h.max(1) as f64),
+            None => {
+                let mut searched = self.baseline_searched.clone();
+                searched.sort_unstable();
+                match searched.get(searched.len() / 2) {
+                    Some(&r) => format!("> {:.1}x", r as f64 / h.max(1) as f64),
+                    None => "-".to_string(),
+                }
+            }
+        }
+    }
 }
 
 /// A bug as its switch name.
@@ -339,7 +364,7 @@ fn time_to_find(
     scheduler: hunt::Baseline,
     feedback: bool,
     seed: u64,
-) -> Option<Found> {
+) -> (Option<Found>, u64) {
     let targets = if bug.needs_concurrency() {
         vec![Target::Concurrent]
     } else {
@@ -361,12 +386,13 @@ fn time_to_find(
     };
     let summary = hunt::hunt(&h);
     let _ = std::fs::remove_dir_all(&out);
-    summary.findings.first().map(|f| Found {
+    let found = summary.findings.first().map(|f| Found {
         secs: f.found_after.as_secs_f64(),
         execs: f.found_after_execs,
         ops: f.ops,
         threads: f.input.threads.len(),
-    })
+    });
+    (found, found.map_or(summary.execs, |f| f.execs))
 }
 
 /// Runs the libFuzzer binary of the bug's target from an empty corpus with the bug switched on
@@ -519,6 +545,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                 hunt: vec![],
                 blind: vec![],
                 baseline: vec![],
+                baseline_searched: vec![],
                 pct: vec![],
                 libfuzzer: vec![],
             };
@@ -529,43 +556,22 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                     cfg.find_runs
                 ));
                 let seed = 1000 + r as u64;
-                row.hunt.push(time_to_find(
-                    cfg,
-                    bug,
-                    true,
-                    hunt::Baseline::Bytes,
-                    true,
-                    seed,
-                ));
-                row.blind.push(time_to_find(
-                    cfg,
-                    bug,
-                    true,
-                    hunt::Baseline::Bytes,
-                    false,
-                    seed,
-                ));
-                row.baseline.push(time_to_find(
-                    cfg,
-                    bug,
-                    false,
-                    hunt::Baseline::ShuttleRandom,
-                    false,
-                    seed,
-                ));
+                row.hunt
+                    .push(time_to_find(cfg, bug, true, hunt::Baseline::Bytes, true, seed).0);
+                row.blind
+                    .push(time_to_find(cfg, bug, true, hunt::Baseline::Bytes, false, seed).0);
+                let (found, searched) =
+                    time_to_find(cfg, bug, false, hunt::Baseline::ShuttleRandom, false, seed);
+                row.baseline.push(found);
+                row.baseline_searched.push(searched);
                 if let Some(dir) = &cfg.libfuzzer {
                     row.libfuzzer
                         .push(libfuzzer_time_to_find(cfg, dir, bug, seed));
                 }
                 if bug.needs_concurrency() {
-                    row.pct.push(time_to_find(
-                        cfg,
-                        bug,
-                        false,
-                        hunt::Baseline::ShuttlePct,
-                        false,
-                        seed,
-                    ));
+                    row.pct.push(
+                        time_to_find(cfg, bug, false, hunt::Baseline::ShuttlePct, false, seed).0,
+                    );
                 }
             }
             find.push(row);
@@ -762,12 +768,12 @@ impl BenchReport {
             let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());
             let _ = writeln!(
                 s,
-                "\n| bug | wbfuzz hunt --feedback (guided), median | runs | minimized finding, median | wbfuzz hunt (blind), median | uniform ops + shuttle random, median | uniform ops + shuttle PCT, median | inputs: random / guided |{}",
+                "\n| bug | wbfuzz hunt (default), median | runs | minimized finding | wbfuzz hunt --feedback, median | minimized finding | uniform ops + shuttle random, median | uniform ops + shuttle PCT, median | inputs: random / hunt | random / --feedback |{}",
                 if lf { " cargo fuzz (1 process), median |" } else { "" }
             );
             let _ = writeln!(
                 s,
-                "|---|---|---|---|---|---|---|---|{}",
+                "|---|---|---|---|---|---|---|---|---|---|{}",
                 if lf { "---|" } else { "" }
             );
             for f in &self.find {
@@ -787,27 +793,19 @@ impl BenchReport {
                 } else {
                     String::new()
                 };
-                let ratio = match (median_execs(&f.baseline), median_execs(&f.hunt)) {
-                    (Some(r), Some(g)) => format!("{:.1}x", r as f64 / g.max(1) as f64),
-                    (None, Some(g)) => {
-                        let limit = f.baseline.iter().flatten().map(|x| x.execs).max();
-                        match limit {
-                            Some(r) => format!("> {:.1}x", r as f64 / g.max(1) as f64),
-                            None => "random found nothing".to_string(),
-                        }
-                    }
-                    _ => "-".to_string(),
-                };
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {} | {} | {} | {} | {} | {ratio} |{libfuzzer}",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |{libfuzzer}",
                     f.bug,
-                    fmt_median(&f.hunt),
-                    runs(&f.hunt),
-                    fmt_size(&f.hunt),
                     fmt_median(&f.blind),
+                    runs(&f.blind),
+                    fmt_size(&f.blind),
+                    fmt_median(&f.hunt),
+                    fmt_size(&f.hunt),
                     fmt_median(&f.baseline),
                     pct,
+                    f.ratio(&f.blind),
+                    f.ratio(&f.hunt),
                 );
             }
         }

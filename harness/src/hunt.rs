@@ -145,25 +145,33 @@ impl HuntSummary {
 /// into the first ops.
 const PCT_STEPS_PER_OP: u64 = 20;
 
+/// PCT depths [`draw_strategy`] draws from, uniformly: 3 to 19 change points.
+const PCT_DEPTHS: [u32; 4] = [4, 6, 10, 20];
+
 /// Draws the scheduling strategy of one concurrent hunt input from `seed`: wbfuzz's PCT
-/// ([`crate::schedule::Pct`], depth 3 or 4, change points among the first 20 contended decisions
-/// per op) for 5/8 of the inputs, shuttle's random scheduler for 2/8, the schedule bytes for
-/// 1/8. The races of the catalogue split in two kinds (measured, 9 seeds, inputs to the first
-/// finding): a thread stopped inside a window while another runs whole ops (completion-no-bump,
-/// punch-fault-window, stale-mapping) needs PCT's few, well-placed preemptions and is out of
-/// reach of random choices (completion-no-bump: PCT median 8k inputs, random not in 60k); a
-/// tight alternation of several steps (retry-skips-wait, reclaim-unlocked-check) needs random
-/// choices at every point (random ~250, PCT 2.6k-5k). Bytes reach schedules neither draws.
-/// shuttle's PCT is not used: made for one execution it draws no change points.
+/// ([`crate::schedule::Pct`], a depth from [`PCT_DEPTHS`], change points among the first
+/// [`PCT_STEPS_PER_OP`] contended decisions per op) for 6/8 of the inputs, shuttle's random
+/// scheduler for 1/8, the schedule bytes for 1/8.
+///
+/// Why (inputs to the first finding, median of 8-9 seeds, PCT alone on generated inputs): the
+/// races of the catalogue lie between two kinds. A thread stopped inside a window while another
+/// runs whole ops wants few change points (completion-no-bump: depth 3 8.2k, 4 2.8k, 6 3.0k,
+/// 10 4.4k, 20 7.5k; random choices at every point never found it in 60k); a tight alternation
+/// of several steps wants many or random choices everywhere (retry-skips-wait: depth 3 5.0k, 4
+/// 6.7k, 6 1.6k, 10 536, 20 546, random 249; reclaim-unlocked-check: 2.6k, 2.8k, 1.2k, 584,
+/// 445, random 217). No single depth is good at both, a spread of depths is within 2x of the
+/// best on each. Random and bytes stay as hedges: random for the tightest alternations, bytes
+/// for schedules neither draws. shuttle's PCT is not used: made for one execution, it draws
+/// no change points.
 pub fn draw_strategy(seed: u64, input: &Input) -> crate::concurrent::Sched {
     use crate::concurrent::Sched;
     let rest = seed >> 3;
     match seed % 8 {
         0 => Sched::Bytes,
-        1 | 2 => Sched::Random(rest),
+        1 => Sched::Random(rest),
         _ => Sched::Priority {
-            seed: rest >> 1,
-            depth: 3 + (rest & 1) as u32,
+            seed: rest >> 2,
+            depth: PCT_DEPTHS[(rest & 3) as usize],
             steps: PCT_STEPS_PER_OP * input.op_count() as u64,
         },
     }

@@ -8,10 +8,13 @@
 //! per-block digests each model keeps ([`Observe::digests`]; each model forgets a block's digest
 //! whenever its bytes may change) and block states as runs ([`Observe::block_runs`]), so an
 //! unchanged block with data costs a digest lookup and a hole costs nothing; bytes are compared
-//! only where a digest is missing or differs, which is also what a report shows. Where the whole state is compared (ops
-//! that touch every file, the end of the run) both models check all their invariants; the
-//! reference also checks itself after every op in its soak test. Cost per op therefore grows
-//! with what the op touched, not with the file size. At the end of every run an epilogue
+//! only where a digest is missing or differs, which is also what a report shows. Ops that change
+//! file state only by completing IO (`CompleteIo`; the btree ops change no file) are compared
+//! where either model completed IO, as each model's own log says, and the implementation
+//! checks its per-block invariants there and its whole-state ones; the reference checks all
+//! its invariants. Where the whole state is compared (crashes, the end of the run) both models
+//! check all their invariants; the reference also checks itself after every op in its soak
+//! test. Cost per op therefore grows with what the op touched, not with the file size. At the end of every run an epilogue
 //! repairs the btree, fsyncs, completes all IO and evicts every file, and the whole state is
 //! compared again: a cache that lies about the disk shows up there.
 //!
@@ -572,6 +575,23 @@ fn compare_window(
 
 /// Compares the global state and the state inside `scope`, adding every mismatch to `out`.
 fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
+    let files = compare_global(r, i, out);
+    let mut window =
+        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
+    match scope {
+        Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
+        Scope::Range { .. } => {}
+        Scope::All => {
+            for f in 0..files as FileId {
+                window(f, 0, u64::MAX);
+            }
+        }
+    }
+}
+
+/// Compares what every op is compared on (counters, the corruption flag, every file's size and
+/// writeback error), adding every mismatch to `out`; returns the number of files both have.
+fn compare_global(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) -> usize {
     let (rc, ic) = (r.counters(), i.counters());
     if rc != ic {
         out.push(Mismatch::Counters {
@@ -604,17 +624,7 @@ fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<M
             });
         }
     }
-    let mut window =
-        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
-    match scope {
-        Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
-        Scope::Range { .. } => {}
-        Scope::All => {
-            for f in 0..files as FileId {
-                window(f, 0, u64::MAX);
-            }
-        }
-    }
+    files
 }
 
 /// Both models' invariant checks for an op of `scope`, adding every violation to `out`.
@@ -650,6 +660,70 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) ->
     let mut out = Vec::new();
     probe.time(Part::Comparison, || compare_state(scope, r, i, &mut out));
     probe.time(Part::Invariants, || check_invariants(scope, r, i, &mut out));
+    out
+}
+
+/// Whether `op` changes file state only by completing IO: `CompleteIo`, and the btree ops
+/// (which change no file at all). After one, the files are compared only where either model
+/// completed IO, each as its own log says ([`completed`]), instead of everywhere: a completion
+/// changes its folio's blocks and the disk blocks they map, and a stray change elsewhere (a
+/// completion writing a wrong disk block) is still seen by the next comparison of that range,
+/// at the latest by the whole comparison that ends every run. Crashes change every file: they
+/// are compared whole.
+fn changes_by_completion(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree
+    )
+}
+
+/// The blocks either model completed IO on since the last call, per file (each model's own
+/// log, taken and forgotten; the union of the two covering ranges).
+fn completed(r: &mut RefFs, i: &Fs, out: &mut Vec<(FileId, u64, u64)>) {
+    out.clear();
+    let files = r.file_count().min(i.file_count());
+    for f in 0..files as FileId {
+        let (a, b) = (r.take_completed(f), i.take_completed(f));
+        let range = match (a, b) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+            (x, y) => x.or(y),
+        };
+        if let Some((lo, hi)) = range {
+            out.push((f, lo, hi));
+        }
+    }
+}
+
+/// The comparison after an op that changed file state only by completing IO on the blocks
+/// `changed`: the global state, the state of those blocks, the implementation's invariants
+/// there and over the whole state, and the reference's whole self-check.
+fn compare_changed(
+    changed: &[(FileId, u64, u64)],
+    r: &RefFs,
+    i: &Fs,
+    probe: &mut Probe,
+) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    probe.time(Part::Comparison, || {
+        compare_global(r, i, &mut out);
+        for &(f, lo, hi) in changed {
+            compare_window(f, lo, hi, r, i, &mut out);
+        }
+    });
+    probe.time(Part::Invariants, || {
+        for v in r.check_invariants() {
+            out.push(Mismatch::Invariant {
+                side: Side::Reference,
+                violation: v,
+            });
+        }
+        for v in i.check_invariants_changed(changed) {
+            out.push(Mismatch::Invariant {
+                side: Side::Implementation,
+                violation: v,
+            });
+        }
+    });
     out
 }
 
@@ -711,6 +785,7 @@ fn run_sequential_inner(
     let ops = run_ops(input);
     let last_seq = ops.last().map_or(0, |o| o.seq);
     let mut trace = Vec::with_capacity(ops.len());
+    let mut changed = Vec::new();
     for planned in ops {
         disturb(trace.len(), &mut reference, &implementation);
         let (thread, seq, op, is_epilogue) =
@@ -727,12 +802,24 @@ fn run_sequential_inner(
             _ => None,
         };
         // Epilogue ops are scoped like any other op; after the last one everything is compared.
-        let scope = if is_epilogue && seq == last_seq {
+        let last = is_epilogue && seq == last_seq;
+        let scope = if last {
             Scope::All
         } else {
             scope_of(&op, input)
         };
-        mismatches.extend(compare(scope, &reference, &implementation, probe));
+        // Taken after every op, so that the logs name only this op's completions.
+        completed(&mut reference, &implementation, &mut changed);
+        if !last && changes_by_completion(&op) {
+            mismatches.extend(compare_changed(
+                &changed,
+                &reference,
+                &implementation,
+                probe,
+            ));
+        } else {
+            mismatches.extend(compare(scope, &reference, &implementation, probe));
+        }
         let (r, i) = record_pair(&r, &i);
         if let (Some(f), Some(before)) = (sink.as_deref_mut(), before) {
             let after = signal::observe(&reference, scope_of(&op, input));

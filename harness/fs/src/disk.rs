@@ -70,6 +70,21 @@ impl Disk {
         self.blocks.read().get(&phys).map(|b| b.digest)
     }
 
+    /// Pushes onto `out` the digest of each block of `[start, start+len)`, under one lock hold and
+    /// one walk of the map (a block not written since it was last free: its stale bytes' digest).
+    pub fn digests_into(&self, start: u64, len: u64, out: &mut Vec<Option<u32>>) {
+        let g = self.blocks.read();
+        let end = start.saturating_add(len);
+        let mut held = g.range(start..end).peekable();
+        for p in start..end {
+            let d = match held.next_if(|(&k, _)| k == p) {
+                Some((_, b)) => b.digest,
+                None => vocab::block_digest(&vec![vocab::stale_byte(p); self.bs]),
+            };
+            out.push(Some(d));
+        }
+    }
+
     /// The blocks of `[start, start+len)` not written since they were last free (they hold
     /// stale bytes), under one lock hold.
     pub fn stale_in(&self, start: u64, len: u64) -> Vec<u64> {

@@ -171,6 +171,9 @@ impl RefFs {
     /// conversion, or rejection with EIO recorded.
     pub(super) fn complete(&mut self, io: InflightIo) -> Completion {
         let fi = io.file;
+        // Everything below changes this folio's blocks only (and the disk blocks they map).
+        let bpf = self.bpf();
+        self.files[fi].note_completed(io.folio * bpf, (io.folio + 1) * bpf);
         let mut bad = None;
         match self.files[fi].folios.get(&io.folio) {
             Some(data) => {

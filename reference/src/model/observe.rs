@@ -73,6 +73,15 @@ impl RefFs {
         out
     }
 
+    /// The blocks of `file` whose IO completed (by `CompleteIo`, a wait for writeback, a crash's
+    /// landing) since the last call, as one covering range, forgotten: what an op that completes
+    /// IO changed in the file, for the oracle's comparison of only that (a completion changes
+    /// its folio's blocks and the disk blocks they map, nothing else of the file).
+    pub fn take_completed(&mut self, file: FileId) -> Option<(u64, u64)> {
+        let fi = self.fid(file)?;
+        self.files[fi].completed.take()
+    }
+
     /// Step (`CorruptAllocBtree`): marks the free-space btree root's CRC bad.
     pub fn corrupt(&mut self) {
         self.space.corrupt = true;

@@ -82,6 +82,12 @@ impl RefFs {
         self.files[fi].completed.take()
     }
 
+    /// The violations seen as they happened (a checksum mismatch at IO completion, a repair
+    /// that found a different tree), which every [`Observe::check_invariants`] reports first.
+    pub fn found(&self) -> &[Violation] {
+        &self.found
+    }
+
     /// Step (`CorruptAllocBtree`): marks the free-space btree root's CRC bad.
     pub fn corrupt(&mut self) {
         self.space.corrupt = true;

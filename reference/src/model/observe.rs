@@ -304,12 +304,16 @@ impl Observe for RefFs {
         let f = &self.files[fi];
         let (bs, bpf) = (self.bs(), self.bpf());
         let mut zeros = None;
+        // The cached folios from `first` on, walked once alongside the blocks.
+        let mut folios = f.folios.range(first / bpf..).peekable();
         for b in first..end {
             if b.saturating_add(1).saturating_mul(bs) > f.size {
                 out.push(None);
                 continue;
             }
-            let d = if let Some(data) = f.folios.get(&(b / bpf)) {
+            let folio = b / bpf;
+            while folios.next_if(|(&k, _)| k < folio).is_some() {}
+            let d = if let Some((_, data)) = folios.peek().filter(|(&k, _)| k == folio) {
                 data.digest((b % bpf) as usize)
             } else {
                 let blk = f.block(b);

@@ -158,8 +158,23 @@ impl Space {
 
     /// Writes one block's bytes to physical block `phys`.
     pub fn write_block(&mut self, phys: u64, data: &[u8]) {
+        self.write_block_digested(phys, data, crate::block_digest(data));
+    }
+
+    /// [`Space::write_block`] with the bytes' digest already known (a cached block's, which its
+    /// folio keeps true: [`super::file::FolioBytes`]). The block's memory is reused when it
+    /// holds data already.
+    pub fn write_block_digested(&mut self, phys: u64, data: &[u8], digest: u32) {
         debug_assert_eq!(data.len(), self.bs);
-        self.disk
-            .insert(phys, (data.into(), crate::block_digest(data)));
+        debug_assert_eq!(digest, crate::block_digest(data));
+        match self.disk.get_mut(&phys) {
+            Some((bytes, d)) => {
+                bytes.copy_from_slice(data);
+                *d = digest;
+            }
+            None => {
+                self.disk.insert(phys, (data.into(), digest));
+            }
+        }
     }
 }

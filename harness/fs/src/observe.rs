@@ -10,11 +10,33 @@
 
 use super::extent_map::Mapping;
 use super::page_cache::Folio;
-use super::sync::{AtomicU64, Ordering};
+use super::sync::{Arc, AtomicU64, Ordering};
 use super::{Fs, Inode};
+use std::cell::RefCell;
 use vocab::{
     BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
 };
+
+thread_local! {
+    // Buffers the observation paths reuse from call to call (the oracle observes after every
+    // op): taken from the pool, cleared and given back, so nesting just takes another one.
+    static MAPS: RefCell<Vec<Vec<Mapping>>> = const { RefCell::new(Vec::new()) };
+    static FOLIOS: RefCell<Vec<Vec<Arc<Folio>>>> = const { RefCell::new(Vec::new()) };
+    static BITS: RefCell<Vec<Vec<(u64, u64, u64)>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty buffer from `pool`, cleared and returned to the pool afterwards (no
+/// `Arc` or other value outlives the call in it).
+fn pooled<T: 'static, R>(
+    pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<T>>>>,
+    f: impl FnOnce(&mut Vec<T>) -> R,
+) -> R {
+    let mut v = pool.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    let r = f(&mut v);
+    v.clear();
+    pool.with(|p| p.borrow_mut().push(v));
+    r
+}
 
 /// The blocks of one file whose IO completed since the oracle last asked, as one covering range
 /// `[lo, hi)` (empty: `lo >= hi`). Std atomics, like every atomic of the sync facade: noting a
@@ -221,58 +243,24 @@ impl Observe for Fs {
             return;
         }
         let g = self.geo;
-        let maps = ino.ilock.lock().mappings(first, end);
-        // (first block, dirty bits, writeback bits) of each cached folio in the range; folio
-        // memory is not locked under the index lock (lock order, `lib.rs`).
-        let folios: Vec<(u64, u64, u64)> = ino
-            .cache
-            .range(first / g.bpf, end.div_ceil(g.bpf))
-            .iter()
-            .map(|f| {
-                let st = f.mem();
-                let wb = if st.writeback { st.wb_mask } else { 0 };
-                (f.index * g.bpf, st.dirty(), wb)
+        pooled(&MAPS, |maps| {
+            ino.ilock.lock().mappings_into(first, end, maps);
+            pooled(&FOLIOS, |arcs| {
+                ino.cache
+                    .range_into(first / g.bpf, end.div_ceil(g.bpf), arcs);
+                pooled(&BITS, |folios| {
+                    // (first block, dirty bits, writeback bits) of each cached folio in the
+                    // range; folio memory is not locked under the index lock (lock order,
+                    // `lib.rs`).
+                    folios.extend(arcs.iter().map(|f| {
+                        let st = f.mem();
+                        let wb = if st.writeback { st.wb_mask } else { 0 };
+                        (f.index * g.bpf, st.dirty(), wb)
+                    }));
+                    runs_of(g.bpf, maps, folios, &mut push);
+                })
             })
-            .collect();
-        let mut fi = 0;
-        for m in maps {
-            let mut b = m.start;
-            while b < m.end() {
-                while fi < folios.len() && folios[fi].0 + g.bpf <= b {
-                    fi += 1;
-                }
-                match folios.get(fi) {
-                    Some(&(fb0, dirty, wb)) if fb0 <= b => {
-                        let i = b - fb0;
-                        push(
-                            1,
-                            BlockObs {
-                                extent: m.state,
-                                cache: if dirty & (1 << i) != 0 {
-                                    CacheState::Dirty
-                                } else {
-                                    CacheState::Clean
-                                },
-                                writeback: wb & (1 << i) != 0,
-                            },
-                        );
-                        b += 1;
-                    }
-                    next => {
-                        let stop = next.map_or(m.end(), |&(fb0, _, _)| fb0.min(m.end()));
-                        push(
-                            stop - b,
-                            BlockObs {
-                                extent: m.state,
-                                cache: CacheState::NotCached,
-                                writeback: false,
-                            },
-                        );
-                        b = stop;
-                    }
-                }
-            }
-        }
+        });
     }
 
     /// Digests from where the bytes live, as [`Observe::visit`] reads them: an uptodate cached
@@ -287,42 +275,17 @@ impl Observe for Fs {
             return;
         }
         let g = self.geo;
-        let bs = g.bs as usize;
         let size = Fs::size(self, ino);
         // Blocks wholly below EOF; the rest get `None`.
         let whole = (size / g.bs).clamp(first, end);
-        let maps = ino.ilock.lock().mappings(first, whole);
-        let folios = ino.cache.range(first / g.bpf, whole.div_ceil(g.bpf));
-        let mut fi = 0;
-        // Index in `out` of block `first`.
-        let base = out.len() as u64;
-        for m in maps {
-            // Where the bytes live without the cache: the disk (one walk of it per mapping, the
-            // disk lock not held while folio memory is locked below) or zeros.
-            if m.state == ExtentState::Written {
-                self.disk.digests_into(m.phys, m.len, out);
-            } else {
-                out.extend(std::iter::repeat_n(Some(g.zero_digest), m.len as usize));
-            }
-            // Uptodate cached blocks read from their folio instead.
-            while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= m.start {
-                fi += 1;
-            }
-            for f in folios[fi..]
-                .iter()
-                .take_while(|f| f.index * g.bpf < m.end())
-            {
-                let st = f.mem();
-                let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
-                let fb0 = f.index * g.bpf;
-                for b in fb0.max(m.start)..(fb0 + g.bpf).min(m.end()) {
-                    let i = (b - fb0) as usize;
-                    if up & (1 << i) != 0 {
-                        out[(base + b - first) as usize] = Some(st.data.digest(i, bs));
-                    }
-                }
-            }
-        }
+        pooled(&MAPS, |maps| {
+            pooled(&FOLIOS, |folios| {
+                ino.ilock.lock().mappings_into(first, whole, maps);
+                ino.cache
+                    .range_into(first / g.bpf, whole.div_ceil(g.bpf), folios);
+                self.digests_of(maps, folios, first, out);
+            })
+        });
         out.extend((whole..end).map(|_| None));
     }
 
@@ -350,6 +313,51 @@ impl Observe for Fs {
 
     fn check_invariants_in(&self, file: FileId, first: u64, end: u64) -> Vec<Violation> {
         self.check(Scope::Range(file, first, end))
+    }
+}
+
+impl Fs {
+    /// [`Observe::digests`] of the blocks of `maps` (in order, from `first`), with `folios` the
+    /// cached folios over them.
+    fn digests_of(
+        &self,
+        maps: &[Mapping],
+        folios: &[Arc<Folio>],
+        first: u64,
+        out: &mut Vec<Option<u32>>,
+    ) {
+        let g = self.geo;
+        let bs = g.bs as usize;
+        let mut fi = 0;
+        // Index in `out` of block `first`.
+        let base = out.len() as u64;
+        for m in maps.iter().copied() {
+            // Where the bytes live without the cache: the disk (one walk of it per mapping, the
+            // disk lock not held while folio memory is locked below) or zeros.
+            if m.state == ExtentState::Written {
+                self.disk.digests_into(m.phys, m.len, out);
+            } else {
+                out.extend(std::iter::repeat_n(Some(g.zero_digest), m.len as usize));
+            }
+            // Uptodate cached blocks read from their folio instead.
+            while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= m.start {
+                fi += 1;
+            }
+            for f in folios[fi..]
+                .iter()
+                .take_while(|f| f.index * g.bpf < m.end())
+            {
+                let st = f.mem();
+                let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
+                let fb0 = f.index * g.bpf;
+                for b in fb0.max(m.start)..(fb0 + g.bpf).min(m.end()) {
+                    let i = (b - fb0) as usize;
+                    if up & (1 << i) != 0 {
+                        out[(base + b - first) as usize] = Some(st.data.digest(i, bs));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -421,9 +429,28 @@ impl Fs {
         b1: u64,
         push: &mut impl FnMut(&'static str, String),
     ) {
+        pooled(&FOLIOS, |folios| {
+            pooled(&MAPS, |maps| {
+                ino.cache
+                    .range_into(b0 / self.geo.bpf, b1.div_ceil(self.geo.bpf), folios);
+                self.check_blocks_of(ino, folios, maps, b0, b1, push)
+            })
+        })
+    }
+
+    /// [`Fs::check_blocks`] with `folios` the cached folios of the range and `maps` an empty
+    /// buffer for its mappings.
+    fn check_blocks_of(
+        &self,
+        ino: &Inode,
+        folios: &[Arc<Folio>],
+        maps: &mut Vec<Mapping>,
+        b0: u64,
+        b1: u64,
+        push: &mut impl FnMut(&'static str, String),
+    ) {
         let g = self.geo;
         let size = Fs::size(self, ino);
-        let folios = ino.cache.range(b0 / g.bpf, b1.div_ceil(g.bpf));
         let em = ino.ilock.lock();
         // One walk of the extent map over the range and the folios' whole blocks (the first and
         // last folio may reach outside `[b0, b1)`); each check below reads its slice of it.
@@ -431,11 +458,12 @@ impl Fs {
         let hi = folios
             .last()
             .map_or(b1, |f| ((f.index + 1) * g.bpf).max(b1));
-        let maps = em.mappings(lo, hi);
+        em.mappings_into(lo, hi, maps);
+        let maps = &maps[..];
         let mut cursor = 0;
         // Dirty masks by folio, in index order (for the delalloc check below).
         let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
-        for f in &folios {
+        for f in folios {
             let fb0 = f.index * g.bpf;
             let st = f.mem();
             let dirty = st.dirty();
@@ -474,7 +502,7 @@ impl Fs {
             self.check_clean_blocks(ino, here, f, &st, push);
         }
         drop(em);
-        for m in clip(&maps, b0, b1) {
+        for m in clip(maps, b0, b1) {
             if m.state != ExtentState::Delalloc {
                 continue;
             }
@@ -603,6 +631,54 @@ impl Fs {
                             ino.idx
                         ),
                     );
+                }
+            }
+        }
+    }
+}
+
+/// The block runs of `maps` (in order) with the cached folios' bits `folios` laid over them.
+fn runs_of(
+    bpf: u64,
+    maps: &[Mapping],
+    folios: &[(u64, u64, u64)],
+    push: &mut impl FnMut(u64, BlockObs),
+) {
+    let mut fi = 0;
+    for m in maps.iter().copied() {
+        let mut b = m.start;
+        while b < m.end() {
+            while fi < folios.len() && folios[fi].0 + bpf <= b {
+                fi += 1;
+            }
+            match folios.get(fi) {
+                Some(&(fb0, dirty, wb)) if fb0 <= b => {
+                    let i = b - fb0;
+                    push(
+                        1,
+                        BlockObs {
+                            extent: m.state,
+                            cache: if dirty & (1 << i) != 0 {
+                                CacheState::Dirty
+                            } else {
+                                CacheState::Clean
+                            },
+                            writeback: wb & (1 << i) != 0,
+                        },
+                    );
+                    b += 1;
+                }
+                next => {
+                    let stop = next.map_or(m.end(), |&(fb0, _, _)| fb0.min(m.end()));
+                    push(
+                        stop - b,
+                        BlockObs {
+                            extent: m.state,
+                            cache: CacheState::NotCached,
+                            writeback: false,
+                        },
+                    );
+                    b = stop;
                 }
             }
         }

@@ -603,7 +603,17 @@ impl Fs {
         let fb0 = f.index * g.bpf;
         let Some(ifs) = st.ifs.as_ref() else { return };
         let skip = ifs.dirty | !ifs.uptodate | if st.writeback { st.wb_mask } else { 0 };
+        // The disk's digests of a mapping's blocks, fetched under one disk lock hold (a mapping
+        // inside one folio has at most 64 blocks).
+        let mut on_disk = [None; 64];
         for m in maps {
+            let checked = (m.start..m.end()).any(|b| skip & (1 << (b - fb0)) == 0);
+            if !checked {
+                continue;
+            }
+            if m.state == ExtentState::Written {
+                self.disk.digests_of(m.phys, &mut on_disk[..m.len as usize]);
+            }
             for b in m.start..m.end() {
                 let i = (b - fb0) as usize;
                 if skip & (1 << i) != 0 {
@@ -614,7 +624,7 @@ impl Fs {
                 // the write): a clean block is compared without reading it again.
                 let same = if m.state == ExtentState::Written {
                     let p = m.phys_of(b);
-                    match self.disk.digest(p) {
+                    match on_disk[(b - m.start) as usize] {
                         Some(d) => d == st.data.digest(i, bs),
                         None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
                     }

@@ -130,6 +130,12 @@ impl Space {
         phys >= self.next_fresh || self.recycled.contains(&phys)
     }
 
+    /// Whether any of physical blocks `[start, start + len)` is in the pool or past the device.
+    pub fn pool_overlaps(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        end > self.next_fresh.min(self.capacity) || self.recycled.range(start..end).next().is_some()
+    }
+
     /// Number of blocks in the pool.
     pub fn pool_len(&self) -> u64 {
         self.capacity.saturating_sub(self.next_fresh) + self.recycled.len() as u64

@@ -300,19 +300,22 @@ impl Observe for RefFs {
                 b += 1;
                 continue;
             }
-            // Not cached: a stretch of holes is one run, up to the next cached folio.
+            // Not cached up to the next cached folio (looked up once for the stretch): a
+            // stretch of holes is one run, other blocks are looked at one by one.
             let next_cached = f
                 .folios
                 .range(b / bpf..)
                 .next()
                 .map_or(touched, |(&k, _)| (k * bpf).clamp(b, touched));
-            let holes = f.holes_from(b, next_cached);
-            if holes > 0 {
-                add(holes, BlockObs::UNTOUCHED);
-                b += holes;
-            } else {
-                add(1, f.obs_cached(b, false));
-                b += 1;
+            while b < next_cached {
+                let holes = f.holes_from(b, next_cached);
+                if holes > 0 {
+                    add(holes, BlockObs::UNTOUCHED);
+                    b += holes;
+                } else {
+                    add(1, f.obs_cached(b, false));
+                    b += 1;
+                }
             }
         }
         if end > touched {
@@ -332,6 +335,7 @@ impl Observe for RefFs {
         let mut zeros = None;
         // The cached folios from `first` on, walked once alongside the blocks.
         let mut folios = f.folios.range(first / bpf..).peekable();
+        let mut disk = None;
         for b in first..end {
             if b.saturating_add(1).saturating_mul(bs) > f.size {
                 out.push(None);
@@ -345,9 +349,22 @@ impl Observe for RefFs {
                 let blk = f.block(b);
                 match (blk.extent, blk.phys) {
                     (ExtentState::Written, Some(p)) => {
-                        self.space.block_digest(p).unwrap_or_else(|| {
-                            crate::block_digest(&vec![crate::pattern::stale_byte(p); bs as usize])
-                        })
+                        // Consecutive blocks are usually consecutive on disk: walk the disk map
+                        // from the last block looked up rather than searching it per block.
+                        if disk.as_ref().is_some_and(|(from, _)| p < *from) {
+                            disk = None;
+                        }
+                        let (from, walk) =
+                            disk.get_or_insert_with(|| (p, self.space.digests_from(p).peekable()));
+                        while walk.next_if(|&(k, _)| k < p).is_some() {}
+                        *from = p;
+                        match walk.peek() {
+                            Some(&(k, d)) if k == p => d,
+                            _ => crate::block_digest(&vec![
+                                crate::pattern::stale_byte(p);
+                                bs as usize
+                            ]),
+                        }
                     }
                     _ => *zeros.get_or_insert_with(|| crate::block_digest(&zeros_of(bs as usize))),
                 }

@@ -162,6 +162,12 @@ impl Space {
         self.disk.get(&phys).map(|&(_, d)| d)
     }
 
+    /// `(physical block, digest)` of every block written since it was last free, from `phys` on,
+    /// in order.
+    pub fn digests_from(&self, phys: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.disk.range(phys..).map(|(&p, &(_, d))| (p, d))
+    }
+
     /// Writes one block's bytes to physical block `phys`.
     pub fn write_block(&mut self, phys: u64, data: &[u8]) {
         self.write_block_digested(phys, data, crate::block_digest(data));

@@ -8,10 +8,14 @@
 //! per-block digests each model keeps ([`Observe::digests`]; each model forgets a block's digest
 //! whenever its bytes may change) and block states as runs ([`Observe::block_runs`]), so an
 //! unchanged block with data costs a digest lookup and a hole costs nothing; bytes are compared
-//! only where a digest is missing or differs, which is also what a report shows. Where the whole state is compared (ops
-//! that touch every file, the end of the run) both models check all their invariants; the
-//! reference also checks itself after every op in its soak test. Cost per op therefore grows
-//! with what the op touched, not with the file size. At the end of every run an epilogue
+//! only where a digest is missing or differs, which is also what a report shows. Ops that change
+//! file state only by completing IO (`CompleteIo`; the btree ops change no file) are compared
+//! where either model completed IO, as each model's own log says, and the implementation
+//! checks its per-block invariants there and its whole-state ones; the reference checks all
+//! its invariants if it completed IO (else it reports the violations it saw as they happened:
+//! nothing else of it changed). Where the whole state is compared (crashes, the end of the run) both models
+//! check all their invariants; the reference also checks itself after every op in its soak
+//! test. Cost per op therefore grows with what the op touched, not with the file size. At the end of every run an epilogue
 //! repairs the btree, fsyncs, completes all IO and evicts every file, and the whole state is
 //! compared again: a cache that lies about the disk shows up there.
 //!
@@ -572,6 +576,23 @@ fn compare_window(
 
 /// Compares the global state and the state inside `scope`, adding every mismatch to `out`.
 fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
+    let files = compare_global(r, i, out);
+    let mut window =
+        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
+    match scope {
+        Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
+        Scope::Range { .. } => {}
+        Scope::All => {
+            for f in 0..files as FileId {
+                window(f, 0, u64::MAX);
+            }
+        }
+    }
+}
+
+/// Compares what every op is compared on (counters, the corruption flag, every file's size and
+/// writeback error), adding every mismatch to `out`; returns the number of files both have.
+fn compare_global(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) -> usize {
     let (rc, ic) = (r.counters(), i.counters());
     if rc != ic {
         out.push(Mismatch::Counters {
@@ -604,17 +625,7 @@ fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<M
             });
         }
     }
-    let mut window =
-        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
-    match scope {
-        Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
-        Scope::Range { .. } => {}
-        Scope::All => {
-            for f in 0..files as FileId {
-                window(f, 0, u64::MAX);
-            }
-        }
-    }
+    files
 }
 
 /// Both models' invariant checks for an op of `scope`, adding every violation to `out`.
@@ -650,6 +661,92 @@ fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) ->
     let mut out = Vec::new();
     probe.time(Part::Comparison, || compare_state(scope, r, i, &mut out));
     probe.time(Part::Invariants, || check_invariants(scope, r, i, &mut out));
+    out
+}
+
+/// Whether `op` changes file state only by completing IO: `CompleteIo`, and the btree ops
+/// (which change no file at all). After one, the files are compared only where either model
+/// completed IO, each as its own log says ([`completed`]), instead of everywhere: a completion
+/// changes its folio's blocks and the disk blocks they map, and a stray change elsewhere (a
+/// completion writing a wrong disk block) is still seen by the next comparison of that range,
+/// at the latest by the whole comparison that ends every run. Crashes change every file: they
+/// are compared whole.
+fn changes_by_completion(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree
+    )
+}
+
+/// The blocks either model completed IO on since the last call, per file (each model's own
+/// log, taken and forgotten; the union of the two covering ranges). Returns whether the
+/// reference completed any.
+fn completed(r: &mut RefFs, i: &Fs, out: &mut Vec<(FileId, u64, u64)>) -> bool {
+    out.clear();
+    let mut by_reference = false;
+    let files = r.file_count().min(i.file_count());
+    for f in 0..files as FileId {
+        let (a, b) = (r.take_completed(f), i.take_completed(f));
+        by_reference |= a.is_some();
+        let range = match (a, b) {
+            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+            (x, y) => x.or(y),
+        };
+        if let Some((lo, hi)) = range {
+            out.push((f, lo, hi));
+        }
+    }
+    by_reference
+}
+
+/// The comparison after an op that changed file state only by completing IO on the blocks
+/// `changed`: the global state, the state of those blocks, the implementation's invariants
+/// there and over the whole state, and the reference's self-check: whole if it completed IO
+/// (`reference_completed`), else the violations it saw as they happened (the rest of its state
+/// is the same as before the op: these ops change no block, counter or IO of the reference
+/// unless they complete IO). A `CompleteIo` that completed nothing in either model changed
+/// nothing in the implementation either: its check is then the counter sum and the violations
+/// seen as they happened, as after a ranged op (the btree ops, `btree_op`, always get the
+/// whole-state one: they change the free-space tree).
+fn compare_changed(
+    changed: &[(FileId, u64, u64)],
+    reference_completed: bool,
+    btree_op: bool,
+    r: &RefFs,
+    i: &Fs,
+    probe: &mut Probe,
+) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    probe.time(Part::Comparison, || {
+        compare_global(r, i, &mut out);
+        for &(f, lo, hi) in changed {
+            compare_window(f, lo, hi, r, i, &mut out);
+        }
+    });
+    probe.time(Part::Invariants, || {
+        let own = if reference_completed {
+            r.check_invariants()
+        } else {
+            r.found().to_vec()
+        };
+        for v in own {
+            out.push(Mismatch::Invariant {
+                side: Side::Reference,
+                violation: v,
+            });
+        }
+        let own = if changed.is_empty() && !btree_op {
+            i.check_invariants_in(0, 0, 0)
+        } else {
+            i.check_invariants_changed(changed)
+        };
+        for v in own {
+            out.push(Mismatch::Invariant {
+                side: Side::Implementation,
+                violation: v,
+            });
+        }
+    });
     out
 }
 
@@ -711,6 +808,7 @@ fn run_sequential_inner(
     let ops = run_ops(input);
     let last_seq = ops.last().map_or(0, |o| o.seq);
     let mut trace = Vec::with_capacity(ops.len());
+    let mut changed = Vec::new();
     for planned in ops {
         disturb(trace.len(), &mut reference, &implementation);
         let (thread, seq, op, is_epilogue) =
@@ -727,12 +825,26 @@ fn run_sequential_inner(
             _ => None,
         };
         // Epilogue ops are scoped like any other op; after the last one everything is compared.
-        let scope = if is_epilogue && seq == last_seq {
+        let last = is_epilogue && seq == last_seq;
+        let scope = if last {
             Scope::All
         } else {
             scope_of(&op, input)
         };
-        mismatches.extend(compare(scope, &reference, &implementation, probe));
+        // Taken after every op, so that the logs name only this op's completions.
+        let reference_completed = completed(&mut reference, &implementation, &mut changed);
+        if !last && changes_by_completion(&op) {
+            mismatches.extend(compare_changed(
+                &changed,
+                reference_completed,
+                !matches!(op, Op::CompleteIo { .. }),
+                &reference,
+                &implementation,
+                probe,
+            ));
+        } else {
+            mismatches.extend(compare(scope, &reference, &implementation, probe));
+        }
         let (r, i) = record_pair(&r, &i);
         if let (Some(f), Some(before)) = (sink.as_deref_mut(), before) {
             let after = signal::observe(&reference, scope_of(&op, input));

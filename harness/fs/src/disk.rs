@@ -65,9 +65,30 @@ impl Disk {
         f(self.blocks.read().get(&phys).map(|b| &b.bytes[..]))
     }
 
-    /// The digest of block `phys` (`None`: not written since it was last free).
-    pub fn digest(&self, phys: u64) -> Option<u32> {
-        self.blocks.read().get(&phys).map(|b| b.digest)
+    /// Pushes onto `out` the digest of each block of `[start, start+len)`, under one lock hold and
+    /// one walk of the map (a block not written since it was last free: its stale bytes' digest).
+    pub fn digests_into(&self, start: u64, len: u64, out: &mut Vec<Option<u32>>) {
+        let g = self.blocks.read();
+        let end = start.saturating_add(len);
+        let mut held = g.range(start..end).peekable();
+        for p in start..end {
+            let d = match held.next_if(|(&k, _)| k == p) {
+                Some((_, b)) => b.digest,
+                None => vocab::block_digest(&vec![vocab::stale_byte(p); self.bs]),
+            };
+            out.push(Some(d));
+        }
+    }
+
+    /// Sets `out[k]` to the digest of block `start + k` (`None`: not written since it was last
+    /// free), under one lock hold and one walk of the map.
+    pub fn digests_of(&self, start: u64, out: &mut [Option<u32>]) {
+        let g = self.blocks.read();
+        let end = start.saturating_add(out.len() as u64);
+        out.fill(None);
+        for (&p, b) in g.range(start..end) {
+            out[(p - start) as usize] = Some(b.digest);
+        }
     }
 
     /// The blocks of `[start, start+len)` not written since they were last free (they hold

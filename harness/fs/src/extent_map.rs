@@ -134,8 +134,13 @@ impl ExtentMap {
     /// The mappings covering `[start, end)`, holes included.
     pub fn mappings(&self, start: u64, end: u64) -> Vec<Mapping> {
         let mut v = Vec::new();
-        self.for_each(start, end, |m| v.push(m));
+        self.mappings_into(start, end, &mut v);
         v
+    }
+
+    /// [`ExtentMap::mappings`] appended to `out` (a buffer the caller reuses).
+    pub fn mappings_into(&self, start: u64, end: u64, out: &mut Vec<Mapping>) {
+        self.for_each(start, end, |m| out.push(m));
     }
 
     /// Number of blocks of `[start, end)` in `state`.

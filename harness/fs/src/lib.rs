@@ -157,6 +157,8 @@ pub(crate) struct Inode {
     /// its blocks are logged; a journal commit holds it exclusive, so it never takes the logged
     /// set between such an op's commit and its logging.
     pub handles: RwLock<()>,
+    /// Blocks whose IO completed since the oracle last asked (`Fs::take_completed`).
+    pub completed: observe::Completed,
 }
 
 /// The filesystem under test. `Send + Sync`: every op may run on any thread.
@@ -268,6 +270,7 @@ impl Fs {
                 wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
                 journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
                 handles: RwLock::keyed(LockClass::Handles, idx as u64, ()),
+                completed: observe::Completed::default(),
             })
             .collect();
         Fs {

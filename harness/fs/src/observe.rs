@@ -1,20 +1,94 @@
 //! The oracle's view of the implementation ([`vocab::Observe`]) and its self-checks.
 //!
-//! Owns: read-only observation and `check_invariants`.
+//! Owns: read-only observation, `check_invariants`, and the per-file log of the blocks whose IO
+//! completed since the oracle last asked (noted by the completion itself, bookkeeping only).
 //! Invariants: observation has no side effects (no instantiation, writeback or waiting); it is
 //! called when the filesystem is quiescent, so it may read each structure under its own lock
 //! without a global snapshot. Cost is proportional to the observed range (blocks/peek) or to the
 //! filesystem's state (invariants).
 //! Locks: one at a time: ILOCK, the page-cache index, folio memory (+ disk), allocator.
 
-use super::page_cache::{Folio, FolioState};
-use super::sync::MutexGuard;
+use super::extent_map::Mapping;
+use super::page_cache::Folio;
+use super::sync::{Arc, AtomicU64, Ordering};
 use super::{Fs, Inode};
+use std::cell::RefCell;
 use vocab::{
     BlockObs, CacheState, Counters, Errno, ExtentState, FileId, Geometry, Observe, Violation,
 };
 
+thread_local! {
+    // Buffers the observation paths reuse from call to call (the oracle observes after every
+    // op): taken from the pool, cleared and given back, so nesting just takes another one.
+    static MAPS: RefCell<Vec<Vec<Mapping>>> = const { RefCell::new(Vec::new()) };
+    static FOLIOS: RefCell<Vec<Vec<Arc<Folio>>>> = const { RefCell::new(Vec::new()) };
+    static BITS: RefCell<Vec<Vec<(u64, u64, u64)>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` with an empty buffer from `pool`, cleared and returned to the pool afterwards (no
+/// `Arc` or other value outlives the call in it).
+fn pooled<T: 'static, R>(
+    pool: &'static std::thread::LocalKey<RefCell<Vec<Vec<T>>>>,
+    f: impl FnOnce(&mut Vec<T>) -> R,
+) -> R {
+    let mut v = pool.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    let r = f(&mut v);
+    v.clear();
+    pool.with(|p| p.borrow_mut().push(v));
+    r
+}
+
+/// The blocks of one file whose IO completed since the oracle last asked, as one covering range
+/// `[lo, hi)` (empty: `lo >= hi`). Std atomics, like every atomic of the sync facade: noting a
+/// completion is no scheduling point, so keeping this log changes no schedule.
+#[derive(Debug)]
+pub(crate) struct Completed {
+    lo: AtomicU64,
+    hi: AtomicU64,
+}
+
+impl Default for Completed {
+    fn default() -> Self {
+        Completed {
+            lo: AtomicU64::new(u64::MAX),
+            hi: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Completed {
+    /// Blocks `[lo, hi)` had their IO completed.
+    pub fn note(&self, lo: u64, hi: u64) {
+        self.lo.fetch_min(lo, Ordering::SeqCst);
+        self.hi.fetch_max(hi, Ordering::SeqCst);
+    }
+
+    /// The covering range noted since the last take, forgotten.
+    fn take(&self) -> Option<(u64, u64)> {
+        let lo = self.lo.swap(u64::MAX, Ordering::SeqCst);
+        let hi = self.hi.swap(0, Ordering::SeqCst);
+        (lo < hi).then_some((lo, hi))
+    }
+}
+
 impl Fs {
+    /// The blocks of `file` whose IO completed (by `CompleteIo`, a wait for writeback, a crash's
+    /// landing) since the last call, as one covering range: what an op that completes IO changed
+    /// in the file, for the oracle's comparison of only that. An IO completion changes its
+    /// folio's blocks (writeback state, conversion, the disk blocks they map) and nothing else
+    /// of the file.
+    pub fn take_completed(&self, file: FileId) -> Option<(u64, u64)> {
+        self.inode(file)?.completed.take()
+    }
+
+    /// The invariant check after an op that changed only the blocks `changed` (`(file, first,
+    /// end)`) and global state: the per-block invariants there, every invariant over the whole
+    /// state (reservation and allocation totals, ownership, the btree, durability), the counter
+    /// sum and every violation seen so far. Per-block invariants elsewhere cannot have changed.
+    pub fn check_invariants_changed(&self, changed: &[(FileId, u64, u64)]) -> Vec<Violation> {
+        self.check(Scope::Changed(changed))
+    }
+
     fn inode(&self, file: FileId) -> Option<&Inode> {
         self.inodes.get(file as usize)
     }
@@ -169,58 +243,24 @@ impl Observe for Fs {
             return;
         }
         let g = self.geo;
-        let maps = ino.ilock.lock().mappings(first, end);
-        // (first block, dirty bits, writeback bits) of each cached folio in the range; folio
-        // memory is not locked under the index lock (lock order, `lib.rs`).
-        let folios: Vec<(u64, u64, u64)> = ino
-            .cache
-            .range(first / g.bpf, end.div_ceil(g.bpf))
-            .iter()
-            .map(|f| {
-                let st = f.mem();
-                let wb = if st.writeback { st.wb_mask } else { 0 };
-                (f.index * g.bpf, st.dirty(), wb)
+        pooled(&MAPS, |maps| {
+            ino.ilock.lock().mappings_into(first, end, maps);
+            pooled(&FOLIOS, |arcs| {
+                ino.cache
+                    .range_into(first / g.bpf, end.div_ceil(g.bpf), arcs);
+                pooled(&BITS, |folios| {
+                    // (first block, dirty bits, writeback bits) of each cached folio in the
+                    // range; folio memory is not locked under the index lock (lock order,
+                    // `lib.rs`).
+                    folios.extend(arcs.iter().map(|f| {
+                        let st = f.mem();
+                        let wb = if st.writeback { st.wb_mask } else { 0 };
+                        (f.index * g.bpf, st.dirty(), wb)
+                    }));
+                    runs_of(g.bpf, maps, folios, &mut push);
+                })
             })
-            .collect();
-        let mut fi = 0;
-        for m in maps {
-            let mut b = m.start;
-            while b < m.end() {
-                while fi < folios.len() && folios[fi].0 + g.bpf <= b {
-                    fi += 1;
-                }
-                match folios.get(fi) {
-                    Some(&(fb0, dirty, wb)) if fb0 <= b => {
-                        let i = b - fb0;
-                        push(
-                            1,
-                            BlockObs {
-                                extent: m.state,
-                                cache: if dirty & (1 << i) != 0 {
-                                    CacheState::Dirty
-                                } else {
-                                    CacheState::Clean
-                                },
-                                writeback: wb & (1 << i) != 0,
-                            },
-                        );
-                        b += 1;
-                    }
-                    next => {
-                        let stop = next.map_or(m.end(), |&(fb0, _, _)| fb0.min(m.end()));
-                        push(
-                            stop - b,
-                            BlockObs {
-                                extent: m.state,
-                                cache: CacheState::NotCached,
-                                writeback: false,
-                            },
-                        );
-                        b = stop;
-                    }
-                }
-            }
-        }
+        });
     }
 
     /// Digests from where the bytes live, as [`Observe::visit`] reads them: an uptodate cached
@@ -235,45 +275,17 @@ impl Observe for Fs {
             return;
         }
         let g = self.geo;
-        let bs = g.bs as usize;
         let size = Fs::size(self, ino);
         // Blocks wholly below EOF; the rest get `None`.
         let whole = (size / g.bs).clamp(first, end);
-        let maps = ino.ilock.lock().mappings(first, whole);
-        let folios = ino.cache.range(first / g.bpf, whole.div_ceil(g.bpf));
-        let mut fi = 0;
-        // The folio of the last block looked at, its memory lock held across its blocks (the
-        // disk lock, a leaf, may be taken inside it).
-        let mut held: Option<(u64, MutexGuard<'_, FolioState>)> = None;
-        for m in maps {
-            for b in m.start..m.end() {
-                while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= b {
-                    fi += 1;
-                }
-                let folio = folios.get(fi).filter(|f| f.index * g.bpf <= b);
-                let cached = folio.and_then(|f| {
-                    if held.as_ref().is_none_or(|(idx, _)| *idx != f.index) {
-                        drop(held.take()); // one folio memory lock at a time
-                        held = Some((f.index, f.mem()));
-                    }
-                    let st = &held.as_ref()?.1;
-                    let i = (b - f.index * g.bpf) as usize;
-                    let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
-                    (up & (1 << i) != 0).then(|| st.data.digest(i, bs))
-                });
-                let d = match cached {
-                    Some(d) => d,
-                    None if m.state == ExtentState::Written => {
-                        let p = m.phys_of(b);
-                        self.disk
-                            .digest(p)
-                            .unwrap_or_else(|| vocab::block_digest(&vec![vocab::stale_byte(p); bs]))
-                    }
-                    None => g.zero_digest,
-                };
-                out.push(Some(d));
-            }
-        }
+        pooled(&MAPS, |maps| {
+            pooled(&FOLIOS, |folios| {
+                ino.ilock.lock().mappings_into(first, whole, maps);
+                ino.cache
+                    .range_into(first / g.bpf, whole.div_ceil(g.bpf), folios);
+                self.digests_of(maps, folios, first, out);
+            })
+        });
         out.extend((whole..end).map(|_| None));
     }
 
@@ -296,22 +308,78 @@ impl Observe for Fs {
     }
 
     fn check_invariants(&self) -> Vec<Violation> {
-        self.check(None)
+        self.check(Scope::Whole)
     }
 
     fn check_invariants_in(&self, file: FileId, first: u64, end: u64) -> Vec<Violation> {
-        self.check(Some((file as usize, first, end)))
+        self.check(Scope::Range(file, first, end))
     }
 }
 
 impl Fs {
-    /// The invariant check. Without a scope: every invariant over the whole filesystem. With
-    /// `scope = (file, first, end)`: the per-block invariants of the folios holding blocks
-    /// `[first, end)` of `file`, and the O(1) counter sum; the invariants over the whole state
-    /// (reservation and allocation totals, ownership, the btree) are left to the next unscoped
-    /// check, so that the oracle's check after each op costs what the op touched and not what
+    /// [`Observe::digests`] of the blocks of `maps` (in order, from `first`), with `folios` the
+    /// cached folios over them.
+    fn digests_of(
+        &self,
+        maps: &[Mapping],
+        folios: &[Arc<Folio>],
+        first: u64,
+        out: &mut Vec<Option<u32>>,
+    ) {
+        let g = self.geo;
+        let bs = g.bs as usize;
+        let mut fi = 0;
+        // Index in `out` of block `first`.
+        let base = out.len() as u64;
+        for m in maps.iter().copied() {
+            // Where the bytes live without the cache: the disk (one walk of it per mapping, the
+            // disk lock not held while folio memory is locked below) or zeros.
+            if m.state == ExtentState::Written {
+                self.disk.digests_into(m.phys, m.len, out);
+            } else {
+                out.extend(std::iter::repeat_n(Some(g.zero_digest), m.len as usize));
+            }
+            // Uptodate cached blocks read from their folio instead.
+            while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= m.start {
+                fi += 1;
+            }
+            for f in folios[fi..]
+                .iter()
+                .take_while(|f| f.index * g.bpf < m.end())
+            {
+                let st = f.mem();
+                let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
+                let fb0 = f.index * g.bpf;
+                for b in fb0.max(m.start)..(fb0 + g.bpf).min(m.end()) {
+                    let i = (b - fb0) as usize;
+                    if up & (1 << i) != 0 {
+                        out[(base + b - first) as usize] = Some(st.data.digest(i, bs));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What an invariant check covers.
+#[derive(Clone, Copy)]
+enum Scope<'a> {
+    /// Everything.
+    Whole,
+    /// The per-block invariants of blocks `[first, end)` of one file (and the counter sum).
+    Range(FileId, u64, u64),
+    /// The per-block invariants of these ranges and every invariant over the whole state.
+    Changed(&'a [(FileId, u64, u64)]),
+}
+
+impl Fs {
+    /// The invariant check. `Whole`: every invariant over the whole filesystem. `Range(file,
+    /// first, end)`: the per-block invariants of the folios holding blocks `[first, end)` of
+    /// `file`, and the O(1) counter sum; the invariants over the whole state (reservation and
+    /// allocation totals, ownership, the btree) are left to the next check that has them
+    /// (`Whole`, `Changed`), so that the oracle's check after each op costs what the op touched and not what
     /// the filesystem holds (the counters themselves are compared with the reference every op).
-    fn check(&self, scope: Option<(usize, u64, u64)>) -> Vec<Violation> {
+    fn check(&self, scope: Scope<'_>) -> Vec<Violation> {
         // Breaches of the lock order by the observing thread itself (ops report their own).
         self.report_lock_findings();
         let mut v: Vec<Violation> = self.violations.lock().clone();
@@ -327,12 +395,21 @@ impl Fs {
             );
         }
         match scope {
-            Some((file, first, end)) => {
-                if let Some(ino) = self.inodes.get(file) {
+            Scope::Range(file, first, end) => {
+                if let Some(ino) = self.inode(file) {
                     self.check_blocks(ino, first, end, &mut push);
                 }
             }
-            None => {
+            Scope::Changed(ranges) => {
+                for &(file, first, end) in ranges {
+                    if let Some(ino) = self.inode(file) {
+                        self.check_blocks(ino, first, end, &mut push);
+                    }
+                }
+                self.check_global(reserved, allocated, &mut push);
+                self.check_durability(&mut push);
+            }
+            Scope::Whole => {
                 for ino in &self.inodes {
                     self.check_blocks(ino, 0, u64::MAX, &mut push);
                 }
@@ -352,19 +429,51 @@ impl Fs {
         b1: u64,
         push: &mut impl FnMut(&'static str, String),
     ) {
+        pooled(&FOLIOS, |folios| {
+            pooled(&MAPS, |maps| {
+                ino.cache
+                    .range_into(b0 / self.geo.bpf, b1.div_ceil(self.geo.bpf), folios);
+                self.check_blocks_of(ino, folios, maps, b0, b1, push)
+            })
+        })
+    }
+
+    /// [`Fs::check_blocks`] with `folios` the cached folios of the range and `maps` an empty
+    /// buffer for its mappings.
+    fn check_blocks_of(
+        &self,
+        ino: &Inode,
+        folios: &[Arc<Folio>],
+        maps: &mut Vec<Mapping>,
+        b0: u64,
+        b1: u64,
+        push: &mut impl FnMut(&'static str, String),
+    ) {
         let g = self.geo;
         let size = Fs::size(self, ino);
-        let folios = ino.cache.range(b0 / g.bpf, b1.div_ceil(g.bpf));
         let em = ino.ilock.lock();
+        // One walk of the extent map over the range and the folios' whole blocks (the first and
+        // last folio may reach outside `[b0, b1)`); each check below reads its slice of it.
+        let lo = folios.first().map_or(b0, |f| (f.index * g.bpf).min(b0));
+        let hi = folios
+            .last()
+            .map_or(b1, |f| ((f.index + 1) * g.bpf).max(b1));
+        em.mappings_into(lo, hi, maps);
+        let maps = &maps[..];
+        let mut cursor = 0;
         // Dirty masks by folio, in index order (for the delalloc check below).
         let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
-        for f in &folios {
+        for f in folios {
             let fb0 = f.index * g.bpf;
             let st = f.mem();
             let dirty = st.dirty();
             dirty_of.push((f.index, dirty));
+            while cursor < maps.len() && maps[cursor].end() <= fb0 {
+                cursor += 1;
+            }
+            let here = clip(&maps[cursor..], fb0, fb0 + g.bpf);
             if dirty != 0 {
-                em.for_each(fb0, fb0 + g.bpf, |m| {
+                for m in here.clone() {
                     if m.state == ExtentState::Hole {
                         for b in m.start..m.end() {
                             if dirty & (1 << (b - fb0)) != 0 {
@@ -375,7 +484,7 @@ impl Fs {
                             }
                         }
                     }
-                });
+                }
             }
             let fstart = f.index * g.fsz;
             if fstart + g.fsz > size {
@@ -390,31 +499,30 @@ impl Fs {
                     );
                 }
             }
-            self.check_clean_blocks(ino, &em, f, &st, push);
+            self.check_clean_blocks(ino, here, f, &st, push);
         }
-        let mut reported = false;
-        em.for_each(b0, b1, |m| {
-            if m.state != ExtentState::Delalloc || reported {
-                return;
+        drop(em);
+        for m in clip(maps, b0, b1) {
+            if m.state != ExtentState::Delalloc {
+                continue;
             }
-            for b in m.start..m.end() {
+            let unbacked = (m.start..m.end()).find(|&b| {
                 let i = dirty_of.partition_point(|&(idx, _)| idx < b / g.bpf);
-                let dirty = dirty_of
+                !dirty_of
                     .get(i)
-                    .is_some_and(|&(idx, d)| idx == b / g.bpf && d & (1 << (b % g.bpf)) != 0);
-                if !dirty {
-                    push(
-                        "delalloc-not-dirty",
-                        format!(
-                            "file {} block {b} is delalloc but not cached dirty",
-                            ino.idx
-                        ),
-                    );
-                    reported = true;
-                    return;
-                }
+                    .is_some_and(|&(idx, d)| idx == b / g.bpf && d & (1 << (b % g.bpf)) != 0)
+            });
+            if let Some(b) = unbacked {
+                push(
+                    "delalloc-not-dirty",
+                    format!(
+                        "file {} block {b} is delalloc but not cached dirty",
+                        ino.idx
+                    ),
+                );
+                break;
             }
-        });
+        }
     }
 
     /// Invariants over the whole state: reservations equal delalloc blocks, allocations equal
@@ -485,7 +593,7 @@ impl Fs {
     fn check_clean_blocks(
         &self,
         ino: &Inode,
-        em: &super::extent_map::ExtentMap,
+        maps: impl Iterator<Item = Mapping>,
         f: &Folio,
         st: &super::page_cache::FolioState,
         push: &mut impl FnMut(&'static str, String),
@@ -495,7 +603,17 @@ impl Fs {
         let fb0 = f.index * g.bpf;
         let Some(ifs) = st.ifs.as_ref() else { return };
         let skip = ifs.dirty | !ifs.uptodate | if st.writeback { st.wb_mask } else { 0 };
-        em.for_each(fb0, fb0 + g.bpf, |m| {
+        // The disk's digests of a mapping's blocks, fetched under one disk lock hold (a mapping
+        // inside one folio has at most 64 blocks).
+        let mut on_disk = [None; 64];
+        for m in maps {
+            let checked = (m.start..m.end()).any(|b| skip & (1 << (b - fb0)) == 0);
+            if !checked {
+                continue;
+            }
+            if m.state == ExtentState::Written {
+                self.disk.digests_of(m.phys, &mut on_disk[..m.len as usize]);
+            }
             for b in m.start..m.end() {
                 let i = (b - fb0) as usize;
                 if skip & (1 << i) != 0 {
@@ -506,7 +624,7 @@ impl Fs {
                 // the write): a clean block is compared without reading it again.
                 let same = if m.state == ExtentState::Written {
                     let p = m.phys_of(b);
-                    match self.disk.digest(p) {
+                    match on_disk[(b - m.start) as usize] {
                         Some(d) => d == st.data.digest(i, bs),
                         None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
                     }
@@ -525,8 +643,78 @@ impl Fs {
                     );
                 }
             }
-        });
+        }
     }
+}
+
+/// The block runs of `maps` (in order) with the cached folios' bits `folios` laid over them.
+fn runs_of(
+    bpf: u64,
+    maps: &[Mapping],
+    folios: &[(u64, u64, u64)],
+    push: &mut impl FnMut(u64, BlockObs),
+) {
+    let mut fi = 0;
+    for m in maps.iter().copied() {
+        let mut b = m.start;
+        while b < m.end() {
+            while fi < folios.len() && folios[fi].0 + bpf <= b {
+                fi += 1;
+            }
+            match folios.get(fi) {
+                Some(&(fb0, dirty, wb)) if fb0 <= b => {
+                    let i = b - fb0;
+                    push(
+                        1,
+                        BlockObs {
+                            extent: m.state,
+                            cache: if dirty & (1 << i) != 0 {
+                                CacheState::Dirty
+                            } else {
+                                CacheState::Clean
+                            },
+                            writeback: wb & (1 << i) != 0,
+                        },
+                    );
+                    b += 1;
+                }
+                next => {
+                    let stop = next.map_or(m.end(), |&(fb0, _, _)| fb0.min(m.end()));
+                    push(
+                        stop - b,
+                        BlockObs {
+                            extent: m.state,
+                            cache: CacheState::NotCached,
+                            writeback: false,
+                        },
+                    );
+                    b = stop;
+                }
+            }
+        }
+    }
+}
+
+/// The mappings of `maps` (in order, covering a range that starts at or before `lo`) clipped to
+/// `[lo, hi)`: what `ExtentMap::for_each(lo, hi)` would yield, from one earlier walk.
+fn clip(maps: &[Mapping], lo: u64, hi: u64) -> impl Iterator<Item = Mapping> + Clone + '_ {
+    maps.iter()
+        .skip_while(move |m| m.end() <= lo)
+        .take_while(move |m| m.start < hi)
+        .map(move |m| {
+            let start = m.start.max(lo);
+            let end = m.end().min(hi);
+            Mapping {
+                start,
+                len: end - start,
+                state: m.state,
+                phys: if m.state == ExtentState::Delalloc || m.state == ExtentState::Hole {
+                    m.phys
+                } else {
+                    m.phys_of(start)
+                },
+            }
+        })
 }
 
 /// Whether every byte is zero (memcmp against a static zero block, much faster than a byte loop).

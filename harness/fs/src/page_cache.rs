@@ -453,6 +453,14 @@ impl PageCache {
             .collect()
     }
 
+    /// [`PageCache::range`] appended to `out` (a buffer the caller reuses).
+    #[track_caller]
+    pub fn range_into(&self, first: u64, end: u64, out: &mut Vec<Arc<Folio>>) {
+        if first < end {
+            out.extend(self.index.read().range(first..end).map(|(_, f)| f.clone()));
+        }
+    }
+
     /// One past the highest cached folio index (0 if empty).
     #[track_caller]
     pub fn end_index(&self) -> u64 {

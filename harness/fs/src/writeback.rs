@@ -224,6 +224,8 @@ impl Fs {
         st.writeback = false;
         st.wb_mask = 0;
         st.io = None;
+        // Everything above changed this folio's blocks only (and the disk blocks they map).
+        ino.completed.note(fb0, fb0 + self.geo.bpf);
         self.ioq.inflight.fetch_sub(1, Ordering::SeqCst);
         {
             let mut err = ino.wb_err.lock();

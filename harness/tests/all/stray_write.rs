@@ -131,3 +131,124 @@ fn a_stray_store_of_the_same_byte_changes_nothing() {
     });
     assert!(run.ok(), "{:?}", run.verdict);
 }
+
+/// Four clean cached folios of file 0, then folio 0 rewritten and flushed (one IO in flight),
+/// two `CompleteIo`s (the first completes that IO, the second nothing) and an fsync. After a
+/// `CompleteIo` the files are compared only where either model completed IO (folio 0, then
+/// nothing): a stray store elsewhere is caught by the next comparison covering it, here the
+/// fsync (file-wide), at the latest the whole comparison that ends the run.
+fn completion_input() -> Input {
+    let mut input = input();
+    input.threads = vec![vec![
+        Op::Write {
+            file: 0,
+            off: 0,
+            len: 4 * BS,
+            sync: false,
+        },
+        Op::Fsync { file: 0 },
+        Op::Write {
+            file: 0,
+            off: 0,
+            len: BS,
+            sync: false,
+        },
+        Op::Flush {
+            file: 0,
+            off: 0,
+            len: BS,
+        },
+        Op::CompleteIo { n: 1 },
+        Op::CompleteIo { n: 1 },
+        Op::Fsync { file: 0 },
+    ]];
+    input
+}
+
+#[test]
+fn the_completions_are_where_the_test_says() {
+    let run = run_sequential(&completion_input(), Bugs::NONE);
+    assert!(run.ok(), "{:?}", run.verdict);
+    let done = |k: usize| run.trace[k].reference.to_string();
+    assert_eq!(done(4), "ok 0x1", "op 4 completes the flushed IO");
+    assert_eq!(done(5), "ok 0x0", "op 5 completes nothing");
+}
+
+#[test]
+fn a_stray_store_before_a_completion_elsewhere_is_caught_at_the_next_file_wide_op() {
+    // Op 4 completes folio 0's IO and compares folio 0 only; folio 2 is next compared by op 6.
+    let mut hit = false;
+    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, _, i| {
+        if k == 4 {
+            hit = i.scribble(0, STRAY, 0xEE);
+        }
+    });
+    assert!(hit, "folio 2 was cached and uptodate");
+    assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
+}
+
+#[test]
+fn a_stray_store_before_a_completion_of_nothing_is_caught_at_the_next_file_wide_op() {
+    // Op 5 completes nothing: no file range is compared after it, and the implementation's
+    // per-block invariants are checked nowhere.
+    let mut hit = false;
+    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, _, i| {
+        if k == 5 {
+            hit = i.scribble(0, STRAY, 0xEE);
+        }
+    });
+    assert!(hit, "folio 2 was cached and uptodate");
+    assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
+}
+
+#[test]
+fn a_stray_store_in_the_reference_before_a_completion_is_caught_there_by_its_self_check() {
+    // The reference still checks all its invariants after every op that completes IO (op 4):
+    // its clean folio 2 no longer matches the disk.
+    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, r, _| {
+        if k == 4 {
+            assert!(r.scribble(0, STRAY, 0xEE));
+        }
+    });
+    let d = run.divergence().expect("caught");
+    assert_eq!(d.at, 4);
+    assert!(
+        d.mismatches.iter().any(|m| matches!(
+            m,
+            Mismatch::Invariant { violation, .. } if violation.name == "clean-cache-matches-disk"
+        )),
+        "{:?}",
+        d.mismatches
+    );
+}
+
+#[test]
+fn a_stray_store_in_the_reference_before_a_completion_of_nothing_is_caught_at_the_next_file_wide_op(
+) {
+    // Op 5 completes nothing in either model: the reference reports only the violations it saw
+    // as they happened, and the fsync compares the whole file.
+    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, r, _| {
+        if k == 5 {
+            assert!(r.scribble(0, STRAY, 0xEE));
+        }
+    });
+    assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
+}
+
+#[test]
+fn a_stray_store_left_to_the_end_is_caught_by_the_final_whole_comparison() {
+    // Without the input's last fsync, nothing in the input compares folio 2 again: the
+    // epilogue does (its fsync of file 0 is file-wide; its last op compares everything).
+    let mut input = completion_input();
+    input.threads[0].pop();
+    let mut hit = false;
+    let run = run_sequential_disturbed(&input, Bugs::NONE, &mut |k, _, i| {
+        if k == 5 {
+            hit = i.scribble(0, STRAY, 0xEE);
+        }
+    });
+    assert!(hit);
+    let (at, bad) = contents_mismatch_at(&run).expect("caught");
+    assert_eq!(bad, STRAY);
+    assert!(run.trace[at].epilogue, "caught in the epilogue, at op {at}");
+}

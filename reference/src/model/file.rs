@@ -128,6 +128,9 @@ pub(crate) struct File {
     pub promise: Vec<(u64, u64, u64)>,
     /// The size that fsync promised (lowered by truncates since).
     pub promised_size: u64,
+    /// Blocks `[lo, hi)` covering every folio whose IO completed since the oracle last asked
+    /// ([`crate::model::RefFs::take_completed`]).
+    pub completed: Option<(u64, u64)>,
 }
 
 impl File {
@@ -142,6 +145,7 @@ impl File {
             disk_size: 0,
             promise: Vec::new(),
             promised_size: 0,
+            completed: None,
         }
     }
 
@@ -219,6 +223,14 @@ impl File {
         while self.blocks.last() == Some(&Block::HOLE) {
             self.blocks.pop();
         }
+    }
+
+    /// Blocks `[lo, hi)` had their IO completed.
+    pub fn note_completed(&mut self, lo: u64, hi: u64) {
+        self.completed = Some(match self.completed {
+            Some((a, b)) => (a.min(lo), b.max(hi)),
+            None => (lo, hi),
+        });
     }
 
     /// Records a writeback error unless one is recorded already (the first error wins).

@@ -171,11 +171,16 @@ impl RefFs {
     /// conversion, or rejection with EIO recorded.
     pub(super) fn complete(&mut self, io: InflightIo) -> Completion {
         let fi = io.file;
+        // Everything below changes this folio's blocks only (and the disk blocks they map).
+        let bpf = self.bpf();
+        self.files[fi].note_completed(io.folio * bpf, (io.folio + 1) * bpf);
         let mut bad = None;
         match self.files[fi].folios.get(&io.folio) {
             Some(data) => {
+                // The folio's digest of the block (kept true by `FolioBytes`: any write since
+                // the submit forgot it) against the checksum taken at submit.
                 for &(b, crc) in &io.blocks {
-                    if crc32c::crc32c(&data[self.block_slice(b)]) != crc {
+                    if data.digest((b % bpf) as usize) != crc {
                         bad = Some(b);
                         break;
                     }
@@ -203,7 +208,8 @@ impl RefFs {
             let file = &mut self.files[fi];
             let blk = file.block(b);
             if let (Some(p), Some(data)) = (blk.phys, file.folios.get(&io.folio)) {
-                self.space.write_block(p, &data[range]);
+                let d = data.digest((b % bpf) as usize);
+                self.space.write_block_digested(p, &data[range], d);
             }
             let m = file.block_mut(b);
             if m.extent == ExtentState::Unwritten {
@@ -294,7 +300,8 @@ impl RefFs {
                 }
                 let range = self.block_slice(b);
                 if let (Some(p), Some(data)) = (blk.phys, self.files[fi].folios.get(&f)) {
-                    self.space.write_block(p, &data[range]);
+                    let d = data.digest((b % bpf) as usize);
+                    self.space.write_block_digested(p, &data[range], d);
                 }
                 let m = self.files[fi].block_mut(b);
                 if m.extent == ExtentState::Unwritten {

@@ -130,6 +130,12 @@ impl Space {
         phys >= self.next_fresh || self.recycled.contains(&phys)
     }
 
+    /// Whether any of physical blocks `[start, start + len)` is in the pool or past the device.
+    pub fn pool_overlaps(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        end > self.next_fresh.min(self.capacity) || self.recycled.range(start..end).next().is_some()
+    }
+
     /// Number of blocks in the pool.
     pub fn pool_len(&self) -> u64 {
         self.capacity.saturating_sub(self.next_fresh) + self.recycled.len() as u64
@@ -156,10 +162,31 @@ impl Space {
         self.disk.get(&phys).map(|&(_, d)| d)
     }
 
+    /// `(physical block, digest)` of every block written since it was last free, from `phys` on,
+    /// in order.
+    pub fn digests_from(&self, phys: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
+        self.disk.range(phys..).map(|(&p, &(_, d))| (p, d))
+    }
+
     /// Writes one block's bytes to physical block `phys`.
     pub fn write_block(&mut self, phys: u64, data: &[u8]) {
+        self.write_block_digested(phys, data, crate::block_digest(data));
+    }
+
+    /// [`Space::write_block`] with the bytes' digest already known (a cached block's, which its
+    /// folio keeps true: [`super::file::FolioBytes`]). The block's memory is reused when it
+    /// holds data already.
+    pub fn write_block_digested(&mut self, phys: u64, data: &[u8], digest: u32) {
         debug_assert_eq!(data.len(), self.bs);
-        self.disk
-            .insert(phys, (data.into(), crate::block_digest(data)));
+        debug_assert_eq!(digest, crate::block_digest(data));
+        match self.disk.get_mut(&phys) {
+            Some((bytes, d)) => {
+                bytes.copy_from_slice(data);
+                *d = digest;
+            }
+            None => {
+                self.disk.insert(phys, (data.into(), digest));
+            }
+        }
     }
 }

@@ -200,6 +200,8 @@ pub struct Found {
     pub ops: usize,
     /// Threads of the minimized finding (0 where not known).
     pub threads: usize,
+    /// No-op ops and empty threads left in the minimized finding (the minimizer removes all).
+    pub leftovers: usize,
 }
 
 /// One time-to-find row: one entry per run (`None`: not found within the limit).
@@ -391,6 +393,15 @@ fn time_to_find(
         execs: f.found_after_execs,
         ops: f.ops,
         threads: f.input.threads.len(),
+        leftovers: f
+            .input
+            .threads
+            .iter()
+            .map(|t| {
+                t.iter().filter(|op| crate::minimize::is_noop(op)).count()
+                    + usize::from(t.is_empty())
+            })
+            .sum(),
     });
     (found, found.map_or(summary.execs, |f| f.execs))
 }
@@ -442,6 +453,7 @@ fn libfuzzer_time_to_find(cfg: &BenchConfig, dir: &Path, bug: Bug, seed: u64) ->
         execs,
         ops: 0,
         threads: 0,
+        leftovers: 0,
     })
 }
 
@@ -665,7 +677,12 @@ fn fmt_size(v: &[Option<Found>]) -> String {
     }
     let ops = median(found.iter().map(|f| f.ops as f64).collect());
     let threads = median(found.iter().map(|f| f.threads as f64).collect());
-    format!("{ops} ops, {threads} threads")
+    let leftovers: usize = found.iter().map(|f| f.leftovers).sum();
+    if leftovers > 0 {
+        format!("{ops} ops, {threads} threads ({leftovers} no-op ops or empty threads left)")
+    } else {
+        format!("{ops} ops, {threads} threads")
+    }
 }
 
 fn fmt_median(v: &[Option<Found>]) -> String {

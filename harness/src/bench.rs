@@ -697,89 +697,92 @@ impl BenchReport {
     pub fn markdown(&self) -> String {
         let mut s = String::new();
         let _ = writeln!(s, "Machine: {}\n", self.machine);
-        let _ = writeln!(s, "| target | inputs | differential execs/s/core | implementation alone | reference alone | overhead vs implementation |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
-        for t in &self.throughput {
+        // `--find-only` measures no throughput: no empty tables then.
+        if !self.throughput.is_empty() {
+            let _ = writeln!(s, "| target | inputs | differential execs/s/core | implementation alone | reference alone | overhead vs implementation |");
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for t in &self.throughput {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2}x |",
+                    t.target,
+                    t.inputs,
+                    t.execs_per_sec,
+                    t.impl_per_sec,
+                    t.ref_per_sec,
+                    t.impl_per_sec / t.execs_per_sec
+                );
+            }
+            let _ = writeln!(s, "\n| target (µs per exec) | implementation | reference | comparison | invariants | other | total | of which shuttle |");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
+            for b in &self.breakdown {
+                let pct = |x: f64| format!("{x:.1} ({:.0}%)", 100.0 * x / b.total_us);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
+                    b.target,
+                    pct(b.implementation_us),
+                    pct(b.reference_us),
+                    pct(b.comparison_us),
+                    pct(b.invariants_us),
+                    pct(b.other_us),
+                    b.total_us,
+                    b.shuttle_us.map_or("-".to_string(), pct)
+                );
+            }
             let _ = writeln!(
                 s,
-                "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2}x |",
-                t.target,
-                t.inputs,
-                t.execs_per_sec,
-                t.impl_per_sec,
-                t.ref_per_sec,
-                t.impl_per_sec / t.execs_per_sec
+                "\n| ops \\ file size (models alone) | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) | 8 MiB / 64 KiB |"
             );
-        }
-        let _ = writeln!(s, "\n| target (µs per exec) | implementation | reference | comparison | invariants | other | total | of which shuttle |");
-        let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
-        for b in &self.breakdown {
-            let pct = |x: f64| format!("{x:.1} ({:.0}%)", 100.0 * x / b.total_us);
+            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            for &ops in &[8usize, 32, 128] {
+                let row: Vec<&Growth> = self.growth.iter().filter(|g| g.ops == ops).collect();
+                let cells: Vec<String> = row
+                    .iter()
+                    .map(|g| format!("{:.1} µs ({:.1})", g.us_per_exec, g.models_us_per_exec))
+                    .collect();
+                let per_op = row
+                    .last()
+                    .map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
+                let ratio = match (row.first(), row.last()) {
+                    (Some(a), Some(b)) => format!(
+                        "{:.2}x ({:.2}x)",
+                        b.us_per_exec / a.us_per_exec,
+                        b.models_us_per_exec / a.models_us_per_exec
+                    ),
+                    _ => "-".to_string(),
+                };
+                let _ = writeln!(
+                    s,
+                    "| {ops} | {} | {per_op:.2} | {ratio} |",
+                    cells.join(" | ")
+                );
+            }
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {:.1} | {} |",
-                b.target,
-                pct(b.implementation_us),
-                pct(b.reference_us),
-                pct(b.comparison_us),
-                pct(b.invariants_us),
-                pct(b.other_us),
-                b.total_us,
-                b.shuttle_us.map_or("-".to_string(), pct)
+                "\n| goal | target | measured | met | floor (oracle free) |"
             );
-        }
-        let _ = writeln!(
-            s,
-            "\n| ops \\ file size (models alone) | 64 KiB | 1 MiB | 8 MiB | µs per op (8 MiB) | 8 MiB / 64 KiB |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|---|");
-        for &ops in &[8usize, 32, 128] {
-            let row: Vec<&Growth> = self.growth.iter().filter(|g| g.ops == ops).collect();
-            let cells: Vec<String> = row
-                .iter()
-                .map(|g| format!("{:.1} µs ({:.1})", g.us_per_exec, g.models_us_per_exec))
-                .collect();
-            let per_op = row
-                .last()
-                .map_or(f64::NAN, |g| g.us_per_exec / (ops + 1) as f64);
-            let ratio = match (row.first(), row.last()) {
-                (Some(a), Some(b)) => format!(
-                    "{:.2}x ({:.2}x)",
-                    b.us_per_exec / a.us_per_exec,
-                    b.models_us_per_exec / a.models_us_per_exec
-                ),
-                _ => "-".to_string(),
-            };
-            let _ = writeln!(
-                s,
-                "| {ops} | {} | {per_op:.2} | {ratio} |",
-                cells.join(" | ")
-            );
-        }
-        let _ = writeln!(
-            s,
-            "\n| goal | target | measured | met | floor (oracle free) |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|");
-        for g in &self.goals {
-            let num = |x: f64| {
-                if g.at_least {
-                    format!("{x:.0}")
-                } else {
-                    format!("{x:.2}x")
-                }
-            };
-            let _ = writeln!(
-                s,
-                "| {} | {} {} | {} | {} | {} ({}) |",
-                g.what,
-                if g.at_least { "≥" } else { "≤" },
-                num(g.goal),
-                num(g.measured),
-                if g.met() { "yes" } else { "no" },
-                num(g.floor),
-                g.floor_is
-            );
+            let _ = writeln!(s, "|---|---|---|---|---|");
+            for g in &self.goals {
+                let num = |x: f64| {
+                    if g.at_least {
+                        format!("{x:.0}")
+                    } else {
+                        format!("{x:.2}x")
+                    }
+                };
+                let _ = writeln!(
+                    s,
+                    "| {} | {} {} | {} | {} | {} ({}) |",
+                    g.what,
+                    if g.at_least { "≥" } else { "≤" },
+                    num(g.goal),
+                    num(g.measured),
+                    if g.met() { "yes" } else { "no" },
+                    num(g.floor),
+                    g.floor_is
+                );
+            }
         }
         if !self.find.is_empty() {
             let lf = self.find.iter().any(|f| !f.libfuzzer.is_empty());

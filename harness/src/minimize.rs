@@ -138,7 +138,11 @@ impl Shrinker<'_> {
                 cand.threads[t].remove(i);
             }
         }
+        // A thread the removed ops leave empty goes too (an empty thread is not minimal).
         let mut ts = threads.to_vec();
+        if cand.threads.len() > 1 {
+            ts.extend((0..cand.threads.len()).filter(|&t| cand.threads[t].is_empty()));
+        }
         ts.sort_unstable();
         ts.dedup();
         for &t in ts.iter().rev() {
@@ -387,15 +391,22 @@ fn minimize_with<'a>(
                 t += 1;
             }
         }
-        // Runs of ops, halving the chunk size, then single ops.
-        for t in 0..cur.threads.len() {
+        // Runs of ops, halving the chunk size, then single ops. Removing a thread's last ops
+        // removes the thread: the next one moves into its index.
+        let mut t = 0;
+        while t < cur.threads.len() {
+            let threads = cur.threads.len();
             let mut chunk = cur.threads[t].len().div_ceil(2).max(1);
-            loop {
+            'chunks: loop {
                 let mut i = 0;
-                while t < cur.threads.len() && i < cur.threads[t].len() {
+                while i < cur.threads[t].len() {
                     let end = (i + chunk).min(cur.threads[t].len());
                     let ops: Vec<(usize, usize)> = (i..end).map(|k| (t, k)).collect();
-                    if !s.remove(&mut cur, &ops, &[]) {
+                    if s.remove(&mut cur, &ops, &[]) {
+                        if cur.threads.len() < threads {
+                            break 'chunks;
+                        }
+                    } else {
                         i += chunk;
                     }
                 }
@@ -403,6 +414,9 @@ fn minimize_with<'a>(
                     break;
                 }
                 chunk = chunk.div_ceil(2);
+            }
+            if cur.threads.len() == threads {
+                t += 1;
             }
         }
         // Numbers and flags of each op.
@@ -419,8 +433,14 @@ fn minimize_with<'a>(
                     for c in smaller(op_numbers(&cur.threads[t][i])[k], bs, fs) {
                         let mut v = op_numbers(&cur.threads[t][i]);
                         v[k] = c;
+                        let op = with_numbers(&cur.threads[t][i], &v);
+                        // A no-op would be removed next round if it could be; if the failure
+                        // needs it (its lock round trips move the schedule), it would stay.
+                        if is_noop(&op) {
+                            continue;
+                        }
                         let mut cand = cur.clone();
-                        cand.threads[t][i] = with_numbers(&cur.threads[t][i], &v);
+                        cand.threads[t][i] = op;
                         if s.try_replace(&mut cur, cand) {
                             break;
                         }

@@ -37,6 +37,15 @@ pub fn encode_run(t: u8, points: u64, out: &mut Vec<u8>) {
     }
 }
 
+/// `Scheduler::new_execution` of a scheduler made for exactly one execution: the first call
+/// starts it, every later one declines.
+fn single_execution(started: &mut bool) -> Option<Schedule> {
+    if std::mem::replace(started, true) {
+        return None;
+    }
+    Some(Schedule::new(0))
+}
+
 /// Reads scheduling decisions from bytes.
 #[derive(Clone, Debug)]
 pub struct ByteScheduler {
@@ -69,11 +78,7 @@ impl ByteScheduler {
 
 impl Scheduler for ByteScheduler {
     fn new_execution(&mut self) -> Option<Schedule> {
-        if self.started {
-            return None;
-        }
-        self.started = true;
-        Some(Schedule::new(0))
+        single_execution(&mut self.started)
     }
 
     fn next_task(
@@ -193,11 +198,7 @@ impl PlanScheduler {
 
 impl Scheduler for PlanScheduler {
     fn new_execution(&mut self) -> Option<Schedule> {
-        if self.started {
-            return None;
-        }
-        self.started = true;
-        Some(Schedule::new(0))
+        single_execution(&mut self.started)
     }
 
     fn next_task(
@@ -377,11 +378,7 @@ impl Pct {
 
 impl Scheduler for Pct {
     fn new_execution(&mut self) -> Option<Schedule> {
-        if self.started {
-            return None;
-        }
-        self.started = true;
-        Some(Schedule::new(0))
+        single_execution(&mut self.started)
     }
 
     fn next_task(

@@ -51,6 +51,29 @@ fn input() -> Input {
 /// The byte the tests scribble over: inside folio 2, which only the first op wrote.
 const STRAY: u64 = 2 * BS + 5;
 
+/// Which model a test scribbles into.
+#[derive(Clone, Copy, Debug)]
+enum Side {
+    Reference,
+    Implementation,
+}
+
+/// Runs `input` with a stray store to [`STRAY`] in `side`'s folio 2 just before op `k`
+/// (asserting the folio was cached there, so the store happened).
+fn scribbled(input: &Input, k: usize, side: Side) -> Run {
+    let mut hit = false;
+    let run = run_sequential_disturbed(input, Bugs::NONE, &mut |at, r, i| {
+        if at == k {
+            hit = match side {
+                Side::Reference => r.scribble(0, STRAY, 0xEE),
+                Side::Implementation => i.scribble(0, STRAY, 0xEE),
+            };
+        }
+    });
+    assert!(hit, "folio 2 was cached before op {k} ({side:?})");
+    run
+}
+
 fn contents_mismatch_at(run: &Run) -> Option<(usize, u64)> {
     let d = run.divergence()?;
     d.mismatches.iter().find_map(|m| match m {
@@ -83,25 +106,13 @@ fn the_undisturbed_input_agrees() {
 #[test]
 fn a_stray_store_in_the_implementation_is_caught_at_the_next_file_wide_op() {
     // Before op 3 (fsync): by then folio 2's digest has been computed (op 1 compared the file).
-    let mut hit = false;
-    let run = run_sequential_disturbed(&input(), Bugs::NONE, &mut |k, _, i| {
-        if k == 3 {
-            hit = i.scribble(0, STRAY, 0xEE);
-        }
-    });
-    assert!(hit, "folio 2 was cached and uptodate");
+    let run = scribbled(&input(), 3, Side::Implementation);
     assert_eq!(contents_mismatch_at(&run), Some((3, STRAY)));
 }
 
 #[test]
 fn a_stray_store_in_the_reference_is_caught_at_the_next_file_wide_op() {
-    let mut hit = false;
-    let run = run_sequential_disturbed(&input(), Bugs::NONE, &mut |k, r, _| {
-        if k == 4 {
-            hit = r.scribble(0, STRAY, 0xEE);
-        }
-    });
-    assert!(hit, "folio 2 was cached");
+    let run = scribbled(&input(), 4, Side::Reference);
     assert_eq!(contents_mismatch_at(&run), Some((4, STRAY)));
 }
 
@@ -177,13 +188,7 @@ fn the_completions_are_where_the_test_says() {
 #[test]
 fn a_stray_store_before_a_completion_elsewhere_is_caught_at_the_next_file_wide_op() {
     // Op 4 completes folio 0's IO and compares folio 0 only; folio 2 is next compared by op 6.
-    let mut hit = false;
-    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, _, i| {
-        if k == 4 {
-            hit = i.scribble(0, STRAY, 0xEE);
-        }
-    });
-    assert!(hit, "folio 2 was cached and uptodate");
+    let run = scribbled(&completion_input(), 4, Side::Implementation);
     assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
 }
 
@@ -191,13 +196,7 @@ fn a_stray_store_before_a_completion_elsewhere_is_caught_at_the_next_file_wide_o
 fn a_stray_store_before_a_completion_of_nothing_is_caught_at_the_next_file_wide_op() {
     // Op 5 completes nothing: no file range is compared after it, and the implementation's
     // per-block invariants are checked nowhere.
-    let mut hit = false;
-    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, _, i| {
-        if k == 5 {
-            hit = i.scribble(0, STRAY, 0xEE);
-        }
-    });
-    assert!(hit, "folio 2 was cached and uptodate");
+    let run = scribbled(&completion_input(), 5, Side::Implementation);
     assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
 }
 

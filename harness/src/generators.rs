@@ -94,11 +94,13 @@ impl Swarm {
 /// Concurrent inputs get 2 to 4 threads of 8 to 12 ops each (the decoder allows 1 to 12, and
 /// short byte strings cut the last threads short): every op is another place where a thread may
 /// stop inside a window while another thread's op runs, so long threads give each execution
-/// more chances than they cost (inputs to the first finding with the hunt's strategies, median
-/// of 9 seeds, against the earlier 8-407 random bytes: completion-no-bump 9.7k against 17k,
-/// punch-fault-window 263 against 934, reclaim-unlocked-check 757 against 1,042,
-/// retry-skips-wait 928 against 1,335, at about 0.7x the execs/s; two threads of one to three
-/// ops on one small file were 5-10x *worse* on all four). A quarter of the concurrent inputs whose swarm allows crashes get one more crash, at a random
+/// more chances than they cost. Inputs to the first finding, median of 9 seeds, with PCT of
+/// depth 3-4 for 5/8 of the inputs, against the earlier 8-407 random bytes: completion-no-bump
+/// 9.7k against 17k, punch-fault-window 263 against 934, reclaim-unlocked-check 757 against
+/// 1,042, retry-skips-wait 928 against 1,335, at about 0.7x the execs/s; two threads of one to
+/// three ops on one small file were 5-10x *worse* on all four.
+///
+/// A quarter of the concurrent inputs whose swarm allows crashes get one more crash, at a random
 /// place of a random thread ([`random_crash`]): decoded crashes are rare (one op slot in 64),
 /// and a crash that falls between two steps of another thread's op (a flush between two
 /// folios, an fsync between its writeback and its wait) needs other threads running around it.
@@ -112,7 +114,8 @@ pub fn generate(rng: &mut SplitMix, target: Target, swarm: Swarm, buf: &mut Vec<
     buf.resize(len, 0);
     rng.fill(buf);
     if target == Target::Concurrent {
-        // Byte 5 on: one op-count byte per thread (`1 + b % 12`).
+        // Bytes 5 to 8: the op-count byte of each thread, `1 + b % 12` (the decode module's
+        // layout; byte 4, the thread count, stays random).
         for b in &mut buf[5..9] {
             *b = (CONCURRENT_MIN_OPS - 1) as u8
                 + rng.below((MAX_THREAD_OPS - CONCURRENT_MIN_OPS + 1) as u64) as u8;
@@ -144,6 +147,7 @@ const CONCURRENT_BYTES: usize = 4 * MAX_THREAD_OPS * 12;
 /// Fewest ops per thread of a generated concurrent input.
 const CONCURRENT_MIN_OPS: usize = 8;
 
+/// The crash insertion of [`generate`] (concurrent target, a quarter of the inputs).
 fn insert_crash(rng: &mut SplitMix, target: Target, swarm: Swarm, input: &mut Input) {
     if target == Target::Concurrent
         && input.threads.len() > 1

@@ -153,14 +153,15 @@ const PCT_DEPTHS: [u32; 4] = [4, 6, 10, 20];
 /// [`PCT_STEPS_PER_OP`] contended decisions per op) for 6/8 of the inputs, shuttle's random
 /// scheduler for 1/8, the schedule bytes for 1/8.
 ///
-/// Why (inputs to the first finding, median of 8-9 seeds, PCT alone on generated inputs): the
-/// races of the catalogue lie between two kinds. A thread stopped inside a window while another
-/// runs whole ops wants few change points (completion-no-bump: depth 3 8.2k, 4 2.8k, 6 3.0k,
-/// 10 4.4k, 20 7.5k; random choices at every point never found it in 60k); a tight alternation
+/// Why (inputs to the first finding, median of 8-9 seeds, each strategy alone on inputs of
+/// [`generate`]'s form): the races of the catalogue lie between two kinds. A thread stopped
+/// inside a window while another runs whole ops wants few change points (completion-no-bump:
+/// depth 3 8.2k, 4 2.8k, 6 3.0k, 10 4.4k, 20 7.5k; shuttle's random scheduler on the uniform
+/// inputs found it in none of `wbfuzz bench`'s 30-second runs); a tight alternation
 /// of several steps wants many or random choices everywhere (retry-skips-wait: depth 3 5.0k, 4
 /// 6.7k, 6 1.6k, 10 536, 20 546, random 249; reclaim-unlocked-check: 2.6k, 2.8k, 1.2k, 584,
-/// 445, random 217). No single depth is good at both, a spread of depths is within 2x of the
-/// best on each. Random and bytes stay as hedges: random for the tightest alternations, bytes
+/// 445, random 217). No single depth is good at both; the spread of depths expects within 2x
+/// of the best depth on each (completion-no-bump 3.8k, retry-skips-wait 890, reclaim 776). Random and bytes stay as hedges: random for the tightest alternations, bytes
 /// for schedules neither draws. shuttle's PCT is not used: made for one execution, it draws
 /// no change points.
 pub fn draw_strategy(seed: u64, input: &Input) -> crate::concurrent::Sched {

@@ -392,9 +392,11 @@ impl Scheduler for Pct {
         }
         if runnable.len() > 1 {
             self.steps += 1;
-            let change = self.change_points.first() == Some(&self.steps);
-            if change {
+            // Two change points may fall on one decision (drawn independently): both pass.
+            let mut change = false;
+            while self.change_points.first().is_some_and(|&c| c <= self.steps) {
                 self.change_points.remove(0);
+                change = true;
             }
             if let Some(c) = current {
                 if change || is_yielding {

@@ -840,3 +840,46 @@ impl BenchReport {
         s
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(execs: u64) -> Option<Found> {
+        Some(Found {
+            secs: execs as f64 / 1000.0,
+            execs,
+            ops: 3,
+            threads: 2,
+            leftovers: 0,
+        })
+    }
+
+    fn row(baseline: Vec<Option<Found>>, searched: Vec<u64>) -> TimeToFind {
+        TimeToFind {
+            bug: Bug::CompletionNoBump,
+            hunt: vec![],
+            blind: vec![],
+            baseline,
+            baseline_searched: searched,
+            pct: vec![],
+            libfuzzer: vec![],
+        }
+    }
+
+    #[test]
+    fn ratio_of_medians_and_lower_bound_where_random_found_nothing() {
+        let hunt = [found(10), found(30), found(20), None, found(5)];
+        // Medians: hunt 20 (a miss counts as the longest), baseline 300.
+        let r = row(
+            vec![found(100), found(300), found(900)],
+            vec![100, 300, 900],
+        );
+        assert_eq!(r.ratio(&hunt), "15.0x");
+        // The baseline's median run found nothing: at least the median of what it searched.
+        let r = row(vec![None, found(400), None], vec![50_000, 400, 60_000]);
+        assert_eq!(r.ratio(&hunt), "> 2500.0x");
+        // The hunt's median run found nothing: no ratio.
+        assert_eq!(r.ratio(&[None, None, found(1)]), "-");
+    }
+}

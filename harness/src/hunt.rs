@@ -1,8 +1,9 @@
 //! `wbfuzz hunt`: the built-in parallel search, on stable Rust, without libFuzzer.
 //!
-//! Two modes. Blind is the default (`wbfuzz hunt`) because on the catalogued races it finds as
-//! fast or faster than guided (README, Benchmarks: the guided corpus fills with inputs that each
-//! reach one new interleaving feature, so a parent gets little attention); guided
+//! Two modes. Blind is the default (`wbfuzz hunt`) because on the catalogued races guided is
+//! no clear winner and costs a quarter of the throughput (README, Benchmarks: which one leads
+//! changes from run to run; the guided corpus fills with inputs that each reach one new
+//! interleaving feature, so a parent gets little attention); guided
 //! (`--feedback`) is what `corpus distill` runs and what a search for new kinds of state uses.
 //!
 //! Guided (`feedback: true`, `wbfuzz hunt --feedback`): every run reports its feedback features ([`crate::signal`]); an input

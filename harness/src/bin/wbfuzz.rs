@@ -142,8 +142,8 @@ enum Command {
         #[arg(long)]
         keep_going: bool,
         /// The feedback-guided hunt (a corpus of inputs that reached new signal, mutated
-        /// structurally); the default is the blind hunt, which finds the catalogued races sooner
-        /// (README, Benchmarks).
+        /// structurally); the default is the blind hunt, as fast on the catalogued races and
+        /// cheaper per input (README, Benchmarks).
         #[arg(long)]
         feedback: bool,
     },

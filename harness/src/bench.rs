@@ -882,4 +882,25 @@ mod tests {
         // The hunt's median run found nothing: no ratio.
         assert_eq!(r.ratio(&[None, None, found(1)]), "-");
     }
+
+    #[test]
+    fn find_only_report_has_no_throughput_tables() {
+        let mut r = row(vec![found(100)], vec![100]);
+        r.blind = vec![found(10)];
+        let report = BenchReport {
+            machine: "test".into(),
+            throughput: vec![],
+            breakdown: vec![],
+            goals: vec![],
+            growth: vec![],
+            find: vec![r],
+        };
+        let md = report.markdown();
+        assert!(!md.contains("differential execs/s/core"), "{md}");
+        assert!(!md.contains("NaN"), "{md}");
+        assert!(
+            md.contains("| completion-no-bump | 0.01 s (10 inputs)"),
+            "{md}"
+        );
+    }
 }

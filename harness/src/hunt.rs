@@ -588,3 +588,34 @@ pub fn hunt(cfg: &HuntConfig) -> HuntSummary {
         corpus: corpus.inputs,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::concurrent::Sched;
+
+    #[test]
+    fn strategy_draw_shares_and_depths() {
+        let input = Input::default();
+        let (mut bytes, mut random, mut pct) = (0, 0, 0);
+        let mut depths = std::collections::BTreeSet::new();
+        let mut rng = SplitMix::new(9, 0);
+        for _ in 0..8000 {
+            match draw_strategy(rng.next_u64(), &input) {
+                Sched::Bytes => bytes += 1,
+                Sched::Random(_) => random += 1,
+                Sched::Priority { depth, .. } => {
+                    pct += 1;
+                    depths.insert(depth);
+                }
+                Sched::Pct(_) => panic!("shuttle's PCT draws no change points"),
+            }
+        }
+        assert!(
+            (800..1200).contains(&bytes) && (800..1200).contains(&random),
+            "{bytes} {random}"
+        );
+        assert!((5600..6400).contains(&pct), "{pct}");
+        assert_eq!(depths.into_iter().collect::<Vec<_>>(), PCT_DEPTHS.to_vec());
+    }
+}

@@ -48,3 +48,23 @@ fn recorded_findings_replay_exactly() {
     let diverged = replays(bugs, 400, 12);
     assert!(diverged > 0, "no run diverged: the test checks nothing");
 }
+
+/// The hunt's concurrent inputs are long (2 to 4 threads of 8 to 12 ops, one more op where a
+/// crash was inserted), the baseline's keep the old short form (1 to 12 ops, threads cut short).
+#[test]
+fn generated_concurrent_inputs_have_long_threads_and_the_baseline_does_not() {
+    use wbfuzz::generators::generate_uniform;
+    let mut rng = SplitMix::new(5, 0);
+    let mut buf = Vec::new();
+    let mut short = 0;
+    for _ in 0..200 {
+        let input = generate(&mut rng, Target::Concurrent, Swarm::ALL, &mut buf);
+        assert!((2..=4).contains(&input.threads.len()));
+        for t in &input.threads {
+            assert!((8..=13).contains(&t.len()), "a thread of {} ops", t.len());
+        }
+        let base = generate_uniform(&mut rng, Target::Concurrent, &mut buf);
+        short += base.threads.iter().filter(|t| t.len() < 8).count();
+    }
+    assert!(short > 100, "{short} short baseline threads");
+}

@@ -2,22 +2,26 @@
 //! observable.
 //!
 //! Sequential runs compare, after every op: the op's outcome, every file's size and recorded
-//! writeback error, the counters, the corruption flag, and the contents and block states inside
-//! the op's *scope* (the folios it touched; file-wide ops compare the whole file); the
-//! implementation checks its invariants in that scope. Contents are compared through the
-//! per-block digests each model keeps ([`Observe::digests`]; each model forgets a block's digest
-//! whenever its bytes may change) and block states as runs ([`Observe::block_runs`]), so an
-//! unchanged block with data costs a digest lookup and a hole costs nothing; bytes are compared
-//! only where a digest is missing or differs, which is also what a report shows. Ops that change
-//! file state only by completing IO (`CompleteIo`; the btree ops change no file) are compared
-//! where either model completed IO, as each model's own log says, and the implementation
-//! checks its per-block invariants there and its whole-state ones; the reference checks all
-//! its invariants if it completed IO (else it reports the violations it saw as they happened:
-//! nothing else of it changed). Where the whole state is compared (crashes, the end of the run) both models
-//! check all their invariants; the reference also checks itself after every op in its soak
-//! test. Cost per op therefore grows with what the op touched, not with the file size. At the end of every run an epilogue
-//! repairs the btree, fsyncs, completes all IO and evicts every file, and the whole state is
-//! compared again: a cache that lies about the disk shows up there.
+//! writeback error, the counters, the corruption flag, and the contents and block states of
+//! every block that either model *changed* in that op, as each model's storage logs it
+//! (`take_changed` on each side: every mutable access to a cached folio, a block's state, an
+//! extent or a disk block notes its range; [`Changes`]). Both sides agreed everywhere after the
+//! previous op, and a block in no log is unchanged on both, so this is exactly as strong as
+//! comparing everything, and a stray change anywhere (outside the op's range, by a file-wide
+//! op, by a completion of nothing) is caught at the op that made it: `stray_write.rs` proves it
+//! for each kind of state on each side. Contents are compared through the per-block digests
+//! each model keeps ([`Observe::digests`]; each model forgets a block's digest whenever its
+//! bytes may change) and block states as runs ([`Observe::block_runs`]); bytes are compared
+//! only where a digest is missing or differs, which is also what a report shows. The
+//! implementation checks its per-block invariants where something changed (they cannot have
+//! changed elsewhere) and, after ops that complete IO or touch the free-space btree, its
+//! whole-state ones; the reference checks all its invariants after those ops if it completed
+//! IO, and otherwise reports the violations it saw as they happened. Where the whole state is
+//! compared (crashes, the end of the run) both models check all their invariants; the
+//! reference also checks itself after every op in its soak test. Cost per op therefore follows
+//! what the op changed, not the file size. At the end of every run an epilogue repairs the
+//! btree, fsyncs, completes all IO and evicts every file, and the whole state is compared
+//! again: a cache that lies about the disk shows up there.
 //!
 //! The oracle owns no model logic: it only calls `apply` and the [`Observe`] trait of each side.
 
@@ -574,19 +578,11 @@ fn compare_window(
     });
 }
 
-/// Compares the global state and the state inside `scope`, adding every mismatch to `out`.
-fn compare_state(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
+/// Compares the global state and every file whole, adding every mismatch to `out`.
+fn compare_state(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
     let files = compare_global(r, i, out);
-    let mut window =
-        |file: FileId, first: u64, end: u64| compare_window(file, first, end, r, i, out);
-    match scope {
-        Scope::Range { file, first, end } if (file as usize) < files => window(file, first, end),
-        Scope::Range { .. } => {}
-        Scope::All => {
-            for f in 0..files as FileId {
-                window(f, 0, u64::MAX);
-            }
-        }
+    for f in 0..files as FileId {
+        compare_window(f, 0, u64::MAX, r, i, out);
     }
 }
 
@@ -628,26 +624,15 @@ fn compare_global(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) -> 
     files
 }
 
-/// Both models' invariant checks for an op of `scope`, adding every violation to `out`.
-fn check_invariants(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
-    // The reference's self-check costs as much as the rest of the comparison together; it runs
-    // after every op in the reference's own soak test, and here where whole states are compared
-    // (complete, corrupt, repair, the epilogue, the end of concurrent runs). The implementation,
-    // where the bugs live, is checked after every op: its global invariants everywhere, its
-    // per-block ones inside the op's scope (everything at the next whole-state comparison).
-    if matches!(scope, Scope::All) {
-        for v in r.check_invariants() {
-            out.push(Mismatch::Invariant {
-                side: Side::Reference,
-                violation: v,
-            });
-        }
+/// Both models' whole invariant checks, adding every violation to `out`.
+fn check_invariants(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
+    for v in r.check_invariants() {
+        out.push(Mismatch::Invariant {
+            side: Side::Reference,
+            violation: v,
+        });
     }
-    let own = match scope {
-        Scope::Range { file, first, end } => i.check_invariants_in(file, first, end),
-        Scope::All => i.check_invariants(),
-    };
-    for v in own {
+    for v in i.check_invariants() {
         out.push(Mismatch::Invariant {
             side: Side::Implementation,
             violation: v,
@@ -655,63 +640,100 @@ fn check_invariants(scope: Scope, r: &dyn Observe, i: &dyn Observe, out: &mut Ve
     }
 }
 
-/// Compares the state inside `scope` and checks both models' invariants; returns every
-/// mismatch found, charging each part to `probe`.
-fn compare(scope: Scope, r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
+/// Compares the whole state and checks both models' invariants; returns every mismatch found,
+/// charging each part to `probe`.
+fn compare(r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
     let mut out = Vec::new();
-    probe.time(Part::Comparison, || compare_state(scope, r, i, &mut out));
-    probe.time(Part::Invariants, || check_invariants(scope, r, i, &mut out));
+    probe.time(Part::Comparison, || compare_state(r, i, &mut out));
+    probe.time(Part::Invariants, || check_invariants(r, i, &mut out));
     out
 }
 
-/// Whether `op` changes file state only by completing IO: `CompleteIo`, and the btree ops
-/// (which change no file at all). After one, the files are compared only where either model
-/// completed IO, each as its own log says ([`completed`]), instead of everywhere: a completion
-/// changes its folio's blocks and the disk blocks they map, and a stray change elsewhere (a
-/// completion writing a wrong disk block) is still seen by the next comparison of that range,
-/// at the latest by the whole comparison that ends every run. Crashes change every file: they
-/// are compared whole.
-fn changes_by_completion(op: &Op) -> bool {
+/// What an op changed, gathered for its comparison: each model's own log of changed blocks
+/// ([`RefFs::take_changed`], [`Fs::take_changed`]), the blocks between each file's old and new
+/// size on either side (a size change alone changes which bytes a file shows); sorted and
+/// merged per file. The models' logs are kept by their storage (every
+/// mutable access to a folio, a block's state, an extent or a disk block notes it), so a block
+/// in none of these ranges shows what it showed after the previous op on both sides, where
+/// they agreed: comparing the ranges is as exact as comparing everything, at the cost of what
+/// changed (the stray-store tests check this for each kind of state on each side).
+#[derive(Default)]
+struct Changes {
+    /// `(file, first block, end block)`, merged after [`Changes::gather`].
+    ranges: Vec<(FileId, u64, u64)>,
+    /// Each file's size on each side after the previous op.
+    sizes: Vec<(u64, u64)>,
+}
+
+impl Changes {
+    /// Gathers what changed since the last call.
+    fn gather(&mut self, r: &mut RefFs, i: &Fs) {
+        let out = &mut self.ranges;
+        out.clear();
+        r.take_changed(out);
+        i.take_changed(out);
+        let bs = r.geometry().bs().max(1);
+        let files = r.file_count().min(i.file_count());
+        self.sizes.resize(files, (0, 0));
+        for (f, old) in self.sizes.iter_mut().enumerate() {
+            let f = f as FileId;
+            let new = (r.size(f), i.size(f));
+            for (a, b) in [(old.0, new.0), (old.1, new.1)] {
+                if a != b {
+                    out.push((f, a.min(b) / bs, a.max(b).div_ceil(bs)));
+                }
+            }
+            *old = new;
+        }
+        out.sort_unstable();
+        let mut merged = 0;
+        for k in 0..out.len() {
+            let (f, lo, hi) = out[k];
+            if hi <= lo || f as usize >= files {
+                continue;
+            }
+            match out[..merged].last_mut() {
+                Some((g, _, e)) if *g == f && lo <= *e => *e = (*e).max(hi),
+                _ => {
+                    out[merged] = (f, lo, hi);
+                    merged += 1;
+                }
+            }
+        }
+        out.truncate(merged);
+    }
+}
+
+/// Whether the reference completed IO since the last call (its own log, taken and forgotten).
+fn completed(r: &mut RefFs) -> bool {
+    let mut any = false;
+    for f in 0..r.file_count() as FileId {
+        any |= r.take_completed(f).is_some();
+    }
+    any
+}
+
+/// Whether `op` gets the implementation's invariants over its whole state (reservation and
+/// allocation totals, ownership, the btree, durability) after it, besides the per-block ones
+/// where it changed something: the ops that complete IO or change the free-space tree, where
+/// those totals and the btree change without a block of a file doing so visibly. Every other
+/// op has them checked at the next such op, a crash or the end of the run.
+fn checks_whole_state(op: &Op) -> bool {
     matches!(
         op,
         Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree
     )
 }
 
-/// The blocks either model completed IO on since the last call, per file (each model's own
-/// log, taken and forgotten; the union of the two covering ranges). Returns whether the
-/// reference completed any.
-fn completed(r: &mut RefFs, i: &Fs, out: &mut Vec<(FileId, u64, u64)>) -> bool {
-    out.clear();
-    let mut by_reference = false;
-    let files = r.file_count().min(i.file_count());
-    for f in 0..files as FileId {
-        let (a, b) = (r.take_completed(f), i.take_completed(f));
-        by_reference |= a.is_some();
-        let range = match (a, b) {
-            (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
-            (x, y) => x.or(y),
-        };
-        if let Some((lo, hi)) = range {
-            out.push((f, lo, hi));
-        }
-    }
-    by_reference
-}
-
-/// The comparison after an op that changed file state only by completing IO on the blocks
-/// `changed`: the global state, the state of those blocks, the implementation's invariants
-/// there and over the whole state, and the reference's self-check: whole if it completed IO
-/// (`reference_completed`), else the violations it saw as they happened (the rest of its state
-/// is the same as before the op: these ops change no block, counter or IO of the reference
-/// unless they complete IO). A `CompleteIo` that completed nothing in either model changed
-/// nothing in the implementation either: its check is then the counter sum and the violations
-/// seen as they happened, as after a ranged op (the btree ops, `btree_op`, always get the
-/// whole-state one: they change the free-space tree).
+/// The comparison after an op that is not compared whole: the global state, the state of the
+/// blocks `changed` ([`Changes`]), the implementation's per-block invariants there (they cannot
+/// have changed elsewhere) and, with `whole_state`, its invariants over the whole state, and
+/// the reference's self-check: whole if it completed IO (`reference_completed`: its
+/// completions check checksums and durability), else the violations it saw as they happened.
 fn compare_changed(
     changed: &[(FileId, u64, u64)],
     reference_completed: bool,
-    btree_op: bool,
+    whole_state: bool,
     r: &RefFs,
     i: &Fs,
     probe: &mut Probe,
@@ -735,10 +757,10 @@ fn compare_changed(
                 violation: v,
             });
         }
-        let own = if changed.is_empty() && !btree_op {
-            i.check_invariants_in(0, 0, 0)
-        } else {
+        let own = if whole_state {
             i.check_invariants_changed(changed)
+        } else {
+            i.check_invariants_in_ranges(changed)
         };
         for v in own {
             out.push(Mismatch::Invariant {
@@ -757,7 +779,7 @@ pub fn compare_all(r: &dyn Observe, i: &dyn Observe) -> Vec<Mismatch> {
 
 /// [`compare_all`], charging comparison and invariant checks to `probe`.
 pub fn compare_all_probed(r: &dyn Observe, i: &dyn Observe, probe: &mut Probe) -> Vec<Mismatch> {
-    compare(Scope::All, r, i, probe)
+    compare(r, i, probe)
 }
 
 /// Runs `input` sequentially on both models, comparing after every op and after the epilogue.
@@ -808,7 +830,7 @@ fn run_sequential_inner(
     let ops = run_ops(input);
     let last_seq = ops.last().map_or(0, |o| o.seq);
     let mut trace = Vec::with_capacity(ops.len());
-    let mut changed = Vec::new();
+    let mut changes = Changes::default();
     for planned in ops {
         disturb(trace.len(), &mut reference, &implementation);
         let (thread, seq, op, is_epilogue) =
@@ -824,26 +846,36 @@ fn run_sequential_inner(
             (Outcome::Data(a), Outcome::Data(b)) if differ => Some((a.clone(), b.clone())),
             _ => None,
         };
-        // Epilogue ops are scoped like any other op; after the last one everything is compared.
-        let last = is_epilogue && seq == last_seq;
-        let scope = if last {
-            Scope::All
+        // Taken after every op, so that the logs name only this op's changes.
+        let reference_completed = completed(&mut reference);
+        // A crash changes every file, and after the epilogue's last op everything is compared;
+        // every other op is compared where it or either model changed something (file-wide
+        // ops included: an fsync compares the folios it wrote back, not the whole file).
+        let whole = matches!(op, Op::Crash { .. }) || (is_epilogue && seq == last_seq);
+        probe.time(Part::Comparison, || {
+            changes.gather(&mut reference, &implementation)
+        });
+        if std::env::var_os("WBF_DEBUG").is_some() {
+            let n: u64 = changes.ranges.iter().map(|r| r.2.saturating_sub(r.1)).sum();
+            eprintln!(
+                "DBG {:?} {} {}",
+                std::mem::discriminant(&op),
+                changes.ranges.len(),
+                n.min(1 << 20)
+            );
+            eprintln!("DBGOP {op:?} {:?}", &changes.ranges);
+        }
+        if whole {
+            mismatches.extend(compare(&reference, &implementation, probe));
         } else {
-            scope_of(&op, input)
-        };
-        // Taken after every op, so that the logs name only this op's completions.
-        let reference_completed = completed(&mut reference, &implementation, &mut changed);
-        if !last && changes_by_completion(&op) {
             mismatches.extend(compare_changed(
-                &changed,
-                reference_completed,
-                !matches!(op, Op::CompleteIo { .. }),
+                &changes.ranges,
+                reference_completed && checks_whole_state(&op),
+                checks_whole_state(&op),
                 &reference,
                 &implementation,
                 probe,
             ));
-        } else {
-            mismatches.extend(compare(scope, &reference, &implementation, probe));
         }
         let (r, i) = record_pair(&r, &i);
         if let (Some(f), Some(before)) = (sink.as_deref_mut(), before) {

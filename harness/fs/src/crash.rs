@@ -99,7 +99,7 @@ impl Fs {
         for lf in held.iter().flatten() {
             let mut st = lf.mem();
             while st.writeback && !ios.iter().any(|io| st.io == Some(io.id)) {
-                st = lf.wb_cv.wait(st);
+                st = st.wait_writeback();
             }
         }
         let mut cut = Cut {

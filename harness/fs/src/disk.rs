@@ -7,6 +7,7 @@
 //! Locks: one RwLock, a leaf: taken after every lock but the folio lock word and the commit log
 //! (lock order, `lib.rs`), and nothing is taken inside it.
 
+use super::change_log::ChangeLog;
 use super::sync::{LockClass, RwLock};
 use std::collections::btree_map::Entry;
 use std::collections::BTreeMap;
@@ -15,6 +16,10 @@ use std::collections::BTreeMap;
 pub struct Disk {
     bs: usize,
     blocks: RwLock<BTreeMap<u64, Stored>>,
+    /// Physical blocks written or discarded since the oracle last asked (`Fs::take_changed`):
+    /// `blocks` is private and changed only by the three writers below, which note what they
+    /// change.
+    pub log: ChangeLog,
 }
 
 /// One written block: its bytes and their digest.
@@ -46,6 +51,7 @@ impl Disk {
         Disk {
             bs,
             blocks: RwLock::new(LockClass::Disk, BTreeMap::new()),
+            log: ChangeLog::default(),
         }
     }
 
@@ -108,6 +114,7 @@ impl Disk {
         debug_assert_eq!(data.len(), self.bs, "disk writes are whole blocks");
         let digest = vocab::block_digest(data);
         store(&mut self.blocks.write(), phys, data, digest);
+        self.log.note(phys, phys.saturating_add(1));
     }
 
     /// Writes several blocks, each with its digest (the writeback checksum, already known),
@@ -115,6 +122,8 @@ impl Disk {
     #[track_caller]
     pub fn write_many<'a>(&self, blocks: impl IntoIterator<Item = (u64, &'a [u8], u32)>) {
         let mut g = self.blocks.write();
+        // Noted as runs of contiguous blocks, one note per run.
+        let mut run: Option<(u64, u64)> = None;
         for (phys, data, digest) in blocks {
             debug_assert_eq!(
                 digest,
@@ -122,6 +131,17 @@ impl Disk {
                 "digest of the written bytes"
             );
             store(&mut g, phys, data, digest);
+            run = match run {
+                Some((lo, hi)) if hi == phys => Some((lo, hi + 1)),
+                Some((lo, hi)) => {
+                    self.log.note(lo, hi);
+                    Some((phys, phys.saturating_add(1)))
+                }
+                None => Some((phys, phys.saturating_add(1))),
+            };
+        }
+        if let Some((lo, hi)) = run {
+            self.log.note(lo, hi);
         }
     }
 
@@ -134,5 +154,6 @@ impl Disk {
         for k in keys {
             g.remove(&k);
         }
+        self.log.note(start, end);
     }
 }

@@ -10,6 +10,7 @@
 //! bug switch).
 //! Locks: the whole map lives behind the inode's ILOCK (`Inode::ilock`); this module takes none.
 
+use crate::change_log::ChangeLog;
 use std::collections::BTreeMap;
 use vocab::ExtentState;
 
@@ -56,6 +57,10 @@ impl Mapping {
 pub struct ExtentMap {
     map: BTreeMap<u64, Extent>,
     seq: u64,
+    /// Blocks whose mapping changed since the oracle last asked: every change goes through
+    /// [`ExtentMap::set`], which notes its range. Shared with the inode ([`ExtentMap::log`]) so
+    /// that the oracle takes it without the ILOCK.
+    log: std::sync::Arc<ChangeLog>,
 }
 
 fn mergeable(a_start: u64, a: &Extent, b_start: u64, b: &Extent) -> bool {
@@ -236,6 +241,7 @@ impl ExtentMap {
         }
         self.seq = self.seq.wrapping_add(1);
         let end = start.saturating_add(len);
+        self.log.note(start, end);
         self.split_at(start);
         self.split_at(end);
         let keys: Vec<u64> = self.map.range(start..end).map(|(&s, _)| s).collect();
@@ -272,6 +278,11 @@ impl ExtentMap {
             }
         }
         n
+    }
+
+    /// The log of changed blocks ([`ChangeLog`]).
+    pub fn log(&self) -> std::sync::Arc<ChangeLog> {
+        self.log.clone()
     }
 
     /// [`ExtentMap::convert`] without changing the cookie: breaks the map's invariant on purpose,

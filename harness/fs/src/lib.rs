@@ -78,6 +78,7 @@ mod alloc_btree;
 mod buffered_read;
 mod buffered_write;
 pub mod bugs;
+pub mod change_log;
 mod crash;
 mod direct_io;
 mod disk;
@@ -148,6 +149,8 @@ pub(crate) struct Inode {
     pub cache: PageCache,
     /// ILOCK and the data fork it protects.
     pub ilock: Mutex<ExtentMap>,
+    /// The data fork's log of changed blocks (`ExtentMap::log`), read without the ILOCK.
+    pub extent_log: std::sync::Arc<change_log::ChangeLog>,
     /// The first writeback error not yet reported by fsync.
     pub wb_err: Mutex<Option<Errno>>,
     /// Blocks logged in the running transaction (journaled data only).
@@ -157,8 +160,6 @@ pub(crate) struct Inode {
     /// its blocks are logged; a journal commit holds it exclusive, so it never takes the logged
     /// set between such an op's commit and its logging.
     pub handles: RwLock<()>,
-    /// Blocks whose IO completed since the oracle last asked (`Fs::take_completed`).
-    pub completed: observe::Completed,
 }
 
 /// The filesystem under test. `Send + Sync`: every op may run on any thread.
@@ -257,20 +258,23 @@ impl Fs {
             .files
             .iter()
             .enumerate()
-            .map(|(idx, f)| Inode {
-                idx,
-                jdata: f.jdata,
-                iolock: RwLock::keyed(LockClass::IoLock, idx as u64, ()),
-                invalidate: RwLock::keyed(LockClass::Invalidate, idx as u64, ()),
-                size: AtomicU64::new(0),
-                disk_size: AtomicU64::new(0),
-                promise: Mutex::new_leaf(LockClass::Promise, (0, Vec::new())),
-                cache: PageCache::new(idx, fsz as usize),
-                ilock: Mutex::keyed(LockClass::Ilock, idx as u64, ExtentMap::new()),
-                wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
-                journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
-                handles: RwLock::keyed(LockClass::Handles, idx as u64, ()),
-                completed: observe::Completed::default(),
+            .map(|(idx, f)| {
+                let map = ExtentMap::new();
+                Inode {
+                    extent_log: map.log(),
+                    idx,
+                    jdata: f.jdata,
+                    iolock: RwLock::keyed(LockClass::IoLock, idx as u64, ()),
+                    invalidate: RwLock::keyed(LockClass::Invalidate, idx as u64, ()),
+                    size: AtomicU64::new(0),
+                    disk_size: AtomicU64::new(0),
+                    promise: Mutex::new_leaf(LockClass::Promise, (0, Vec::new())),
+                    cache: PageCache::new(idx, fsz as usize),
+                    ilock: Mutex::keyed(LockClass::Ilock, idx as u64, map),
+                    wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
+                    journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
+                    handles: RwLock::keyed(LockClass::Handles, idx as u64, ()),
+                }
             })
             .collect();
         Fs {

@@ -1,7 +1,7 @@
 //! The oracle's view of the implementation ([`vocab::Observe`]) and its self-checks.
 //!
-//! Owns: read-only observation, `check_invariants`, and the per-file log of the blocks whose IO
-//! completed since the oracle last asked (noted by the completion itself, bookkeeping only).
+//! Owns: read-only observation, `check_invariants`, and the gathering of what changed since the
+//! oracle last asked (`Fs::take_changed`, from the logs the storage keeps: `change_log`).
 //! Invariants: observation has no side effects (no instantiation, writeback or waiting); it is
 //! called when the filesystem is quiescent, so it may read each structure under its own lock
 //! without a global snapshot. Cost is proportional to the observed range (blocks/peek) or to the
@@ -10,7 +10,7 @@
 
 use super::extent_map::Mapping;
 use super::page_cache::Folio;
-use super::sync::{Arc, AtomicU64, Ordering};
+use super::sync::Arc;
 use super::{Fs, Inode};
 use std::cell::RefCell;
 use vocab::{
@@ -38,47 +38,38 @@ fn pooled<T: 'static, R>(
     r
 }
 
-/// The blocks of one file whose IO completed since the oracle last asked, as one covering range
-/// `[lo, hi)` (empty: `lo >= hi`). Std atomics, like every atomic of the sync facade: noting a
-/// completion is no scheduling point, so keeping this log changes no schedule.
-#[derive(Debug)]
-pub(crate) struct Completed {
-    lo: AtomicU64,
-    hi: AtomicU64,
-}
-
-impl Default for Completed {
-    fn default() -> Self {
-        Completed {
-            lo: AtomicU64::new(u64::MAX),
-            hi: AtomicU64::new(0),
-        }
-    }
-}
-
-impl Completed {
-    /// Blocks `[lo, hi)` had their IO completed.
-    pub fn note(&self, lo: u64, hi: u64) {
-        self.lo.fetch_min(lo, Ordering::SeqCst);
-        self.hi.fetch_max(hi, Ordering::SeqCst);
-    }
-
-    /// The covering range noted since the last take, forgotten.
-    fn take(&self) -> Option<(u64, u64)> {
-        let lo = self.lo.swap(u64::MAX, Ordering::SeqCst);
-        let hi = self.hi.swap(0, Ordering::SeqCst);
-        (lo < hi).then_some((lo, hi))
-    }
-}
-
 impl Fs {
-    /// The blocks of `file` whose IO completed (by `CompleteIo`, a wait for writeback, a crash's
-    /// landing) since the last call, as one covering range: what an op that completes IO changed
-    /// in the file, for the oracle's comparison of only that. An IO completion changes its
-    /// folio's blocks (writeback state, conversion, the disk blocks they map) and nothing else
-    /// of the file.
-    pub fn take_completed(&self, file: FileId) -> Option<(u64, u64)> {
-        self.inode(file)?.completed.take()
+    /// Appends to `out`, as `(file, first block, end block)`, every block range whose observable
+    /// state may have changed since the last call, and forgets them: what the storage itself
+    /// logged (each folio whose memory lock was taken for writing, each extent-map change, and
+    /// the blocks of `Written` extents that map a disk block written or discarded). A block in
+    /// no range shows exactly what it showed at the last call, so the oracle compares only
+    /// these (and the op's own range) and misses nothing a whole comparison would see.
+    pub fn take_changed(&self, out: &mut Vec<(FileId, u64, u64)>) {
+        let bpf = self.geo.bpf;
+        let mut phys = Vec::new();
+        self.disk.log.take(|lo, hi| phys.push((lo, hi)));
+        for (f, ino) in self.inodes.iter().enumerate() {
+            let f = f as FileId;
+            ino.cache.log.take(|lo, hi| {
+                out.push((f, lo.saturating_mul(bpf), hi.saturating_mul(bpf)));
+            });
+            ino.extent_log.take(|lo, hi| out.push((f, lo, hi)));
+            if phys.is_empty() {
+                continue;
+            }
+            for (start, e) in ino.ilock.lock().extents() {
+                if e.state != ExtentState::Written {
+                    continue;
+                }
+                for &(lo, hi) in &phys {
+                    let (a, b) = (lo.max(e.phys), hi.min(e.phys.saturating_add(e.len)));
+                    if a < b {
+                        out.push((f, start + (a - e.phys), start + (b - e.phys)));
+                    }
+                }
+            }
+        }
     }
 
     /// The invariant check after an op that changed only the blocks `changed` (`(file, first,
@@ -87,6 +78,13 @@ impl Fs {
     /// sum and every violation seen so far. Per-block invariants elsewhere cannot have changed.
     pub fn check_invariants_changed(&self, changed: &[(FileId, u64, u64)]) -> Vec<Violation> {
         self.check(Scope::Changed(changed))
+    }
+
+    /// The per-block invariants of the blocks `changed` (`(file, first, end)`) and the counter
+    /// sum, as [`Observe::check_invariants_in`] checks one range: after an op that changed only
+    /// those blocks ([`Fs::take_changed`]), the per-block invariants elsewhere hold as before.
+    pub fn check_invariants_in_ranges(&self, changed: &[(FileId, u64, u64)]) -> Vec<Violation> {
+        self.check(Scope::Ranges(changed))
     }
 
     fn inode(&self, file: FileId) -> Option<&Inode> {
@@ -112,6 +110,43 @@ impl Fs {
             return false;
         }
         st.data[(off % g.fsz) as usize] = byte;
+        true
+    }
+
+    /// Fault injection for oracle tests: a stray disk write, as a buggy IO path would make it:
+    /// overwrites the first byte of the physical block that block `block` of `file` maps
+    /// (through the device's own writer, nothing else changed). Returns whether the block was
+    /// `Written`.
+    pub fn scribble_disk(&self, file: FileId, block: u64, byte: u8) -> bool {
+        let Some(ino) = self.inode(file) else {
+            return false;
+        };
+        let m = ino.ilock.lock().lookup(block, block + 1);
+        if m.state != ExtentState::Written {
+            return false;
+        }
+        let phys = m.phys_of(block);
+        let mut buf = vec![0; self.geo.bs as usize];
+        self.disk.read(phys, &mut buf);
+        buf[0] = byte;
+        self.disk.write(phys, &buf);
+        true
+    }
+
+    /// Fault injection for oracle tests: a stray mapping change, as a buggy conversion would
+    /// make it: block `block` of `file`, if `Written`, becomes `Unwritten` in the extent map
+    /// (through the map's own setter). Returns whether it was `Written`.
+    pub fn scribble_extent(&self, file: FileId, block: u64) -> bool {
+        let Some(ino) = self.inode(file) else {
+            return false;
+        };
+        let mut map = ino.ilock.lock();
+        let m = map.lookup(block, block + 1);
+        if m.state != ExtentState::Written {
+            return false;
+        }
+        let phys = m.phys_of(block);
+        map.set(block, 1, ExtentState::Unwritten, phys);
         true
     }
 }
@@ -370,6 +405,8 @@ enum Scope<'a> {
     Range(FileId, u64, u64),
     /// The per-block invariants of these ranges and every invariant over the whole state.
     Changed(&'a [(FileId, u64, u64)]),
+    /// The per-block invariants of these ranges (and the counter sum).
+    Ranges(&'a [(FileId, u64, u64)]),
 }
 
 impl Fs {
@@ -398,6 +435,13 @@ impl Fs {
             Scope::Range(file, first, end) => {
                 if let Some(ino) = self.inode(file) {
                     self.check_blocks(ino, first, end, &mut push);
+                }
+            }
+            Scope::Ranges(ranges) => {
+                for &(file, first, end) in ranges {
+                    if let Some(ino) = self.inode(file) {
+                        self.check_blocks(ino, first, end, &mut push);
+                    }
                 }
             }
             Scope::Changed(ranges) => {

@@ -18,6 +18,7 @@
 //! under a folio lock for insertion and removal, never held while sleeping. Removal takes the
 //! folio memory lock inside the index lock, which the order allows only to the folio's holder.
 
+use super::change_log::ChangeLog;
 use super::sync::lockdep::{self, Acquire, Token};
 use super::sync::{Arc, Condvar, LockClass, Mutex, MutexGuard, RwLock, RwLockWriteGuard};
 use std::collections::BTreeMap;
@@ -166,10 +167,21 @@ pub struct Folio {
     pub state: Mutex<FolioState>,
     /// Writeback waiters (with `state`).
     pub wb_cv: Condvar,
+    /// The file's log of changed folios ([`PageCache::log`]): every mutable access to `state`
+    /// notes this folio there ([`FolioMem`]).
+    log: std::sync::Arc<ChangeLog>,
+    /// The log's epoch when this folio was last noted there ([`ChangeLog::note_once`]).
+    noted: std::sync::atomic::AtomicU64,
 }
 
 impl Folio {
-    fn new(file: usize, index: u64, size: usize, locked: bool) -> Folio {
+    fn new(
+        file: usize,
+        index: u64,
+        size: usize,
+        locked: bool,
+        log: &std::sync::Arc<ChangeLog>,
+    ) -> Folio {
         Folio {
             index,
             key: ((file as u64) << 48) | (index & ((1 << 48) - 1)),
@@ -188,14 +200,20 @@ impl Folio {
                 },
             ),
             wb_cv: Condvar::new(),
+            log: log.clone(),
+            noted: std::sync::atomic::AtomicU64::new(u64::MAX),
         }
     }
 
     /// The memory lock.
     #[inline]
     #[track_caller]
-    pub fn mem(&self) -> MutexGuard<'_, FolioState> {
-        self.state.lock_of_folio(self as *const Folio as usize)
+    pub fn mem(&self) -> FolioMem<'_> {
+        FolioMem {
+            guard: self.state.lock_of_folio(self as *const Folio as usize),
+            folio: self,
+            noted: false,
+        }
     }
 
     /// The checker's record of taking this folio's lock (`blocking`: by waiting for it).
@@ -250,6 +268,53 @@ impl Folio {
     }
 }
 
+/// A held folio memory lock ([`Folio::mem`]). Reading goes through `Deref`; the first mutable
+/// access notes the folio in its file's change log, so no change to a folio's bytes, flags or
+/// per-block state (nor its removal, which clears them under this lock) escapes the oracle's
+/// comparison of what changed.
+pub struct FolioMem<'a> {
+    guard: MutexGuard<'a, FolioState>,
+    folio: &'a Folio,
+    noted: bool,
+}
+
+impl FolioMem<'_> {
+    /// Sleeps on the folio's writeback waiters, giving up the memory lock meanwhile.
+    #[track_caller]
+    pub fn wait_writeback(self) -> Self {
+        let FolioMem {
+            guard,
+            folio,
+            noted,
+        } = self;
+        FolioMem {
+            guard: folio.wb_cv.wait(guard),
+            folio,
+            noted,
+        }
+    }
+}
+
+impl std::ops::Deref for FolioMem<'_> {
+    type Target = FolioState;
+    #[inline]
+    fn deref(&self) -> &FolioState {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for FolioMem<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut FolioState {
+        if !self.noted {
+            self.noted = true;
+            let (f, i) = (self.folio, self.folio.index);
+            f.log.note_once(&f.noted, i, i.saturating_add(1));
+        }
+        &mut self.guard
+    }
+}
+
 /// A held folio lock; dropping it unlocks (`folio_unlock`).
 pub struct LockedFolio {
     /// The folio.
@@ -277,6 +342,8 @@ pub struct PageCache {
     file: usize,
     folio_size: usize,
     index: RwLock<BTreeMap<u64, Arc<Folio>>>,
+    /// Folio indices whose state changed since the oracle last asked (`Fs::take_changed`).
+    pub log: std::sync::Arc<ChangeLog>,
 }
 
 impl PageCache {
@@ -286,6 +353,7 @@ impl PageCache {
             file,
             folio_size,
             index: RwLock::keyed(LockClass::Index, file as u64, BTreeMap::new()),
+            log: Default::default(),
         }
     }
 
@@ -363,7 +431,13 @@ impl PageCache {
             if let Some(lf) = self.get_locked(index) {
                 return (lf, false);
             }
-            let f = Arc::new(Folio::new(self.file, index, self.folio_size, true));
+            let f = Arc::new(Folio::new(
+                self.file,
+                index,
+                self.folio_size,
+                true,
+                &self.log,
+            ));
             let lf = f.created_locked();
             let mut idx = self.index.write();
             if idx.contains_key(&index) {
@@ -371,6 +445,8 @@ impl PageCache {
             }
             idx.insert(index, f);
             drop(idx);
+            // Cached now, even before its memory is first written.
+            self.log.note(index, index.saturating_add(1));
             return (lf, true);
         }
     }
@@ -386,7 +462,7 @@ impl PageCache {
         all: u64,
         then: impl FnOnce(bool),
     ) -> Arc<Folio> {
-        let f = Arc::new(Folio::new(self.file, index, 0, false));
+        let f = Arc::new(Folio::new(self.file, index, 0, false, &self.log));
         {
             let mut st = f.mem();
             st.data = FolioData::new(data);
@@ -394,6 +470,9 @@ impl PageCache {
         }
         let mut idx = self.index.write();
         let inserted = !idx.contains_key(&index);
+        if inserted {
+            self.log.note(index, index.saturating_add(1));
+        }
         let r = idx.entry(index).or_insert(f).clone();
         then(inserted);
         r
@@ -476,10 +555,7 @@ impl PageCache {
 /// Takes `lf` out of the index (if this very folio is still there) and marks it unmapped with its
 /// per-block state freed; returns its memory lock, still held.
 #[track_caller]
-fn unmap<'a>(
-    idx: &mut BTreeMap<u64, Arc<Folio>>,
-    lf: &'a LockedFolio,
-) -> MutexGuard<'a, FolioState> {
+fn unmap<'a>(idx: &mut BTreeMap<u64, Arc<Folio>>, lf: &'a LockedFolio) -> FolioMem<'a> {
     if idx
         .get(&lf.index)
         .is_some_and(|f| Arc::ptr_eq(f, &lf.folio))

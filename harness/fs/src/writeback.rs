@@ -154,7 +154,7 @@ impl Fs {
             // may ever claim that one: sleeping until `writeback` clears would then hang.
             let mut st = folio.mem();
             while st.writeback && st.io == Some(id) {
-                st = folio.wb_cv.wait(st);
+                st = st.wait_writeback();
             }
         }
     }
@@ -224,8 +224,6 @@ impl Fs {
         st.writeback = false;
         st.wb_mask = 0;
         st.io = None;
-        // Everything above changed this folio's blocks only (and the disk blocks they map).
-        ino.completed.note(fb0, fb0 + self.geo.bpf);
         self.ioq.inflight.fetch_sub(1, Ordering::SeqCst);
         {
             let mut err = ino.wb_err.lock();

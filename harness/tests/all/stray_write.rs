@@ -1,13 +1,18 @@
-//! A stray store into one model's state, outside the range of the op that follows, is still
-//! caught by the digest-based comparison: at the first op whose comparison covers the block (a
-//! file-wide op compares the whole file), never later, and the report shows the bytes. Both
-//! models keep per-block digests that the comparison trusts; these tests show that a store made
-//! after a digest was computed cannot leave it stale (it goes through the same accessor as every
-//! write, which forgets the digests), on either side.
+//! A stray change to one model's state, outside the range of the op that follows, is caught at
+//! that very op, whatever the op (ranged elsewhere, file-wide, a completion, a completion of
+//! nothing), on either side, for each kind of state: a cached byte, a disk block, a block's
+//! mapping. The oracle compares after each op only what changed, as each model's storage logs
+//! it; these tests are the proof that the logs miss nothing (each stray change goes through the
+//! same accessor as a buggy path would, and none is announced to the oracle). They also show
+//! that a store made after a digest was computed cannot leave it stale (the accessor forgets
+//! the digests) and that the report shows the bytes.
 
 use reference::{Config, FileSpec, Geometry, Input, Observe, Op, Policy};
 use wbfuzz::bugs::Bugs;
 use wbfuzz::oracle::{run_sequential, run_sequential_disturbed, Mismatch, Run};
+
+use reference::model::RefFs;
+use wbfuzz::fs::Fs;
 
 const BS: u64 = 4096;
 
@@ -104,28 +109,19 @@ fn the_undisturbed_input_agrees() {
 }
 
 #[test]
-fn a_stray_store_in_the_implementation_is_caught_at_the_next_file_wide_op() {
-    // Before op 3 (fsync): by then folio 2's digest has been computed (op 1 compared the file).
-    let run = scribbled(&input(), 3, Side::Implementation);
-    assert_eq!(contents_mismatch_at(&run), Some((3, STRAY)));
-}
-
-#[test]
-fn a_stray_store_in_the_reference_is_caught_at_the_next_file_wide_op() {
-    let run = scribbled(&input(), 4, Side::Reference);
-    assert_eq!(contents_mismatch_at(&run), Some((4, STRAY)));
-}
-
-#[test]
-fn a_stray_store_before_a_ranged_op_elsewhere_is_caught_at_the_first_op_covering_it() {
-    // Op 2 reads folio 0 only, so its comparison does not look at folio 2; op 3 (fsync)
-    // compares the whole file and must catch it.
-    let run = run_sequential_disturbed(&input(), Bugs::NONE, &mut |k, _, i| {
-        if k == 2 {
-            assert!(i.scribble(0, STRAY, 0xEE));
+fn a_stray_store_is_caught_at_the_op_it_precedes_whatever_the_op() {
+    // Op 2 reads folio 0 only (ranged, elsewhere), op 3 is an fsync and op 4 a truncate to the
+    // same size (file-wide, changing nothing of folio 2).
+    for k in 2..5 {
+        for side in [Side::Reference, Side::Implementation] {
+            let run = scribbled(&input(), k, side);
+            assert_eq!(
+                contents_mismatch_at(&run),
+                Some((k, STRAY)),
+                "op {k}, {side:?}"
+            );
         }
-    });
-    assert_eq!(contents_mismatch_at(&run), Some((3, STRAY)));
+    }
 }
 
 #[test]
@@ -144,10 +140,7 @@ fn a_stray_store_of_the_same_byte_changes_nothing() {
 }
 
 /// Four clean cached folios of file 0, then folio 0 rewritten and flushed (one IO in flight),
-/// two `CompleteIo`s (the first completes that IO, the second nothing) and an fsync. After a
-/// `CompleteIo` the files are compared only where either model completed IO (folio 0, then
-/// nothing): a stray store elsewhere is caught by the next comparison covering it, here the
-/// fsync (file-wide), at the latest the whole comparison that ends the run.
+/// two `CompleteIo`s (the first completes that IO, the second nothing) and an fsync.
 fn completion_input() -> Input {
     let mut input = input();
     input.threads = vec![vec![
@@ -186,31 +179,72 @@ fn the_completions_are_where_the_test_says() {
 }
 
 #[test]
-fn a_stray_store_before_a_completion_elsewhere_is_caught_at_the_next_file_wide_op() {
-    // Op 4 completes folio 0's IO and compares folio 0 only; folio 2 is next compared by op 6.
-    let run = scribbled(&completion_input(), 4, Side::Implementation);
-    assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
+fn a_stray_store_before_a_completion_is_caught_at_the_completion() {
+    // Op 4 completes folio 0's IO, op 5 completes nothing: neither touches folio 2.
+    for k in [4, 5] {
+        for side in [Side::Reference, Side::Implementation] {
+            let run = scribbled(&completion_input(), k, side);
+            assert_eq!(
+                contents_mismatch_at(&run),
+                Some((k, STRAY)),
+                "op {k}, {side:?}"
+            );
+        }
+    }
 }
 
-#[test]
-fn a_stray_store_before_a_completion_of_nothing_is_caught_at_the_next_file_wide_op() {
-    // Op 5 completes nothing: no file range is compared after it, and the implementation's
-    // per-block invariants are checked nowhere.
-    let run = scribbled(&completion_input(), 5, Side::Implementation);
-    assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
+/// [`input`] with folio 2 reclaimed after the fsync: block 2 is `Written` and not cached, so
+/// reads see its disk block. Op 3 reads folio 0.
+fn uncached_input() -> Input {
+    let mut input = input();
+    input.threads[0].insert(2, Op::Reclaim { file: 0, folio: 2 });
+    input
 }
 
-#[test]
-fn a_stray_store_in_the_reference_before_a_completion_is_caught_there_by_its_self_check() {
-    // The reference still checks all its invariants after every op that completes IO (op 4):
-    // its clean folio 2 no longer matches the disk.
-    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, r, _| {
-        if k == 4 {
-            assert!(r.scribble(0, STRAY, 0xEE));
+/// Runs `input` with `stray` applied to one side just before op `k` (asserting it changed
+/// something).
+fn disturbed(input: &Input, k: usize, side: Side, stray: fn(&mut RefFs, &Fs, Side) -> bool) -> Run {
+    let mut hit = false;
+    let run = run_sequential_disturbed(input, Bugs::NONE, &mut |at, r, i| {
+        if at == k {
+            hit = stray(r, i, side);
         }
     });
+    assert!(hit, "the stray change happened before op {k} ({side:?})");
+    run
+}
+
+fn disk_stray(r: &mut RefFs, i: &Fs, side: Side) -> bool {
+    match side {
+        Side::Reference => r.scribble_disk(0, 2, 0xEE),
+        Side::Implementation => i.scribble_disk(0, 2, 0xEE),
+    }
+}
+
+fn extent_stray(r: &mut RefFs, i: &Fs, side: Side) -> bool {
+    match side {
+        Side::Reference => r.scribble_block(0, 2),
+        Side::Implementation => i.scribble_extent(0, 2),
+    }
+}
+
+#[test]
+fn a_stray_disk_write_under_an_uncached_block_is_caught_at_the_next_op() {
+    let input = uncached_input();
+    assert!(run_sequential(&input, Bugs::NONE).ok());
+    for side in [Side::Reference, Side::Implementation] {
+        let run = disturbed(&input, 3, side, disk_stray);
+        assert_eq!(contents_mismatch_at(&run), Some((3, 2 * BS)), "{side:?}");
+    }
+}
+
+#[test]
+fn a_stray_disk_write_under_a_clean_cached_block_breaks_an_invariant_at_the_next_op() {
+    // The cache still shows the right bytes; the implementation's per-block check of what
+    // changed (the disk block maps file block 2) finds its clean cache no longer on disk.
+    let run = disturbed(&input(), 2, Side::Implementation, disk_stray);
     let d = run.divergence().expect("caught");
-    assert_eq!(d.at, 4);
+    assert_eq!(d.at, 2);
     assert!(
         d.mismatches.iter().any(|m| matches!(
             m,
@@ -222,32 +256,22 @@ fn a_stray_store_in_the_reference_before_a_completion_is_caught_there_by_its_sel
 }
 
 #[test]
-fn a_stray_store_in_the_reference_before_a_completion_of_nothing_is_caught_at_the_next_file_wide_op(
-) {
-    // Op 5 completes nothing in either model: the reference reports only the violations it saw
-    // as they happened, and the fsync compares the whole file.
-    let run = run_sequential_disturbed(&completion_input(), Bugs::NONE, &mut |k, r, _| {
-        if k == 5 {
-            assert!(r.scribble(0, STRAY, 0xEE));
+fn a_stray_mapping_change_is_caught_at_the_next_op() {
+    // Written -> Unwritten: the block's state differs (cached or not), and uncached it reads
+    // zeros.
+    for (input, k) in [(input(), 2), (uncached_input(), 3)] {
+        for side in [Side::Reference, Side::Implementation] {
+            let run = disturbed(&input, k, side, extent_stray);
+            let d = run.divergence().expect("caught");
+            assert_eq!(d.at, k, "{side:?}");
+            assert!(
+                d.mismatches.iter().any(|m| matches!(
+                    m,
+                    Mismatch::Blocks { file: 0, first, .. } if *first <= 2
+                )),
+                "{side:?}: {:?}",
+                d.mismatches
+            );
         }
-    });
-    assert_eq!(contents_mismatch_at(&run), Some((6, STRAY)));
-}
-
-#[test]
-fn a_stray_store_left_to_the_end_is_caught_by_the_final_whole_comparison() {
-    // Without the input's last fsync, nothing in the input compares folio 2 again: the
-    // epilogue does (its fsync of file 0 is file-wide; its last op compares everything).
-    let mut input = completion_input();
-    input.threads[0].pop();
-    let mut hit = false;
-    let run = run_sequential_disturbed(&input, Bugs::NONE, &mut |k, _, i| {
-        if k == 5 {
-            hit = i.scribble(0, STRAY, 0xEE);
-        }
-    });
-    assert!(hit);
-    let (at, bad) = contents_mismatch_at(&run).expect("caught");
-    assert_eq!(bad, STRAY);
-    assert!(run.trace[at].epilogue, "caught in the epilogue, at op {at}");
+    }
 }

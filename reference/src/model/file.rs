@@ -116,7 +116,7 @@ pub(crate) struct File {
     /// Per-block state; index = file block number. Blocks past the end are [`Block::HOLE`].
     blocks: Vec<Block>,
     /// The page cache: folio index to the folio's bytes (always one folio long).
-    pub folios: BTreeMap<u64, FolioBytes>,
+    pub folios: Folios,
     /// The recorded writeback error, reported and cleared by fsync.
     pub wb_error: Option<Errno>,
     /// The size on stable storage (XFS `di_size`, SPEC.md "Durability"): what a crash leaves.
@@ -131,6 +131,120 @@ pub(crate) struct File {
     /// Blocks `[lo, hi)` covering every folio whose IO completed since the oracle last asked
     /// ([`crate::model::RefFs::take_completed`]).
     pub completed: Option<(u64, u64)>,
+    /// Blocks whose state changed since the oracle last asked: every [`File::block_mut`]
+    /// notes its block ([`crate::model::RefFs::take_changed`]).
+    changed: Changed,
+}
+
+/// Changed ranges `[lo, hi)`, in whatever unit their keeper uses, kept short: a range touching
+/// the last one noted extends it (changes come in runs), and past [`Changed::LIMIT`] ranges
+/// they are replaced by the one range covering them all (more to compare, nothing missed).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Changed(Vec<(u64, u64)>);
+
+impl Changed {
+    const LIMIT: usize = 48;
+
+    /// Notes `[lo, hi)`.
+    pub fn note(&mut self, lo: u64, hi: u64) {
+        if hi <= lo {
+            return;
+        }
+        if let Some(r) = self.0.last_mut().filter(|r| lo <= r.1 && r.0 <= hi) {
+            r.0 = r.0.min(lo);
+            r.1 = r.1.max(hi);
+        } else if self.0.len() == Self::LIMIT {
+            let lo = self.0.iter().fold(lo, |m, r| m.min(r.0));
+            let hi = self.0.iter().fold(hi, |m, r| m.max(r.1));
+            self.0 = vec![(lo, hi)];
+        } else {
+            self.0.push((lo, hi));
+        }
+    }
+
+    /// Calls `f` with each range noted since the last take, forgotten.
+    pub fn take(&mut self, f: impl FnMut((u64, u64))) {
+        self.0.drain(..).for_each(f);
+    }
+}
+
+/// A file's page cache: folio index to the folio's bytes. Mutation is only through the methods
+/// below, and each notes the folio (in folio indices) in the cache's own log, so no change of
+/// a cached byte or of what is cached goes unnoticed by the oracle.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Folios {
+    map: BTreeMap<u64, FolioBytes>,
+    changed: Changed,
+}
+
+impl Folios {
+    /// The folio at `k`.
+    pub fn get(&self, k: &u64) -> Option<&FolioBytes> {
+        self.map.get(k)
+    }
+
+    /// The folio at `k`, for writing.
+    pub fn get_mut(&mut self, k: &u64) -> Option<&mut FolioBytes> {
+        let f = self.map.get_mut(k)?;
+        self.changed.note(*k, k.saturating_add(1));
+        Some(f)
+    }
+
+    /// Caches `v` at `k`.
+    pub fn insert(&mut self, k: u64, v: FolioBytes) {
+        self.changed.note(k, k.saturating_add(1));
+        self.map.insert(k, v);
+    }
+
+    /// Drops the folio at `k`.
+    pub fn remove(&mut self, k: &u64) {
+        if self.map.remove(k).is_some() {
+            self.changed.note(*k, k.saturating_add(1));
+        }
+    }
+
+    /// Drops every folio.
+    pub fn clear(&mut self) {
+        if let (Some((&a, _)), Some((&b, _))) =
+            (self.map.first_key_value(), self.map.last_key_value())
+        {
+            self.changed.note(a, b.saturating_add(1));
+        }
+        self.map.clear();
+    }
+
+    /// Whether a folio is cached at `k`.
+    pub fn contains_key(&self, k: &u64) -> bool {
+        self.map.contains_key(k)
+    }
+
+    /// The cached folios in `r`, in order.
+    pub fn range<R: std::ops::RangeBounds<u64>>(
+        &self,
+        r: R,
+    ) -> std::collections::btree_map::Range<'_, u64, FolioBytes> {
+        self.map.range(r)
+    }
+
+    /// The last cached folio.
+    pub fn last_key_value(&self) -> Option<(&u64, &FolioBytes)> {
+        self.map.last_key_value()
+    }
+
+    /// Every cached folio's index, in order.
+    pub fn keys(&self) -> std::collections::btree_map::Keys<'_, u64, FolioBytes> {
+        self.map.keys()
+    }
+
+    /// Every cached folio, in order.
+    pub fn iter(&self) -> std::collections::btree_map::Iter<'_, u64, FolioBytes> {
+        self.map.iter()
+    }
+
+    /// Calls `f` with the folio index ranges changed since the last take, forgotten.
+    pub fn take_changed(&mut self, f: impl FnMut((u64, u64))) {
+        self.changed.take(f)
+    }
 }
 
 impl File {
@@ -140,12 +254,13 @@ impl File {
             jdata,
             size: 0,
             blocks: Vec::new(),
-            folios: BTreeMap::new(),
+            folios: Folios::default(),
             wb_error: None,
             disk_size: 0,
             promise: Vec::new(),
             promised_size: 0,
             completed: None,
+            changed: Changed::default(),
         }
     }
 
@@ -205,6 +320,7 @@ impl File {
     /// Mutable state of block `b`, growing the vector. Callers only pass blocks below the maximum
     /// file size (every mutating range is clipped to it first), so the growth is bounded.
     pub fn block_mut(&mut self, b: u64) -> &mut Block {
+        self.changed.note(b, b.saturating_add(1));
         let i = b as usize;
         if i >= self.blocks.len() {
             self.blocks.resize(i + 1, Block::HOLE);
@@ -231,6 +347,12 @@ impl File {
             Some((a, b)) => (a.min(lo), b.max(hi)),
             None => (lo, hi),
         });
+    }
+
+    /// Calls `f` with the block ranges changed since the last take (by [`File::block_mut`]),
+    /// forgotten.
+    pub fn take_changed(&mut self, f: impl FnMut((u64, u64))) {
+        self.changed.take(f)
     }
 
     /// Records a writeback error unless one is recorded already (the first error wins).

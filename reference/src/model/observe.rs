@@ -29,6 +29,37 @@ impl RefFs {
         }
     }
 
+    /// Fault injection for oracle tests: a stray disk write: overwrites the first byte of the
+    /// physical block that block `block` of `file` maps, through the device's writer. Returns
+    /// whether the block was `Written`.
+    pub fn scribble_disk(&mut self, file: FileId, block: u64, byte: u8) -> bool {
+        let Some(fi) = self.fid(file) else {
+            return false;
+        };
+        let blk = self.files[fi].block(block);
+        let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) else {
+            return false;
+        };
+        let mut buf = vec![0; self.bs() as usize];
+        self.space.read_block(p, &mut buf);
+        buf[0] = byte;
+        self.space.write_block(p, &buf);
+        true
+    }
+
+    /// Fault injection for oracle tests: a stray state change: block `block` of `file`, if
+    /// `Written`, becomes `Unwritten`. Returns whether it was `Written`.
+    pub fn scribble_block(&mut self, file: FileId, block: u64) -> bool {
+        let Some(fi) = self.fid(file) else {
+            return false;
+        };
+        if self.files[fi].block(block).extent != ExtentState::Written {
+            return false;
+        }
+        self.files[fi].block_mut(block).extent = ExtentState::Unwritten;
+        true
+    }
+
     /// The bytes block `b` of file `fi` holds on disk as a read through the mapping sees them:
     /// `Written` blocks from their physical block, everything else zeros.
     fn disk_block(&self, fi: usize, b: u64, buf: &mut [u8]) {
@@ -80,6 +111,41 @@ impl RefFs {
     pub fn take_completed(&mut self, file: FileId) -> Option<(u64, u64)> {
         let fi = self.fid(file)?;
         self.files[fi].completed.take()
+    }
+
+    /// Appends to `out`, as `(file, first block, end block)`, every block range whose observable
+    /// state may have changed since the last call, and forgets them: the blocks whose state
+    /// was changed ([`super::file::File::block_mut`]), the folios whose bytes or presence
+    /// changed, and the `Written` blocks mapping a physical block whose bytes changed. Nothing
+    /// else of a file is observable but its size and error, which the oracle compares after
+    /// every op.
+    pub fn take_changed(&mut self, out: &mut Vec<(FileId, u64, u64)>) {
+        let bpf = self.bpf();
+        let mut disk = Vec::new();
+        self.space.take_disk_changed(&mut disk);
+        for (fi, f) in self.files.iter_mut().enumerate() {
+            let file = fi as FileId;
+            f.take_changed(|(lo, hi)| out.push((file, lo, hi)));
+            f.folios.take_changed(|(lo, hi)| {
+                out.push((file, lo.saturating_mul(bpf), hi.saturating_mul(bpf)))
+            });
+            if disk.is_empty() {
+                continue;
+            }
+            for b in 0..f.block_len() {
+                let blk = f.block(b);
+                let hit = blk.extent == ExtentState::Written
+                    && blk
+                        .phys
+                        .is_some_and(|p| disk.iter().any(|&(lo, hi)| lo <= p && p < hi));
+                if hit {
+                    match out.last_mut() {
+                        Some((g, _, e)) if *g == file && *e == b => *e += 1,
+                        _ => out.push((file, b, b + 1)),
+                    }
+                }
+            }
+        }
     }
 
     /// The violations seen as they happened (a checksum mismatch at IO completion, a repair
@@ -509,7 +575,7 @@ impl Observe for RefFs {
                 b += 1;
             }
             v.extend(self.fsync_promise_broken(fi));
-            for (&folio, data) in &f.folios {
+            for (&folio, data) in f.folios.iter() {
                 let start = folio * fsz;
                 let from = f.size.max(start).min(start + fsz);
                 let tail = &data[(from - start) as usize..];

@@ -42,6 +42,9 @@ pub(crate) struct Space {
     disk: BTreeMap<u64, (Box<[u8]>, u32)>,
     /// Block size in bytes.
     bs: usize,
+    /// Physical blocks whose bytes changed (written, or forgotten when freed) since the oracle
+    /// last asked ([`crate::model::RefFs::take_changed`]); `disk` changes nowhere else.
+    disk_changed: super::file::Changed,
 }
 
 impl Space {
@@ -57,6 +60,7 @@ impl Space {
             recycled: BTreeSet::new(),
             disk: BTreeMap::new(),
             bs,
+            disk_changed: Default::default(),
         }
     }
 
@@ -110,7 +114,9 @@ impl Space {
     pub fn free_phys(&mut self, phys: u64) {
         self.allocated = self.allocated.saturating_sub(1);
         self.free += 1;
-        self.disk.remove(&phys);
+        if self.disk.remove(&phys).is_some() {
+            self.disk_changed.note(phys, phys.saturating_add(1));
+        }
         self.recycled.insert(phys);
     }
 
@@ -168,6 +174,12 @@ impl Space {
         self.disk.range(phys..).map(|(&p, &(_, d))| (p, d))
     }
 
+    /// Appends to `out` the physical block ranges whose bytes changed since the last take,
+    /// forgotten.
+    pub fn take_disk_changed(&mut self, out: &mut Vec<(u64, u64)>) {
+        self.disk_changed.take(|r| out.push(r))
+    }
+
     /// Writes one block's bytes to physical block `phys`.
     pub fn write_block(&mut self, phys: u64, data: &[u8]) {
         self.write_block_digested(phys, data, crate::block_digest(data));
@@ -179,6 +191,7 @@ impl Space {
     pub fn write_block_digested(&mut self, phys: u64, data: &[u8], digest: u32) {
         debug_assert_eq!(data.len(), self.bs);
         debug_assert_eq!(digest, crate::block_digest(data));
+        self.disk_changed.note(phys, phys.saturating_add(1));
         match self.disk.get_mut(&phys) {
             Some((bytes, d)) => {
                 bytes.copy_from_slice(data);

@@ -305,7 +305,8 @@ impl Run {
     }
 }
 
-/// Which part of the state an op can have changed, for the per-op comparison.
+/// The part of the state an op's range covers: what the feedback signal observes around each
+/// op ([`crate::signal`]; the comparison uses what the models logged as changed instead).
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Scope {
     /// Blocks `[first, end)` of one file (folio-aligned).
@@ -314,6 +315,7 @@ pub(crate) enum Scope {
     All,
 }
 
+/// The folios `op`'s range covers (file-wide ops: the whole file; a crash: everything).
 pub(crate) fn scope_of(op: &Op, input: &Input) -> Scope {
     let g = &input.config.geometry;
     let folio_range = |file: FileId, off: u64, len: u64| {
@@ -713,16 +715,18 @@ fn completed(r: &mut RefFs) -> bool {
     any
 }
 
-/// Whether `op` gets the implementation's invariants over its whole state (reservation and
-/// allocation totals, ownership, the btree, durability) after it, besides the per-block ones
-/// where it changed something: the ops that complete IO or change the free-space tree, where
-/// those totals and the btree change without a block of a file doing so visibly. Every other
-/// op has them checked at the next such op, a crash or the end of the run.
-fn checks_whole_state(op: &Op) -> bool {
-    matches!(
-        op,
-        Op::CompleteIo { .. } | Op::CorruptAllocBtree | Op::RepairAllocBtree
-    )
+/// Whether `op`, which changed the blocks `changed`, gets the implementation's invariants over
+/// its whole state (reservation and allocation totals, ownership, the btree, durability) after
+/// it, besides the per-block ones where it changed something: the ops that change the
+/// free-space tree, and a `CompleteIo` that completed something (a completion of nothing
+/// changed nothing). Every other op has them checked at the next such op, a crash or the end of
+/// the run.
+fn checks_whole_state(op: &Op, changed: &[(FileId, u64, u64)]) -> bool {
+    match op {
+        Op::CorruptAllocBtree | Op::RepairAllocBtree => true,
+        Op::CompleteIo { .. } => !changed.is_empty(),
+        _ => false,
+    }
 }
 
 /// The comparison after an op that is not compared whole: the global state, the state of the
@@ -849,29 +853,19 @@ fn run_sequential_inner(
         // Taken after every op, so that the logs name only this op's changes.
         let reference_completed = completed(&mut reference);
         // A crash changes every file, and after the epilogue's last op everything is compared;
-        // every other op is compared where it or either model changed something (file-wide
-        // ops included: an fsync compares the folios it wrote back, not the whole file).
+        // every other op is compared where either model changed something (file-wide ops
+        // included: an fsync compares the folios it wrote back, not the whole file).
         let whole = matches!(op, Op::Crash { .. }) || (is_epilogue && seq == last_seq);
         probe.time(Part::Comparison, || {
             changes.gather(&mut reference, &implementation)
         });
-        if std::env::var_os("WBF_DEBUG").is_some() {
-            let n: u64 = changes.ranges.iter().map(|r| r.2.saturating_sub(r.1)).sum();
-            eprintln!(
-                "DBG {:?} {} {}",
-                std::mem::discriminant(&op),
-                changes.ranges.len(),
-                n.min(1 << 20)
-            );
-            eprintln!("DBGOP {op:?} {:?}", &changes.ranges);
-        }
         if whole {
             mismatches.extend(compare(&reference, &implementation, probe));
         } else {
             mismatches.extend(compare_changed(
                 &changes.ranges,
-                reference_completed && checks_whole_state(&op),
-                checks_whole_state(&op),
+                reference_completed && checks_whole_state(&op, &changes.ranges),
+                checks_whole_state(&op, &changes.ranges),
                 &reference,
                 &implementation,
                 probe,

@@ -62,7 +62,8 @@ impl ChangeLog {
     /// no note races with the take that forgets it.
     pub fn note_once(&self, seen: &AtomicU64, lo: u64, hi: u64) {
         let e = self.epoch.load(Ordering::Acquire);
-        if seen.swap(e, Ordering::AcqRel) != e {
+        if seen.load(Ordering::Acquire) != e {
+            seen.store(e, Ordering::Release);
             self.note(lo, hi);
         }
     }

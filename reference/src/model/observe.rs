@@ -132,12 +132,15 @@ impl RefFs {
             if disk.is_empty() {
                 continue;
             }
+            let (dlo, dhi) = disk
+                .iter()
+                .fold((u64::MAX, 0), |(a, b), r| (a.min(r.0), b.max(r.1)));
             for b in 0..f.block_len() {
                 let blk = f.block(b);
                 let hit = blk.extent == ExtentState::Written
-                    && blk
-                        .phys
-                        .is_some_and(|p| disk.iter().any(|&(lo, hi)| lo <= p && p < hi));
+                    && blk.phys.is_some_and(|p| {
+                        (dlo..dhi).contains(&p) && disk.iter().any(|&(lo, hi)| lo <= p && p < hi)
+                    });
                 if hit {
                     match out.last_mut() {
                         Some((g, _, e)) if *g == file && *e == b => *e += 1,

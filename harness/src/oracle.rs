@@ -909,3 +909,91 @@ fn run_sequential_inner(
         commit_log: vec![],
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reference::{Config, FileSpec, Geometry, Policy};
+
+    const BS: u64 = 4096;
+
+    /// Both models with one file of 256 clean cached blocks (written, fsynced), and the
+    /// changes of that set-up taken.
+    fn models() -> (RefFs, Fs, Changes) {
+        let config = Config {
+            geometry: Geometry {
+                block_size: BS as u32,
+                folio_pages: 1,
+                capacity_blocks: 1024,
+                max_file_size: 512 * BS,
+            },
+            policy: Policy::KeepDirty,
+            files: vec![FileSpec { jdata: false }],
+        };
+        let (mut r, i) = (RefFs::new(&config), Fs::new(&config, Bugs::NONE));
+        let mut changes = Changes::default();
+        for (seq, op) in [
+            Op::Write {
+                file: 0,
+                off: 0,
+                len: 256 * BS,
+                sync: false,
+            },
+            Op::Fsync { file: 0 },
+        ]
+        .iter()
+        .enumerate()
+        {
+            assert_eq!(r.apply(seq as u32, op), i.apply(seq as u32, op));
+        }
+        changes.gather(&mut r, &i);
+        (r, i, changes)
+    }
+
+    /// Applies `op` to both models and returns what the oracle would compare after it.
+    fn after(op: Op, r: &mut RefFs, i: &Fs, changes: &mut Changes) -> Vec<(FileId, u64, u64)> {
+        assert_eq!(r.apply(9, &op), i.apply(9, &op), "{op:?}");
+        changes.gather(r, i);
+        changes.ranges.clone()
+    }
+
+    #[test]
+    fn an_fsync_compares_the_folios_it_wrote_back_not_the_file() {
+        let (mut r, i, mut changes) = models();
+        let write = Op::Write {
+            file: 0,
+            off: 100 * BS + 7,
+            len: 10,
+            sync: false,
+        };
+        assert_eq!(after(write, &mut r, &i, &mut changes), vec![(0, 100, 101)]);
+        assert_eq!(
+            after(Op::Fsync { file: 0 }, &mut r, &i, &mut changes),
+            vec![(0, 100, 101)],
+            "writeback of one folio, its conversion and its disk block"
+        );
+        assert_eq!(
+            after(Op::Fsync { file: 0 }, &mut r, &i, &mut changes),
+            vec![],
+            "a clean file: nothing to write back, nothing to compare"
+        );
+    }
+
+    #[test]
+    fn a_read_of_cached_data_compares_nothing_and_a_size_change_its_blocks() {
+        let (mut r, i, mut changes) = models();
+        let read = Op::Read {
+            file: 0,
+            off: 0,
+            len: 256 * BS,
+        };
+        assert_eq!(after(read, &mut r, &i, &mut changes), vec![]);
+        // Extending by truncate changes no stored block of either model: the blocks between
+        // the old and the new size are compared because the size moved.
+        let grow = Op::Truncate {
+            file: 0,
+            size: 300 * BS + 1,
+        };
+        assert_eq!(after(grow, &mut r, &i, &mut changes), vec![(0, 256, 301)]);
+    }
+}

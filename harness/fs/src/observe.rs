@@ -44,7 +44,7 @@ impl Fs {
     /// logged (each folio whose memory lock was taken for writing, each extent-map change, and
     /// the blocks of `Written` extents that map a disk block written or discarded). A block in
     /// no range shows exactly what it showed at the last call, so the oracle compares only
-    /// these (and the op's own range) and misses nothing a whole comparison would see.
+    /// these and misses nothing a whole comparison would see. Called when quiescent.
     pub fn take_changed(&self, out: &mut Vec<(FileId, u64, u64)>) {
         let bpf = self.geo.bpf;
         let mut phys = Vec::new();

@@ -121,20 +121,44 @@ impl RefFs {
     /// every op.
     pub fn take_changed(&mut self, out: &mut Vec<(FileId, u64, u64)>) {
         let bpf = self.bpf();
-        let mut disk = Vec::new();
-        self.space.take_disk_changed(&mut disk);
+        let from = out.len();
         for (fi, f) in self.files.iter_mut().enumerate() {
             let file = fi as FileId;
             f.take_changed(|(lo, hi)| out.push((file, lo, hi)));
             f.folios.take_changed(|(lo, hi)| {
                 out.push((file, lo.saturating_mul(bpf), hi.saturating_mul(bpf)))
             });
-            if disk.is_empty() {
-                continue;
+        }
+        let mut disk = Vec::new();
+        self.space.take_disk_changed(&mut disk);
+        if disk.is_empty() {
+            return;
+        }
+        // A disk write is almost always of blocks whose own state changed with it (a
+        // completion, a journal commit): those are compared already. Only a physical block no
+        // changed block maps needs the files searched for the blocks that show it.
+        let mut covered: Vec<u64> = Vec::new();
+        for &(file, lo, hi) in &out[from..] {
+            let f = &self.files[file as usize];
+            for b in lo..hi.min(f.block_len()) {
+                let blk = f.block(b);
+                if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
+                    covered.push(p);
+                }
             }
-            let (dlo, dhi) = disk
-                .iter()
-                .fold((u64::MAX, 0), |(a, b), r| (a.min(r.0), b.max(r.1)));
+        }
+        covered.sort_unstable();
+        let uncovered = disk
+            .iter()
+            .any(|&(lo, hi)| (lo..hi).any(|p| covered.binary_search(&p).is_err()));
+        if !uncovered {
+            return;
+        }
+        let (dlo, dhi) = disk
+            .iter()
+            .fold((u64::MAX, 0), |(a, b), r| (a.min(r.0), b.max(r.1)));
+        for (fi, f) in self.files.iter().enumerate() {
+            let file = fi as FileId;
             for b in 0..f.block_len() {
                 let blk = f.block(b);
                 let hit = blk.extent == ExtentState::Written

@@ -1073,7 +1073,10 @@ mod tests {
         }
     }
 
+    /// This thread's findings so far, taken; also turns checking on, which release builds
+    /// leave off unless asked (these tests check the checker, in any build).
     fn take() -> Vec<Violation> {
+        set_checking(true);
         take_findings(|| false)
     }
 

@@ -706,15 +706,6 @@ impl Changes {
     }
 }
 
-/// Whether the reference completed IO since the last call (its own log, taken and forgotten).
-fn completed(r: &mut RefFs) -> bool {
-    let mut any = false;
-    for f in 0..r.file_count() as FileId {
-        any |= r.take_completed(f).is_some();
-    }
-    any
-}
-
 /// Whether `op`, which changed the blocks `changed`, gets the implementation's invariants over
 /// its whole state (reservation and allocation totals, ownership, the btree, durability) after
 /// it, besides the per-block ones where it changed something: the ops that change the
@@ -851,7 +842,7 @@ fn run_sequential_inner(
             _ => None,
         };
         // Taken after every op, so that the logs name only this op's changes.
-        let reference_completed = completed(&mut reference);
+        let reference_completed = reference.take_completed();
         // A crash changes every file, and after the epilogue's last op everything is compared;
         // every other op is compared where either model changed something (file-wide ops
         // included: an fsync compares the folios it wrote back, not the whole file).

@@ -29,7 +29,7 @@ pub struct ChangeLog {
 }
 
 /// Adds `[lo, hi)` to `ranges`, merged with the last range where they touch.
-pub fn note_into(ranges: &mut Vec<(u64, u64)>, lo: u64, hi: u64) {
+fn note_into(ranges: &mut Vec<(u64, u64)>, lo: u64, hi: u64) {
     if lo >= hi {
         return;
     }

@@ -157,3 +157,31 @@ impl Disk {
         self.log.note(start, end);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn taken(d: &Disk) -> Vec<(u64, u64)> {
+        let mut v = Vec::new();
+        d.log.take(|lo, hi| v.push((lo, hi)));
+        v
+    }
+
+    #[test]
+    fn every_writer_notes_what_it_changed() {
+        let d = Disk::new(16);
+        let b = [7u8; 16];
+        let crc = vocab::block_digest(&b);
+        d.write_many([5, 6, 7, 9].map(|p| (p, &b[..], crc)));
+        assert_eq!(
+            taken(&d),
+            vec![(5, 8), (9, 10)],
+            "one note per contiguous run"
+        );
+        d.write(2, &b);
+        d.discard(6, 2);
+        assert_eq!(taken(&d), vec![(2, 3), (6, 8)]);
+        assert_eq!(taken(&d), vec![]);
+    }
+}

@@ -77,14 +77,20 @@ impl Fs {
     /// state (reservation and allocation totals, ownership, the btree, durability), the counter
     /// sum and every violation seen so far. Per-block invariants elsewhere cannot have changed.
     pub fn check_invariants_changed(&self, changed: &[(FileId, u64, u64)]) -> Vec<Violation> {
-        self.check(Scope::Changed(changed))
+        self.check(Scope::Ranges {
+            ranges: changed,
+            whole_state: true,
+        })
     }
 
     /// The per-block invariants of the blocks `changed` (`(file, first, end)`) and the counter
     /// sum, as [`Observe::check_invariants_in`] checks one range: after an op that changed only
     /// those blocks ([`Fs::take_changed`]), the per-block invariants elsewhere hold as before.
     pub fn check_invariants_in_ranges(&self, changed: &[(FileId, u64, u64)]) -> Vec<Violation> {
-        self.check(Scope::Ranges(changed))
+        self.check(Scope::Ranges {
+            ranges: changed,
+            whole_state: false,
+        })
     }
 
     fn inode(&self, file: FileId) -> Option<&Inode> {
@@ -347,7 +353,10 @@ impl Observe for Fs {
     }
 
     fn check_invariants_in(&self, file: FileId, first: u64, end: u64) -> Vec<Violation> {
-        self.check(Scope::Range(file, first, end))
+        self.check(Scope::Ranges {
+            ranges: &[(file, first, end)],
+            whole_state: false,
+        })
     }
 }
 
@@ -401,21 +410,21 @@ impl Fs {
 enum Scope<'a> {
     /// Everything.
     Whole,
-    /// The per-block invariants of blocks `[first, end)` of one file (and the counter sum).
-    Range(FileId, u64, u64),
-    /// The per-block invariants of these ranges and every invariant over the whole state.
-    Changed(&'a [(FileId, u64, u64)]),
-    /// The per-block invariants of these ranges (and the counter sum).
-    Ranges(&'a [(FileId, u64, u64)]),
+    /// The per-block invariants of blocks `ranges` (`(file, first, end)`) and the counter sum;
+    /// with `whole_state`, also every invariant over the whole state.
+    Ranges {
+        ranges: &'a [(FileId, u64, u64)],
+        whole_state: bool,
+    },
 }
 
 impl Fs {
-    /// The invariant check. `Whole`: every invariant over the whole filesystem. `Range(file,
-    /// first, end)`: the per-block invariants of the folios holding blocks `[first, end)` of
-    /// `file`, and the O(1) counter sum; the invariants over the whole state (reservation and
-    /// allocation totals, ownership, the btree) are left to the next check that has them
-    /// (`Whole`, `Changed`), so that the oracle's check after each op costs what the op touched and not what
-    /// the filesystem holds (the counters themselves are compared with the reference every op).
+    /// The invariant check. `Whole`: every invariant over the whole filesystem. `Ranges`: the
+    /// per-block invariants of the folios holding the ranges' blocks and the O(1) counter sum;
+    /// the invariants over the whole state (reservation and allocation totals, ownership, the
+    /// btree, durability) only with `whole_state`, else left to the next check that has them,
+    /// so that the oracle's check after each op costs what the op changed and not what the
+    /// filesystem holds (the counters themselves are compared with the reference every op).
     fn check(&self, scope: Scope<'_>) -> Vec<Violation> {
         // Breaches of the lock order by the observing thread itself (ops report their own).
         self.report_lock_findings();
@@ -432,26 +441,19 @@ impl Fs {
             );
         }
         match scope {
-            Scope::Range(file, first, end) => {
-                if let Some(ino) = self.inode(file) {
-                    self.check_blocks(ino, first, end, &mut push);
-                }
-            }
-            Scope::Ranges(ranges) => {
+            Scope::Ranges {
+                ranges,
+                whole_state,
+            } => {
                 for &(file, first, end) in ranges {
                     if let Some(ino) = self.inode(file) {
                         self.check_blocks(ino, first, end, &mut push);
                     }
                 }
-            }
-            Scope::Changed(ranges) => {
-                for &(file, first, end) in ranges {
-                    if let Some(ino) = self.inode(file) {
-                        self.check_blocks(ino, first, end, &mut push);
-                    }
+                if whole_state {
+                    self.check_global(reserved, allocated, &mut push);
+                    self.check_durability(&mut push);
                 }
-                self.check_global(reserved, allocated, &mut push);
-                self.check_durability(&mut push);
             }
             Scope::Whole => {
                 for ino in &self.inodes {

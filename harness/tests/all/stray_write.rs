@@ -63,20 +63,30 @@ enum Side {
     Implementation,
 }
 
-/// Runs `input` with a stray store to [`STRAY`] in `side`'s folio 2 just before op `k`
-/// (asserting the folio was cached there, so the store happened).
-fn scribbled(input: &Input, k: usize, side: Side) -> Run {
+/// Runs `input` with `stray` applied to one side just before op `k` (asserting it changed
+/// something).
+fn disturbed(input: &Input, k: usize, side: Side, stray: fn(&mut RefFs, &Fs, Side) -> bool) -> Run {
     let mut hit = false;
     let run = run_sequential_disturbed(input, Bugs::NONE, &mut |at, r, i| {
         if at == k {
-            hit = match side {
-                Side::Reference => r.scribble(0, STRAY, 0xEE),
-                Side::Implementation => i.scribble(0, STRAY, 0xEE),
-            };
+            hit = stray(r, i, side);
         }
     });
-    assert!(hit, "folio 2 was cached before op {k} ({side:?})");
+    assert!(hit, "the stray change happened before op {k} ({side:?})");
     run
+}
+
+/// A stray store to [`STRAY`] in `side`'s folio 2 (which must be cached, so that it happens).
+fn store_stray(r: &mut RefFs, i: &Fs, side: Side) -> bool {
+    match side {
+        Side::Reference => r.scribble(0, STRAY, 0xEE),
+        Side::Implementation => i.scribble(0, STRAY, 0xEE),
+    }
+}
+
+/// Runs `input` with a stray store to [`STRAY`] in `side`'s folio 2 just before op `k`.
+fn scribbled(input: &Input, k: usize, side: Side) -> Run {
+    disturbed(input, k, side, store_stray)
 }
 
 fn contents_mismatch_at(run: &Run) -> Option<(usize, u64)> {
@@ -143,14 +153,9 @@ fn a_stray_store_of_the_same_byte_changes_nothing() {
 /// two `CompleteIo`s (the first completes that IO, the second nothing) and an fsync.
 fn completion_input() -> Input {
     let mut input = input();
-    input.threads = vec![vec![
-        Op::Write {
-            file: 0,
-            off: 0,
-            len: 4 * BS,
-            sync: false,
-        },
-        Op::Fsync { file: 0 },
+    // The write and fsync of `input`, then the rest.
+    input.threads[0].truncate(2);
+    input.threads[0].extend([
         Op::Write {
             file: 0,
             off: 0,
@@ -165,7 +170,7 @@ fn completion_input() -> Input {
         Op::CompleteIo { n: 1 },
         Op::CompleteIo { n: 1 },
         Op::Fsync { file: 0 },
-    ]];
+    ]);
     input
 }
 
@@ -199,19 +204,6 @@ fn uncached_input() -> Input {
     let mut input = input();
     input.threads[0].insert(2, Op::Reclaim { file: 0, folio: 2 });
     input
-}
-
-/// Runs `input` with `stray` applied to one side just before op `k` (asserting it changed
-/// something).
-fn disturbed(input: &Input, k: usize, side: Side, stray: fn(&mut RefFs, &Fs, Side) -> bool) -> Run {
-    let mut hit = false;
-    let run = run_sequential_disturbed(input, Bugs::NONE, &mut |at, r, i| {
-        if at == k {
-            hit = stray(r, i, side);
-        }
-    });
-    assert!(hit, "the stray change happened before op {k} ({side:?})");
-    run
 }
 
 fn disk_stray(r: &mut RefFs, i: &Fs, side: Side) -> bool {

@@ -128,9 +128,6 @@ pub(crate) struct File {
     pub promise: Vec<(u64, u64, u64)>,
     /// The size that fsync promised (lowered by truncates since).
     pub promised_size: u64,
-    /// Blocks `[lo, hi)` covering every folio whose IO completed since the oracle last asked
-    /// ([`crate::model::RefFs::take_completed`]).
-    pub completed: Option<(u64, u64)>,
     /// Blocks whose state changed since the oracle last asked: every [`File::block_mut`]
     /// notes its block ([`crate::model::RefFs::take_changed`]).
     changed: Changed,
@@ -259,7 +256,6 @@ impl File {
             disk_size: 0,
             promise: Vec::new(),
             promised_size: 0,
-            completed: None,
             changed: Changed::default(),
         }
     }
@@ -339,14 +335,6 @@ impl File {
         while self.blocks.last() == Some(&Block::HOLE) {
             self.blocks.pop();
         }
-    }
-
-    /// Blocks `[lo, hi)` had their IO completed.
-    pub fn note_completed(&mut self, lo: u64, hi: u64) {
-        self.completed = Some(match self.completed {
-            Some((a, b)) => (a.min(lo), b.max(hi)),
-            None => (lo, hi),
-        });
     }
 
     /// Calls `f` with the block ranges changed since the last take (by [`File::block_mut`]),

@@ -173,7 +173,7 @@ impl RefFs {
         let fi = io.file;
         // Everything below changes this folio's blocks only (and the disk blocks they map).
         let bpf = self.bpf();
-        self.files[fi].note_completed(io.folio * bpf, (io.folio + 1) * bpf);
+        self.completed_io = true;
         let mut bad = None;
         match self.files[fi].folios.get(&io.folio) {
             Some(data) => {

@@ -86,6 +86,8 @@ pub struct RefFs {
     /// found a different tree): no later look at the state can see them, so they are kept and
     /// reported by every later `check_invariants`.
     found: Vec<Violation>,
+    /// Whether an IO completed since the oracle last asked ([`RefFs::take_completed`]).
+    completed_io: bool,
 }
 
 impl RefFs {
@@ -119,6 +121,7 @@ impl RefFs {
             space: Space::new(geo.capacity_blocks, geo.block_size as usize),
             inflight: VecDeque::new(),
             found: Vec::new(),
+            completed_io: false,
         }
     }
 

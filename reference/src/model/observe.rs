@@ -104,13 +104,11 @@ impl RefFs {
         out
     }
 
-    /// The blocks of `file` whose IO completed (by `CompleteIo`, a wait for writeback, a crash's
-    /// landing) since the last call, as one covering range, forgotten: what an op that completes
-    /// IO changed in the file, for the oracle's comparison of only that (a completion changes
-    /// its folio's blocks and the disk blocks they map, nothing else of the file).
-    pub fn take_completed(&mut self, file: FileId) -> Option<(u64, u64)> {
-        let fi = self.fid(file)?;
-        self.files[fi].completed.take()
+    /// Whether any IO completed (by `CompleteIo`, a wait for writeback, a crash's landing) since
+    /// the last call, forgotten: the oracle then runs this model's whole self-check, which
+    /// checks what completions promise (checksums, durability).
+    pub fn take_completed(&mut self) -> bool {
+        std::mem::take(&mut self.completed_io)
     }
 
     /// Appends to `out`, as `(file, first block, end block)`, every block range whose observable

@@ -598,10 +598,11 @@ fn compare_global(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) -> 
             implementation: ic,
         });
     }
-    if r.btree_corrupt() != i.btree_corrupt() {
+    let (rb, ib) = (r.btree_corrupt(), i.btree_corrupt());
+    if rb != ib {
         out.push(Mismatch::Corruption {
-            reference: r.btree_corrupt(),
-            implementation: i.btree_corrupt(),
+            reference: rb,
+            implementation: ib,
         });
     }
     let files = r.file_count().min(i.file_count());

@@ -6,7 +6,7 @@
 //! [`disk`], [`page_cache`], [`buffered_write`], [`buffered_read`], [`fault`], [`writeback`] (and
 //! IO completion), [`direct_io`], [`space_ops`] (fallocate, punch, zero, truncate), [`journal`],
 //! [`lifecycle`] (reclaim, eviction, fault injection and repair), [`crash`] (the size on disk,
-//! fsync's promise and the power cut) and [`observe`] (the oracle's view and the invariant
+//! fsync's promise and the power cut), [`wb_error`] (the writeback error slot) and [`observe`] (the oracle's view and the invariant
 //! checks).
 //!
 //! # Lock order
@@ -92,6 +92,7 @@ mod page_cache;
 mod space;
 mod space_ops;
 pub mod sync;
+mod wb_error;
 mod writeback;
 
 #[cfg(test)]
@@ -152,7 +153,7 @@ pub(crate) struct Inode {
     /// The data fork's log of changed blocks (`ExtentMap::log`), read without the ILOCK.
     pub extent_log: std::sync::Arc<change_log::ChangeLog>,
     /// The first writeback error not yet reported by fsync.
-    pub wb_err: Mutex<Option<Errno>>,
+    pub wb_err: wb_error::WbErr,
     /// Blocks logged in the running transaction (journaled data only).
     pub journal: Mutex<BTreeSet<u64>>,
     /// Open transaction handles (jbd2's `t_updates`), journaled data only: an op that logs
@@ -177,6 +178,9 @@ pub struct Fs {
     /// repair that found a different tree, writeback over a hole); reported by
     /// `check_invariants` from then on.
     pub(crate) violations: Mutex<Vec<Violation>>,
+    /// Whether `violations` holds any: set under its lock after a push, so the check after
+    /// every op reads it instead of taking the lock.
+    pub(crate) any_violation: AtomicBool,
     /// Concurrent runs: the commit log, in commit order (see [`vocab::step`]).
     commit_log: Mutex<Vec<Step>>,
     /// Whether [`Fs::record`] appends to the log (off in sequential runs: no cost there).
@@ -271,7 +275,7 @@ impl Fs {
                     promise: Mutex::new_leaf(LockClass::Promise, (0, Vec::new())),
                     cache: PageCache::new(idx, fsz as usize),
                     ilock: Mutex::keyed(LockClass::Ilock, idx as u64, map),
-                    wb_err: Mutex::keyed(LockClass::WbErr, idx as u64, None),
+                    wb_err: wb_error::WbErr::new(idx as u64),
                     journal: Mutex::new(LockClass::Journal, BTreeSet::new()),
                     handles: RwLock::keyed(LockClass::Handles, idx as u64, ()),
                 }
@@ -288,6 +292,7 @@ impl Fs {
             ioq: IoQueue::new(),
             disk: Disk::new(bs as usize),
             violations: Mutex::new(LockClass::Violations, Vec::new()),
+            any_violation: AtomicBool::new(false),
             commit_log: Mutex::new(LockClass::CommitLog, Vec::new()),
             recording: AtomicBool::new(false),
             crash_hook: None,
@@ -316,6 +321,7 @@ impl Fs {
                 v.push(f);
             }
         }
+        self.any_violation.store(!v.is_empty(), Ordering::Release);
     }
 
     fn apply_op(&self, seq: u32, op: &Op) -> Outcome {
@@ -407,7 +413,9 @@ impl Fs {
     /// Records an invariant violation the code detected in itself.
     #[track_caller]
     pub(crate) fn record_violation(&self, name: &'static str, detail: String) {
-        self.violations.lock().push(Violation { name, detail });
+        let mut v = self.violations.lock();
+        v.push(Violation { name, detail });
+        self.any_violation.store(true, Ordering::Release);
     }
 
     /// Allocates `n` physical blocks that are not backed by a delalloc reservation: the space

@@ -341,7 +341,7 @@ impl Observe for Fs {
     }
 
     fn wb_error(&self, file: FileId) -> Option<Errno> {
-        self.inode(file).and_then(|i| *i.wb_err.lock())
+        self.inode(file).and_then(|i| i.wb_err.peek())
     }
 
     fn btree_corrupt(&self) -> bool {
@@ -428,7 +428,11 @@ impl Fs {
     fn check(&self, scope: Scope<'_>) -> Vec<Violation> {
         // Breaches of the lock order by the observing thread itself (ops report their own).
         self.report_lock_findings();
-        let mut v: Vec<Violation> = self.violations.lock().clone();
+        let mut v: Vec<Violation> = if self.any_violation.load(crate::sync::Ordering::Acquire) {
+            self.violations.lock().clone()
+        } else {
+            Vec::new()
+        };
         let mut push = |name: &'static str, detail: String| v.push(Violation { name, detail });
         let (free, reserved, allocated) = self.space.get();
         if free + reserved + allocated != self.geometry.capacity_blocks {

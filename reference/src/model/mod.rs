@@ -88,6 +88,8 @@ pub struct RefFs {
     found: Vec<Violation>,
     /// Whether an IO completed since the oracle last asked ([`RefFs::take_completed`]).
     completed_io: bool,
+    /// The digest of a block of zeros (what holes and unwritten blocks show).
+    zero_digest: u32,
 }
 
 impl RefFs {
@@ -122,6 +124,7 @@ impl RefFs {
             inflight: VecDeque::new(),
             found: Vec::new(),
             completed_io: false,
+            zero_digest: crate::block_digest(&vec![0; geo.block_size as usize]),
         }
     }
 

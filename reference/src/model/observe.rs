@@ -423,7 +423,6 @@ impl Observe for RefFs {
         };
         let f = &self.files[fi];
         let (bs, bpf) = (self.bs(), self.bpf());
-        let mut zeros = None;
         // The cached folios from `first` on, walked once alongside the blocks.
         let mut folios = f.folios.range(first / bpf..).peekable();
         let mut disk = None;
@@ -457,7 +456,7 @@ impl Observe for RefFs {
                             ]),
                         }
                     }
-                    _ => *zeros.get_or_insert_with(|| crate::block_digest(&zeros_of(bs as usize))),
+                    _ => self.zero_digest,
                 }
             };
             out.push(Some(d));
@@ -493,11 +492,11 @@ impl Observe for RefFs {
                 ),
             });
         }
-        let (bs, bpf, fsz) = (self.bs(), self.bpf(), self.fsz());
+        let (bpf, fsz) = (self.bpf(), self.fsz());
         let mut delalloc = 0u64;
         let mut mapped = 0u64;
-        let zeros = zeros_of(bs as usize);
-        let zero_digest = crate::block_digest(&zeros);
+        let zero_digest = self.zero_digest;
+        let mut disk = s.walk();
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
             let mut is_cached = f.cached_walk(0, bpf);
@@ -531,7 +530,7 @@ impl Observe for RefFs {
                     });
                 }
                 if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
-                    if s.block(p).is_none() {
+                    if disk.digest(p).is_none() {
                         v.push(Violation {
                             name: "no-stale-exposure",
                             detail: format!(
@@ -577,7 +576,7 @@ impl Observe for RefFs {
                         // block; the bytes themselves against stale bytes or zeros.
                         let cached = &data[self.block_slice(b)];
                         let same = match (blk.extent, blk.phys) {
-                            (ExtentState::Written, Some(p)) => match s.block_digest(p) {
+                            (ExtentState::Written, Some(p)) => match disk.digest(p) {
                                 Some(d) => d == data.digest((b % bpf) as usize),
                                 None => {
                                     let stale = crate::pattern::stale_byte(p);

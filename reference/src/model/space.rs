@@ -162,16 +162,19 @@ impl Space {
         self.disk.get(&phys).map(|(b, _)| &b[..])
     }
 
-    /// The digest of physical block `phys`'s bytes, `None` if not written since it was last
-    /// free.
-    pub fn block_digest(&self, phys: u64) -> Option<u32> {
-        self.disk.get(&phys).map(|&(_, d)| d)
-    }
-
     /// `(physical block, digest)` of every block written since it was last free, from `phys` on,
     /// in order.
     pub fn digests_from(&self, phys: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
         self.disk.range(phys..).map(|(&p, &(_, d))| (p, d))
+    }
+
+    /// A walk of the disk for digests asked block after block ([`DiskWalk`]).
+    pub fn walk(&self) -> DiskWalk<'_> {
+        DiskWalk {
+            space: self,
+            at: 0,
+            rest: None,
+        }
     }
 
     /// Appends to `out` the physical block ranges whose bytes changed since the last take,
@@ -201,5 +204,40 @@ impl Space {
                 self.disk.insert(phys, (data.into(), digest));
             }
         }
+    }
+}
+
+type DiskRange<'a> = std::collections::btree_map::Range<'a, u64, (Box<[u8]>, u32)>;
+
+/// The disk's digests asked for in mostly increasing block order, answered by one walk of the
+/// disk map: whole-file observations and checks ask block after block, and consecutive file
+/// blocks are usually consecutive on disk, so stepping replaces a map search per block (the
+/// searches were 40% of the whole self-check). A step back or a jump ahead restarts the walk
+/// with one search.
+pub struct DiskWalk<'a> {
+    space: &'a Space,
+    /// The block asked last; the map from there on (searched at the first question).
+    at: u64,
+    rest: Option<std::iter::Peekable<DiskRange<'a>>>,
+}
+
+impl DiskWalk<'_> {
+    /// How far ahead a step may go before a search is cheaper than stepping.
+    const STEP: u64 = 64;
+
+    /// The digest of physical block `phys`, `None` if not written since it was last free
+    /// (it then holds stale bytes).
+    pub fn digest(&mut self, phys: u64) -> Option<u32> {
+        if phys < self.at || phys - self.at > Self::STEP {
+            self.rest = None;
+        }
+        self.at = phys;
+        let rest = self
+            .rest
+            .get_or_insert_with(|| self.space.disk.range(phys..).peekable());
+        while rest.next_if(|(&k, _)| k < phys).is_some() {}
+        rest.peek()
+            .filter(|(&k, _)| k == phys)
+            .map(|(_, &(_, d))| d)
     }
 }

@@ -478,9 +478,11 @@ fn compare_window(
         } = &mut *w;
         ra.clear();
         ia.clear();
+        rd.clear();
+        id.clear();
         data.clear();
-        r.block_runs(file, first, end, ra);
-        i.block_runs(file, first, end, ia);
+        r.window(file, first, end, ra, rd);
+        i.window(file, first, end, ia, id);
         // One sweep over both run lists: where the states differ, and where data is.
         let (mut x, mut y) = (ra.iter().copied(), ia.iter().copied());
         let (mut a, mut b) = (x.next(), y.next());
@@ -516,10 +518,9 @@ fn compare_window(
         let bs = r.geometry().bs();
         let size = r.size(file).max(i.size(file));
         'runs: for &(lo, hi) in data.iter() {
-            rd.clear();
-            id.clear();
-            r.digests(file, lo, hi, rd);
-            i.digests(file, lo, hi, id);
+            // This run's digests.
+            let at = (lo - first) as usize;
+            let (rd, id) = (rd.get(at..).unwrap_or(&[]), id.get(at..).unwrap_or(&[]));
             // Blocks whose digests are missing or differ, compared byte by byte in runs.
             let mut k = 0u64;
             let n = hi - lo;
@@ -546,7 +547,10 @@ fn compare_window(
                     // Same bytes: any digest given for them must be theirs.
                     for b in lo + start..lo + k {
                         let j = (b - lo) as usize;
-                        let given = [(Side::Reference, rd[j]), (Side::Implementation, id[j])];
+                        let given = [
+                            (Side::Reference, rd.get(j).copied().flatten()),
+                            (Side::Implementation, id.get(j).copied().flatten()),
+                        ];
                         if given.iter().all(|(_, d)| d.is_none()) {
                             continue;
                         }

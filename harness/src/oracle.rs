@@ -84,7 +84,7 @@ impl From<&Outcome> for Recorded {
             Outcome::Done(n) => Recorded::Done(*n),
             Outcome::Data(d) => Recorded::Data {
                 len: d.len() as u64,
-                crc32c: crc32c::crc32c(d),
+                crc32c: reference::crc32c(d),
             },
             Outcome::Err(e) => Recorded::Err(*e),
         }

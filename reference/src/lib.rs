@@ -12,8 +12,8 @@
 pub mod model;
 
 pub use vocab::{
-    block_digest, fill_pattern, pattern_byte, BlockObs, CacheState, Config, Counters, Errno,
-    ExtentState, FileId, FileSpec, Geometry, GeometryError, Input, Observe, Op, OpKind, Outcome,
-    Policy, Step, Violation, PAGE_SIZE,
+    block_digest, crc32c, fill_pattern, pattern_byte, BlockObs, CacheState, Config, Counters,
+    Errno, ExtentState, FileId, FileSpec, Geometry, GeometryError, Input, Observe, Op, OpKind,
+    Outcome, Policy, Step, Violation, PAGE_SIZE,
 };
 pub use vocab::{config, errno, geometry, op, pattern, state, step};

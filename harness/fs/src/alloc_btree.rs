@@ -80,24 +80,24 @@ impl Node {
 
     /// CRC32C over the node's contents (for internal nodes: keys and child CRCs).
     fn compute_crc(&self) -> u32 {
-        let mut crc = 0u32;
+        let mut crc = vocab::Crc32c::new();
         match &self.kind {
             Kind::Leaf(recs) => {
-                crc = crc32c::crc32c_append(crc, b"leaf");
+                crc.update(b"leaf");
                 for r in recs {
-                    crc = crc32c::crc32c_append(crc, &r.start.to_le_bytes());
-                    crc = crc32c::crc32c_append(crc, &r.len.to_le_bytes());
+                    crc.update(&r.start.to_le_bytes());
+                    crc.update(&r.len.to_le_bytes());
                 }
             }
             Kind::Internal(ch) => {
-                crc = crc32c::crc32c_append(crc, b"node");
+                crc.update(b"node");
                 for c in ch {
-                    crc = crc32c::crc32c_append(crc, &c.key.to_le_bytes());
-                    crc = crc32c::crc32c_append(crc, &c.node.crc.to_le_bytes());
+                    crc.update(&c.key.to_le_bytes());
+                    crc.update(&c.node.crc.to_le_bytes());
                 }
             }
         }
-        crc
+        crc.finish()
     }
 
     fn update_crc(&mut self) {

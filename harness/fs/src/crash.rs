@@ -222,7 +222,7 @@ impl Fs {
         if landed != 0 {
             let bad = io.blocks.iter().find(|b| {
                 let off = b.slot as usize * bs;
-                crc32c::crc32c(&st.data[off..off + bs]) != b.crc
+                vocab::crc32c(&st.data[off..off + bs]) != b.crc
             });
             if let Some(b) = bad {
                 self.record_violation(

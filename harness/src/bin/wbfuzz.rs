@@ -436,7 +436,7 @@ fn cmd_run(
         if digest {
             println!(
                 "{name}: digest {:08x}",
-                crc32c::crc32c(format!("{run:?}").as_bytes())
+                reference::crc32c(format!("{run:?}").as_bytes())
             );
         }
         match &run.verdict {

@@ -141,7 +141,7 @@ impl RefFs {
         let bad = io
             .blocks
             .iter()
-            .find(|&&(b, crc)| crc32c::crc32c(&data[self.block_slice(b)]) != crc);
+            .find(|&&(b, crc)| crate::crc32c(&data[self.block_slice(b)]) != crc);
         if let Some(&(b, _)) = bad {
             self.found.push(Violation {
                 name: "checksum-mismatch",

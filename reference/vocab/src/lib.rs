@@ -6,6 +6,7 @@
 //! implementation under test (`wbfuzz-fs`) each depend on it and never on each other, so a
 //! rule of the specification can live in only one of them.
 
+pub mod checksum;
 pub mod config;
 pub mod errno;
 pub mod geometry;
@@ -14,6 +15,7 @@ pub mod pattern;
 pub mod state;
 pub mod step;
 
+pub use checksum::{crc32c, Crc32c};
 pub use config::{Config, FileSpec, Input, Policy};
 pub use errno::Errno;
 pub use geometry::{Geometry, GeometryError, PAGE_SIZE};

@@ -314,7 +314,7 @@ impl fmt::Display for Outcome {
                     f,
                     "data {:#x} bytes crc32c {:08x}",
                     d.len(),
-                    crc32c::crc32c(d)
+                    crate::checksum::crc32c(d)
                 )
             }
             Outcome::Err(e) => write!(f, "err {e}"),

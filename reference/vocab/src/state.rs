@@ -124,7 +124,7 @@ impl fmt::Display for Violation {
 /// of the block; a digest mismatch is followed by a byte comparison, which is what a report shows.
 #[inline]
 pub fn block_digest(bytes: &[u8]) -> u32 {
-    crc32c::crc32c(bytes)
+    crate::checksum::crc32c(bytes)
 }
 
 /// Read-only observation of a model's state, with no side effects (nothing is instantiated,

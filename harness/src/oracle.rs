@@ -464,6 +464,26 @@ fn compare_window(
     i: &dyn Observe,
     out: &mut Vec<Mismatch>,
 ) {
+    compare_window_with(file, first, end, r, i, out, &mut |f, a, b, runs, d| {
+        i.window(f, a, b, runs, d)
+    })
+}
+
+/// The implementation's side of a window: [`Observe::window`], or [`Fs::window_checked`].
+type ImplWindow<'a> = dyn FnMut(FileId, u64, u64, &mut Runs, &mut Vec<Option<u32>>) + 'a;
+
+/// [`compare_window`] with the implementation's window observed by `impl_window` (which sees
+/// every block of the range that either side's state reaches: past both block spans nothing
+/// is held).
+fn compare_window_with(
+    file: FileId,
+    first: u64,
+    end: u64,
+    r: &dyn Observe,
+    i: &dyn Observe,
+    out: &mut Vec<Mismatch>,
+    impl_window: &mut ImplWindow<'_>,
+) {
     let span = r.block_span(file).max(i.block_span(file));
     let end = end.min(span);
     if end <= first {
@@ -482,7 +502,7 @@ fn compare_window(
         id.clear();
         data.clear();
         r.window(file, first, end, ra, rd);
-        i.window(file, first, end, ia, id);
+        impl_window(file, first, end, ia, id);
         // One sweep over both run lists: where the states differ, and where data is.
         let (mut x, mut y) = (ra.iter().copied(), ia.iter().copied());
         let (mut a, mut b) = (x.next(), y.next());
@@ -739,10 +759,15 @@ fn compare_changed(
     probe: &mut Probe,
 ) -> Vec<Mismatch> {
     let mut out = Vec::new();
+    // The implementation's per-block invariants of the changed blocks, checked in the same look
+    // as their comparison (charged to it).
+    let mut per_block = Vec::new();
     probe.time(Part::Comparison, || {
         compare_global(r, i, &mut out);
         for &(f, lo, hi) in changed {
-            compare_window(f, lo, hi, r, i, &mut out);
+            compare_window_with(f, lo, hi, r, i, &mut out, &mut |f, a, b, runs, d| {
+                i.window_checked(f, a, b, runs, d, &mut per_block)
+            });
         }
     });
     probe.time(Part::Invariants, || {
@@ -757,12 +782,13 @@ fn compare_changed(
                 violation: v,
             });
         }
+        // The per-block ones were checked with the comparison.
         let own = if whole_state {
-            i.check_invariants_changed(changed)
+            i.check_invariants_changed(&[])
         } else {
-            i.check_invariants_in_ranges(changed)
+            i.check_invariants_in_ranges(&[])
         };
-        for v in own {
+        for v in own.into_iter().chain(per_block.drain(..)) {
             out.push(Mismatch::Invariant {
                 side: Side::Implementation,
                 violation: v,

@@ -476,6 +476,59 @@ impl Fs {
     }
 }
 
+/// Where [`Fs::check_blocks_of`] puts the window it observes besides its checks: the caller's
+/// runs and digests, and scratch buffers.
+struct View<'a> {
+    runs: &'a mut Vec<(u64, BlockObs)>,
+    digests: &'a mut Vec<Option<u32>>,
+    bits: &'a mut Vec<(u64, u64, u64)>,
+    clipped: &'a mut Vec<Mapping>,
+}
+
+impl Fs {
+    /// [`Observe::window`] of blocks `[first, end)` of `file` and the per-block invariants of
+    /// those blocks (`dirty-over-hole`, `past-eof-zero`, `clean-cache-matches-disk`,
+    /// `delalloc-not-dirty`) in one look, violations added to `violations`: the oracle's
+    /// comparison of what an op changed. The invariants that are not per block are left to
+    /// [`Fs::check_invariants_in_ranges`] / [`Fs::check_invariants_changed`] with no ranges.
+    pub fn window_checked(
+        &self,
+        file: FileId,
+        first: u64,
+        end: u64,
+        runs: &mut Vec<(u64, BlockObs)>,
+        digests: &mut Vec<Option<u32>>,
+        violations: &mut Vec<Violation>,
+    ) {
+        let Some(ino) = self.inode(file) else {
+            return self.window(file, first, end, runs, digests);
+        };
+        if end <= first {
+            return;
+        }
+        let g = self.geo;
+        let mut push =
+            |name: &'static str, detail: String| violations.push(Violation { name, detail });
+        pooled(&FOLIOS, |folios| {
+            pooled(&MAPS, |maps| {
+                pooled(&MAPS, |clipped| {
+                    pooled(&BITS, |bits| {
+                        ino.cache
+                            .range_into(first / g.bpf, end.div_ceil(g.bpf), folios);
+                        let view = View {
+                            runs,
+                            digests,
+                            bits,
+                            clipped,
+                        };
+                        self.check_blocks_of(ino, folios, maps, first, end, Some(view), &mut push)
+                    })
+                })
+            })
+        })
+    }
+}
+
 /// What an invariant check covers.
 #[derive(Clone, Copy)]
 enum Scope<'a> {
@@ -554,13 +607,16 @@ impl Fs {
             pooled(&MAPS, |maps| {
                 ino.cache
                     .range_into(b0 / self.geo.bpf, b1.div_ceil(self.geo.bpf), folios);
-                self.check_blocks_of(ino, folios, maps, b0, b1, push)
+                self.check_blocks_of(ino, folios, maps, b0, b1, None, push)
             })
         })
     }
 
     /// [`Fs::check_blocks`] with `folios` the cached folios of the range and `maps` an empty
-    /// buffer for its mappings.
+    /// buffer for its mappings; with `view`, also [`Observe::window`] of `[b0, b1)` from the
+    /// same look (the oracle's comparison after an op: one ILOCK hold and one memory lock per
+    /// folio for the comparison and the checks).
+    #[allow(clippy::too_many_arguments)]
     fn check_blocks_of(
         &self,
         ino: &Inode,
@@ -568,10 +624,14 @@ impl Fs {
         maps: &mut Vec<Mapping>,
         b0: u64,
         b1: u64,
+        mut view: Option<View<'_>>,
         push: &mut impl FnMut(&'static str, String),
     ) {
         let g = self.geo;
+        let bs = g.bs as usize;
         let size = Fs::size(self, ino);
+        // Blocks wholly below EOF have digests; the rest get `None`.
+        let whole = (size / g.bs).clamp(b0, b1);
         let em = ino.ilock.lock();
         // One walk of the extent map over the range and the folios' whole blocks (the first and
         // last folio may reach outside `[b0, b1)`); each check below reads its slice of it.
@@ -581,6 +641,25 @@ impl Fs {
             .map_or(b1, |f| ((f.index + 1) * g.bpf).max(b1));
         em.mappings_into(lo, hi, maps);
         let maps = &maps[..];
+        let base = view.as_ref().map_or(0, |v| v.digests.len() as u64);
+        if let Some(v) = view.as_mut() {
+            // The disk's and zeros' digests first; cached blocks' are laid over them below.
+            for m in clip(maps, b0, b1) {
+                let hi = m.end().min(whole);
+                if m.start < hi {
+                    if m.state == ExtentState::Written {
+                        self.disk.digests_into(m.phys, hi - m.start, v.digests);
+                    } else {
+                        v.digests.extend(std::iter::repeat_n(
+                            Some(g.zero_digest),
+                            (hi - m.start) as usize,
+                        ));
+                    }
+                }
+                let past = m.start.max(whole);
+                v.digests.extend((past..m.end().max(past)).map(|_| None));
+            }
+        }
         let mut cursor = 0;
         // Dirty masks by folio, in index order (for the delalloc check below).
         let mut dirty_of: Vec<(u64, u64)> = Vec::with_capacity(folios.len());
@@ -589,6 +668,17 @@ impl Fs {
             let st = f.mem();
             let dirty = st.dirty();
             dirty_of.push((f.index, dirty));
+            if let Some(v) = view.as_mut() {
+                let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
+                for b in fb0.max(b0)..(fb0 + g.bpf).min(whole) {
+                    let i = (b - fb0) as usize;
+                    if up & (1 << i) != 0 {
+                        v.digests[(base + b - b0) as usize] = Some(st.data.digest(i, bs));
+                    }
+                }
+                let wb = if st.writeback { st.wb_mask } else { 0 };
+                v.bits.push((fb0, dirty, wb));
+            }
             while cursor < maps.len() && maps[cursor].end() <= fb0 {
                 cursor += 1;
             }
@@ -623,6 +713,14 @@ impl Fs {
             self.check_clean_blocks(ino, here, f, &st, push);
         }
         drop(em);
+        if let Some(v) = view {
+            v.clipped.extend(clip(maps, b0, b1));
+            let mut put = |n: u64, o: BlockObs| match v.runs.last_mut() {
+                Some((k, s)) if *s == o => *k += n,
+                _ => v.runs.push((n, o)),
+            };
+            runs_of(g.bpf, v.clipped, v.bits, &mut put);
+        }
         for m in clip(maps, b0, b1) {
             if m.state != ExtentState::Delalloc {
                 continue;

@@ -52,28 +52,39 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs `f` over all inputs repeatedly: warm-up, then `samples` samples of at least
-/// `sample_time` each; returns the median seconds per input.
-fn per_input<F: FnMut(&Input)>(cfg: &BenchConfig, inputs: &[Input], mut f: F) -> f64 {
+/// Runs each of `fs` over all inputs repeatedly: a warm-up of each, then `samples` rounds, in
+/// each of which every function takes one sample of at least `sample_time`; returns each one's
+/// median seconds per input. Interleaved so that the ratios between them (the overheads) hold
+/// on a machine whose speed drifts: a shared VM's drifted by 10% within a minute, which
+/// measuring one function after the other turned into a 10% error in the overhead.
+fn per_input_each(
+    cfg: &BenchConfig,
+    inputs: &[Input],
+    fs: &mut [&mut dyn FnMut(&Input)],
+) -> Vec<f64> {
     if inputs.is_empty() {
-        return f64::NAN;
+        return vec![f64::NAN; fs.len()];
     }
-    for i in inputs {
-        f(i);
-    }
-    let mut samples = Vec::with_capacity(cfg.samples);
-    for _ in 0..cfg.samples.max(1) {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while start.elapsed() < cfg.sample_time {
-            for i in inputs {
-                f(i);
-            }
-            n += inputs.len() as u64;
+    for f in fs.iter_mut() {
+        for i in inputs {
+            f(i);
         }
-        samples.push(start.elapsed().as_secs_f64() / n as f64);
     }
-    median(samples)
+    let mut samples = vec![Vec::with_capacity(cfg.samples); fs.len()];
+    for _ in 0..cfg.samples.max(1) {
+        for (f, s) in fs.iter_mut().zip(&mut samples) {
+            let start = Instant::now();
+            let mut n = 0u64;
+            while start.elapsed() < cfg.sample_time {
+                for i in inputs {
+                    f(i);
+                }
+                n += inputs.len() as u64;
+            }
+            s.push(start.elapsed().as_secs_f64() / n as f64);
+        }
+    }
+    samples.into_iter().map(median).collect()
 }
 
 /// Loads every input of one target's benchmark corpus, in file-name order.
@@ -506,11 +517,12 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
             t.name(),
             inputs.len()
         ));
-        let diff = per_input(cfg, &inputs, |i| {
+        let mut diff = |i: &Input| {
             std::hint::black_box(exec::run_input(i, Bugs::NONE));
-        });
-        let imp = per_input(cfg, &inputs, run_impl_only);
-        let rf = per_input(cfg, &inputs, run_ref_only);
+        };
+        let (mut imp, mut rf) = (run_impl_only, run_ref_only);
+        let m = per_input_each(cfg, &inputs, &mut [&mut diff, &mut imp, &mut rf]);
+        let (diff, imp, rf) = (m[0], m[1], m[2]);
         progress(&format!("breakdown: {}", t.name()));
         parts.push(breakdown(cfg, t, &inputs, imp));
         throughput.push(Throughput {
@@ -529,13 +541,15 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
         for &ops in &[8usize, 32, 128] {
             progress(&format!("growth: {ops} ops, {} KiB", size >> 10));
             let input = [growth_input(ops, size)];
-            let s = per_input(cfg, &input, |i| {
+            let mut differential = |i: &Input| {
                 std::hint::black_box(oracle::run_sequential(i, Bugs::NONE));
-            });
-            let models = per_input(cfg, &input, |i| {
+            };
+            let mut alone = |i: &Input| {
                 run_impl_only(i);
                 run_ref_only(i);
-            });
+            };
+            let m = per_input_each(cfg, &input, &mut [&mut differential, &mut alone]);
+            let (s, models) = (m[0], m[1]);
             growth.push(Growth {
                 ops,
                 file_size: size,

@@ -14,7 +14,8 @@
 //! bytes may change) and block states as runs ([`Observe::block_runs`]); bytes are compared
 //! only where a digest is missing or differs, which is also what a report shows. The
 //! implementation checks its per-block invariants where something changed (they cannot have
-//! changed elsewhere) and, after ops that complete IO or touch the free-space btree, its
+//! changed elsewhere), in the same look at its extents and folios as the comparison
+//! ([`Fs::window_checked`]), and, after ops that complete IO or touch the free-space btree, its
 //! whole-state ones; the reference checks all its invariants after those ops if it completed
 //! IO, and otherwise reports the violations it saw as they happened. Where the whole state is
 //! compared (crashes, the end of the run) both models check all their invariants; the
@@ -747,7 +748,7 @@ fn checks_whole_state(op: &Op, changed: &[(FileId, u64, u64)]) -> bool {
 
 /// The comparison after an op that is not compared whole: the global state, the state of the
 /// blocks `changed` ([`Changes`]), the implementation's per-block invariants there (they cannot
-/// have changed elsewhere) and, with `whole_state`, its invariants over the whole state, and
+/// have changed elsewhere; checked with the comparison, [`Fs::window_checked`]) and, with `whole_state`, its invariants over the whole state, and
 /// the reference's self-check: whole if it completed IO (`reference_completed`: its
 /// completions check checksums and durability), else the violations it saw as they happened.
 fn compare_changed(

@@ -90,6 +90,9 @@ pub struct RefFs {
     completed_io: bool,
     /// The digest of a block of zeros (what holes and unwritten blocks show).
     zero_digest: u32,
+    /// Buffers [`RefFs::take_changed`] reuses: the disk's changed ranges, and the physical
+    /// blocks the changed file blocks show.
+    changed_scratch: (Vec<(u64, u64)>, Vec<u64>),
 }
 
 impl RefFs {
@@ -124,7 +127,8 @@ impl RefFs {
             inflight: VecDeque::new(),
             found: Vec::new(),
             completed_io: false,
-            zero_digest: crate::block_digest(&vec![0; geo.block_size as usize]),
+            zero_digest: crate::block_digest(&observe::zeros_of(geo.block_size as usize)),
+            changed_scratch: Default::default(),
         }
     }
 

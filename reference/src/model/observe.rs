@@ -127,15 +127,30 @@ impl RefFs {
                 out.push((file, lo.saturating_mul(bpf), hi.saturating_mul(bpf)))
             });
         }
-        let mut disk = Vec::new();
+        let (mut disk, mut covered) = std::mem::take(&mut self.changed_scratch);
+        disk.clear();
+        covered.clear();
         self.space.take_disk_changed(&mut disk);
+        self.map_disk_changes(from, &disk, &mut covered, out);
+        self.changed_scratch = (disk, covered);
+    }
+
+    /// The blocks of every file that show a physical block in `disk` (changed on disk this op)
+    /// and are not among the changed blocks `out[from..]` already, appended to `out`; `covered`
+    /// is an empty buffer.
+    fn map_disk_changes(
+        &self,
+        from: usize,
+        disk: &[(u64, u64)],
+        covered: &mut Vec<u64>,
+        out: &mut Vec<(FileId, u64, u64)>,
+    ) {
         if disk.is_empty() {
             return;
         }
         // A disk write is almost always of blocks whose own state changed with it (a
         // completion, a journal commit): those are compared already. Only a physical block no
         // changed block maps needs the files searched for the blocks that show it.
-        let mut covered: Vec<u64> = Vec::new();
         for &(file, lo, hi) in &out[from..] {
             let f = &self.files[file as usize];
             for b in lo..hi.min(f.block_len()) {
@@ -692,7 +707,7 @@ impl RefFs {
 }
 
 /// A zero buffer of at least `len` bytes (folios are at most 16 KiB; larger requests allocate).
-fn zeros_of(len: usize) -> std::borrow::Cow<'static, [u8]> {
+pub(super) fn zeros_of(len: usize) -> std::borrow::Cow<'static, [u8]> {
     static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
     match ZEROS.get(..len) {
         Some(z) => std::borrow::Cow::Borrowed(z),

@@ -354,7 +354,7 @@ impl Observe for Fs {
         let g = self.geo;
         let bs = g.bs as usize;
         // Blocks wholly below EOF have digests; the rest get `None`.
-        let whole = (Fs::size(self, ino) / g.bs).clamp(first, end);
+        let whole = (Fs::size(self, ino) / g.bs).min(end).max(first);
         let base = digests.len() as u64;
         pooled(&MAPS, |maps| {
             ino.ilock.lock().mappings_into(first, end, maps);
@@ -631,7 +631,7 @@ impl Fs {
         let bs = g.bs as usize;
         let size = Fs::size(self, ino);
         // Blocks wholly below EOF have digests; the rest get `None`.
-        let whole = (size / g.bs).clamp(b0, b1);
+        let whole = (size / g.bs).min(b1).max(b0);
         let em = ino.ilock.lock();
         // One walk of the extent map over the range and the folios' whole blocks (the first and
         // last folio may reach outside `[b0, b1)`); each check below reads its slice of it.

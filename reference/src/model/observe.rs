@@ -441,17 +441,27 @@ impl Observe for RefFs {
         // The cached folios from `first` on, walked once alongside the blocks.
         let mut folios = f.folios.range(first / bpf..).peekable();
         let mut disk = None;
-        for b in first..end {
-            if b.saturating_add(1).saturating_mul(bs) > f.size {
-                out.push(None);
-                continue;
-            }
+        // Blocks wholly below EOF get digests, the rest `None`.
+        let whole = (f.size / bs).min(end).max(first);
+        let mut b = first;
+        while b < whole {
             let folio = b / bpf;
             while folios.next_if(|(&k, _)| k < folio).is_some() {}
             let d = if let Some((_, data)) = folios.peek().filter(|(&k, _)| k == folio) {
                 data.digest((b % bpf) as usize)
             } else {
                 let blk = f.block(b);
+                if blk == super::file::Block::HOLE {
+                    // A stretch of uncached holes, up to the next cached folio, reads as zeros:
+                    // one step for it, so that a large sparse file costs its data, not its size.
+                    let next_cached = folios
+                        .peek()
+                        .map_or(whole, |(&k, _)| (k * bpf).clamp(b + 1, whole));
+                    let n = f.holes_from(b, next_cached).clamp(1, whole - b);
+                    out.extend(std::iter::repeat_n(Some(self.zero_digest), n as usize));
+                    b += n;
+                    continue;
+                }
                 match (blk.extent, blk.phys) {
                     (ExtentState::Written, Some(p)) => {
                         // Consecutive blocks are usually consecutive on disk: walk the disk map
@@ -475,7 +485,9 @@ impl Observe for RefFs {
                 }
             };
             out.push(Some(d));
+            b += 1;
         }
+        out.extend((whole..end).map(|_| None));
     }
 
     fn counters(&self) -> Counters {

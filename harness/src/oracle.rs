@@ -442,6 +442,8 @@ type Runs = Vec<(u64, BlockObs)>;
 struct Window {
     runs: (Runs, Runs),
     digests: (Vec<Option<u32>>, Vec<Option<u32>>),
+    /// The implementation's digests of one run of data, when its window gave none.
+    digests_run: Vec<Option<u32>>,
     /// Maximal runs `[lo, hi)` of blocks with data on either side.
     data: Vec<(u64, u64)>,
 }
@@ -465,12 +467,14 @@ fn compare_window(
     i: &dyn Observe,
     out: &mut Vec<Mismatch>,
 ) {
-    compare_window_with(file, first, end, r, i, out, &mut |f, a, b, runs, d| {
-        i.window(f, a, b, runs, d)
+    compare_window_with(file, first, end, r, i, out, &mut |f, a, b, runs, _| {
+        i.block_runs(f, a, b, runs)
     })
 }
 
-/// The implementation's side of a window: [`Observe::window`], or [`Fs::window_checked`].
+/// The implementation's side of a window: its block runs, and either the digests of every
+/// block of the window ([`Fs::window_checked`]) or none (then they are asked per run of data,
+/// as the reference's are).
 type ImplWindow<'a> = dyn FnMut(FileId, u64, u64, &mut Runs, &mut Vec<Option<u32>>) + 'a;
 
 /// [`compare_window`] with the implementation's window observed by `impl_window` (which sees
@@ -495,6 +499,7 @@ fn compare_window_with(
         let Window {
             runs: (ra, ia),
             digests: (rd, id),
+            digests_run: id_run,
             data,
         } = &mut *w;
         ra.clear();
@@ -503,10 +508,12 @@ fn compare_window_with(
         id.clear();
         data.clear();
         // The reference's digests are asked per run of data below: its block states are kept
-        // per block, so digests of a whole window would cost a step per hole; the
-        // implementation's come with its window, a step per extent.
+        // per block, so digests of a whole window would cost a step per hole (a snapshot's, a
+        // hash per block); the implementation's come with its window when it gives them, a
+        // step per extent.
         r.block_runs(file, first, end, ra);
         impl_window(file, first, end, ia, id);
+        let impl_gave_digests = id.len() as u64 == end - first;
         // One sweep over both run lists: where the states differ, and where data is.
         let (mut x, mut y) = (ra.iter().copied(), ia.iter().copied());
         let (mut a, mut b) = (x.next(), y.next());
@@ -545,8 +552,14 @@ fn compare_window_with(
             // This run's digests.
             rd.clear();
             r.digests(file, lo, hi, rd);
-            let at = (lo - first) as usize;
-            let (rd, id) = (&rd[..], id.get(at..).unwrap_or(&[]));
+            let id: &[Option<u32>] = if impl_gave_digests {
+                id.get((lo - first) as usize..).unwrap_or(&[])
+            } else {
+                id_run.clear();
+                i.digests(file, lo, hi, id_run);
+                id_run
+            };
+            let rd = &rd[..];
             // Blocks whose digests are missing or differ, compared byte by byte in runs.
             let mut k = 0u64;
             let n = hi - lo;

@@ -330,77 +330,6 @@ impl Observe for Fs {
         out.extend((whole..end).map(|_| None));
     }
 
-    /// One ILOCK hold and one cache lookup for both, and one memory lock per folio: the
-    /// disk's and zeros' digests first (no folio locked), then each folio's bits and the
-    /// digests of its uptodate blocks.
-    fn window(
-        &self,
-        file: FileId,
-        first: u64,
-        end: u64,
-        runs: &mut Vec<(u64, BlockObs)>,
-        digests: &mut Vec<Option<u32>>,
-    ) {
-        let Some(ino) = self.inode(file) else {
-            if end > first {
-                runs.push((end - first, BlockObs::UNTOUCHED));
-                digests.extend((first..end).map(|_| None));
-            }
-            return;
-        };
-        if end <= first {
-            return;
-        }
-        let g = self.geo;
-        let bs = g.bs as usize;
-        // Blocks wholly below EOF have digests; the rest get `None`.
-        let whole = (Fs::size(self, ino) / g.bs).min(end).max(first);
-        let base = digests.len() as u64;
-        pooled(&MAPS, |maps| {
-            ino.ilock.lock().mappings_into(first, end, maps);
-            for m in maps.iter() {
-                let hi = m.end().min(whole);
-                if m.start < hi {
-                    if m.state == ExtentState::Written {
-                        self.disk.digests_into(m.phys, hi - m.start, digests);
-                    } else {
-                        digests.extend(std::iter::repeat_n(
-                            Some(g.zero_digest),
-                            (hi - m.start) as usize,
-                        ));
-                    }
-                }
-                let past = m.start.max(whole);
-                digests.extend((past..m.end().max(past)).map(|_| None));
-            }
-            pooled(&FOLIOS, |arcs| {
-                ino.cache
-                    .range_into(first / g.bpf, end.div_ceil(g.bpf), arcs);
-                pooled(&BITS, |bits| {
-                    // Folio memory is not locked under the index lock (lock order, `lib.rs`).
-                    for f in arcs.iter() {
-                        let st = f.mem();
-                        let fb0 = f.index * g.bpf;
-                        let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
-                        for b in fb0.max(first)..(fb0 + g.bpf).min(whole) {
-                            let i = (b - fb0) as usize;
-                            if up & (1 << i) != 0 {
-                                digests[(base + b - first) as usize] = Some(st.data.digest(i, bs));
-                            }
-                        }
-                        let wb = if st.writeback { st.wb_mask } else { 0 };
-                        bits.push((fb0, st.dirty(), wb));
-                    }
-                    let mut push = |n: u64, o: BlockObs| match runs.last_mut() {
-                        Some((k, s)) if *s == o => *k += n,
-                        _ => runs.push((n, o)),
-                    };
-                    runs_of(g.bpf, maps, bits, &mut push);
-                })
-            })
-        });
-    }
-
     fn counters(&self) -> Counters {
         let (free, reserved, allocated) = self.space.get();
         Counters {
@@ -486,8 +415,8 @@ struct View<'a> {
 }
 
 impl Fs {
-    /// [`Observe::window`] of blocks `[first, end)` of `file` and the per-block invariants of
-    /// those blocks (`dirty-over-hole`, `past-eof-zero`, `clean-cache-matches-disk`,
+    /// The block runs ([`Observe::block_runs`]) and digests ([`Observe::digests`]) of blocks
+    /// `[first, end)` of `file`, and the per-block invariants of those blocks (`dirty-over-hole`, `past-eof-zero`, `clean-cache-matches-disk`,
     /// `delalloc-not-dirty`) in one look, violations added to `violations`: the oracle's
     /// comparison of what an op changed. The invariants that are not per block are left to
     /// [`Fs::check_invariants_in_ranges`] / [`Fs::check_invariants_changed`] with no ranges.
@@ -501,7 +430,11 @@ impl Fs {
         violations: &mut Vec<Violation>,
     ) {
         let Some(ino) = self.inode(file) else {
-            return self.window(file, first, end, runs, digests);
+            if end > first {
+                runs.push((end - first, BlockObs::UNTOUCHED));
+                digests.extend((first..end).map(|_| None));
+            }
+            return;
         };
         if end <= first {
             return;
@@ -613,8 +546,8 @@ impl Fs {
     }
 
     /// [`Fs::check_blocks`] with `folios` the cached folios of the range and `maps` an empty
-    /// buffer for its mappings; with `view`, also [`Observe::window`] of `[b0, b1)` from the
-    /// same look (the oracle's comparison after an op: one ILOCK hold and one memory lock per
+    /// buffer for its mappings; with `view`, also the block runs and digests of `[b0, b1)` from
+    /// the same look (the oracle's comparison after an op: one ILOCK hold and one memory lock per
     /// folio for the comparison and the checks).
     #[allow(clippy::too_many_arguments)]
     fn check_blocks_of(

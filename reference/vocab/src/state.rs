@@ -175,20 +175,6 @@ pub trait Observe {
             );
         }
     }
-    /// [`Observe::block_runs`] and [`Observe::digests`] of the same blocks `[first, end)`, in
-    /// one look: what the oracle compares of a range. Models override it to gather their
-    /// extents and folios once for both.
-    fn window(
-        &self,
-        file: FileId,
-        first: u64,
-        end: u64,
-        runs: &mut Vec<(u64, BlockObs)>,
-        digests: &mut Vec<Option<u32>>,
-    ) {
-        self.block_runs(file, first, end, runs);
-        self.digests(file, first, end, digests);
-    }
     /// Filesystem-wide counters.
     fn counters(&self) -> Counters;
     /// The writeback error recorded on the file and not yet reported by fsync.

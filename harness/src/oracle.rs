@@ -766,9 +766,10 @@ fn checks_whole_state(op: &Op, changed: &[(FileId, u64, u64)]) -> bool {
 
 /// The comparison after an op that is not compared whole: the global state, the state of the
 /// blocks `changed` ([`Changes`]), the implementation's per-block invariants there (they cannot
-/// have changed elsewhere; checked with the comparison, [`Fs::window_checked`]) and, with `whole_state`, its invariants over the whole state, and
-/// the reference's self-check: whole if it completed IO (`reference_completed`: its
-/// completions check checksums and durability), else the violations it saw as they happened.
+/// have changed elsewhere; checked with the comparison, [`Fs::window_checked`]) and, with
+/// `whole_state`, its invariants over the whole state, and the reference's self-check: whole if
+/// it completed IO (`reference_completed`: its completions check checksums and durability),
+/// else the violations it saw as they happened.
 fn compare_changed(
     changed: &[(FileId, u64, u64)],
     reference_completed: bool,

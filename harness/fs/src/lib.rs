@@ -6,8 +6,8 @@
 //! [`disk`], [`page_cache`], [`buffered_write`], [`buffered_read`], [`fault`], [`writeback`] (and
 //! IO completion), [`direct_io`], [`space_ops`] (fallocate, punch, zero, truncate), [`journal`],
 //! [`lifecycle`] (reclaim, eviction, fault injection and repair), [`crash`] (the size on disk,
-//! fsync's promise and the power cut), [`wb_error`] (the writeback error slot) and [`observe`] (the oracle's view and the invariant
-//! checks).
+//! fsync's promise and the power cut), [`wb_error`] (the writeback error slot) and [`observe`] (the
+//! oracle's view and the invariant checks).
 //!
 //! # Lock order
 //!

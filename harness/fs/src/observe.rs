@@ -416,9 +416,10 @@ struct View<'a> {
 
 impl Fs {
     /// The block runs ([`Observe::block_runs`]) and digests ([`Observe::digests`]) of blocks
-    /// `[first, end)` of `file`, and the per-block invariants of those blocks (`dirty-over-hole`, `past-eof-zero`, `clean-cache-matches-disk`,
-    /// `delalloc-not-dirty`) in one look, violations added to `violations`: the oracle's
-    /// comparison of what an op changed. The invariants that are not per block are left to
+    /// `[first, end)` of `file`, and the per-block invariants of those blocks
+    /// (`dirty-over-hole`, `past-eof-zero`, `clean-cache-matches-disk`, `delalloc-not-dirty`)
+    /// in one look, violations added to `violations`: the oracle's comparison of what an op
+    /// changed. The invariants that are not per block are left to
     /// [`Fs::check_invariants_in_ranges`] / [`Fs::check_invariants_changed`] with no ranges.
     pub fn window_checked(
         &self,

@@ -1,6 +1,6 @@
 //! wbfuzz's shared vocabulary: everything both models and the harness must name the same way
-//! (geometry, ops, outcomes, observable block states, errors, the data pattern, run inputs and
-//! the commit steps of concurrent runs), and nothing else.
+//! (geometry, ops, outcomes, observable block states, errors, the data pattern, run inputs, the
+//! commit steps of concurrent runs and the one checksum), and nothing else.
 //!
 //! This crate holds no semantics: the reference model (`wbfuzz-reference`) and the
 //! implementation under test (`wbfuzz-fs`) each depend on it and never on each other, so a

@@ -606,8 +606,11 @@ impl Fs {
                 let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
                 for b in fb0.max(b0)..(fb0 + g.bpf).min(whole) {
                     let i = (b - fb0) as usize;
-                    if up & (1 << i) != 0 {
-                        v.digests[(base + b - b0) as usize] = Some(st.data.digest(i, bs));
+                    // The mappings cover `[b0, b1)` exactly, so the slot exists.
+                    if let Some(d) = v.digests.get_mut((base + b - b0) as usize) {
+                        if up & (1 << i) != 0 {
+                            *d = Some(st.data.digest(i, bs));
+                        }
                     }
                 }
                 let wb = if st.writeback { st.wb_mask } else { 0 };

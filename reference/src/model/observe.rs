@@ -440,7 +440,7 @@ impl Observe for RefFs {
         let (bs, bpf) = (self.bs(), self.bpf());
         // The cached folios from `first` on, walked once alongside the blocks.
         let mut folios = f.folios.range(first / bpf..).peekable();
-        let mut disk = None;
+        let mut disk = self.space.walk();
         // Blocks wholly below EOF get digests, the rest `None`.
         let whole = (f.size / bs).min(end).max(first);
         let mut b = first;
@@ -463,24 +463,9 @@ impl Observe for RefFs {
                     continue;
                 }
                 match (blk.extent, blk.phys) {
-                    (ExtentState::Written, Some(p)) => {
-                        // Consecutive blocks are usually consecutive on disk: walk the disk map
-                        // from the last block looked up rather than searching it per block.
-                        if disk.as_ref().is_some_and(|(from, _)| p < *from) {
-                            disk = None;
-                        }
-                        let (from, walk) =
-                            disk.get_or_insert_with(|| (p, self.space.digests_from(p).peekable()));
-                        while walk.next_if(|&(k, _)| k < p).is_some() {}
-                        *from = p;
-                        match walk.peek() {
-                            Some(&(k, d)) if k == p => d,
-                            _ => crate::block_digest(&vec![
-                                crate::pattern::stale_byte(p);
-                                bs as usize
-                            ]),
-                        }
-                    }
+                    (ExtentState::Written, Some(p)) => disk.digest(p).unwrap_or_else(|| {
+                        crate::block_digest(&vec![crate::pattern::stale_byte(p); bs as usize])
+                    }),
                     _ => self.zero_digest,
                 }
             };

@@ -162,12 +162,6 @@ impl Space {
         self.disk.get(&phys).map(|(b, _)| &b[..])
     }
 
-    /// `(physical block, digest)` of every block written since it was last free, from `phys` on,
-    /// in order.
-    pub fn digests_from(&self, phys: u64) -> impl Iterator<Item = (u64, u32)> + '_ {
-        self.disk.range(phys..).map(|(&p, &(_, d))| (p, d))
-    }
-
     /// A walk of the disk for digests asked block after block ([`DiskWalk`]).
     pub fn walk(&self) -> DiskWalk<'_> {
         DiskWalk {

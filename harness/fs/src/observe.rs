@@ -9,7 +9,7 @@
 //! Locks: one at a time: ILOCK, the page-cache index, folio memory (+ disk), allocator.
 
 use super::extent_map::Mapping;
-use super::page_cache::Folio;
+use super::page_cache::{Folio, FolioState};
 use super::sync::Arc;
 use super::{Fs, Inode};
 use std::cell::RefCell;
@@ -319,12 +319,18 @@ impl Observe for Fs {
         let size = Fs::size(self, ino);
         // Blocks wholly below EOF; the rest get `None`.
         let whole = (size / g.bs).clamp(first, end);
+        let base = out.len() as u64;
         pooled(&MAPS, |maps| {
             pooled(&FOLIOS, |folios| {
                 ino.ilock.lock().mappings_into(first, whole, maps);
                 ino.cache
                     .range_into(first / g.bpf, whole.div_ceil(g.bpf), folios);
-                self.digests_of(maps, folios, first, out);
+                // The disk lock is not held while folio memory is locked below.
+                self.uncached_digests(maps.iter().copied(), whole, out);
+                for f in folios.iter() {
+                    let st = f.mem();
+                    self.cached_digests(f.index * g.bpf, &st, (first, whole), base, out);
+                }
             })
         });
         out.extend((whole..end).map(|_| None));
@@ -361,44 +367,50 @@ impl Observe for Fs {
 }
 
 impl Fs {
-    /// [`Observe::digests`] of the blocks of `maps` (in order, from `first`), with `folios` the
-    /// cached folios over them.
-    fn digests_of(
+    /// Pushes onto `out` the digests of the blocks of `maps` (in order) as they are without the
+    /// cache: the disk's for `Written` blocks (one walk of the disk per mapping), zeros' for the
+    /// rest; `None` from block `whole` on (blocks reaching past EOF).
+    fn uncached_digests(
         &self,
-        maps: &[Mapping],
-        folios: &[Arc<Folio>],
-        first: u64,
+        maps: impl Iterator<Item = Mapping>,
+        whole: u64,
         out: &mut Vec<Option<u32>>,
     ) {
-        let g = self.geo;
-        let bs = g.bs as usize;
-        let mut fi = 0;
-        // Index in `out` of block `first`.
-        let base = out.len() as u64;
-        for m in maps.iter().copied() {
-            // Where the bytes live without the cache: the disk (one walk of it per mapping, the
-            // disk lock not held while folio memory is locked below) or zeros.
-            if m.state == ExtentState::Written {
-                self.disk.digests_into(m.phys, m.len, out);
-            } else {
-                out.extend(std::iter::repeat_n(Some(g.zero_digest), m.len as usize));
+        for m in maps {
+            let hi = m.end().min(whole);
+            if m.start < hi {
+                if m.state == ExtentState::Written {
+                    self.disk.digests_into(m.phys, hi - m.start, out);
+                } else {
+                    out.extend(std::iter::repeat_n(
+                        Some(self.geo.zero_digest),
+                        (hi - m.start) as usize,
+                    ));
+                }
             }
-            // Uptodate cached blocks read from their folio instead.
-            while fi < folios.len() && (folios[fi].index + 1) * g.bpf <= m.start {
-                fi += 1;
-            }
-            for f in folios[fi..]
-                .iter()
-                .take_while(|f| f.index * g.bpf < m.end())
-            {
-                let st = f.mem();
-                let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
-                let fb0 = f.index * g.bpf;
-                for b in fb0.max(m.start)..(fb0 + g.bpf).min(m.end()) {
-                    let i = (b - fb0) as usize;
-                    if up & (1 << i) != 0 {
-                        out[(base + b - first) as usize] = Some(st.data.digest(i, bs));
-                    }
+            let past = m.start.max(whole);
+            out.extend((past..m.end().max(past)).map(|_| None));
+        }
+    }
+
+    /// Lays over `out`, whose entry `base` is block `first`, the digests of the uptodate blocks
+    /// in `[first, whole)` of the folio at block `fb0` (state `st`, its memory lock held): a
+    /// cached block reads from its folio, not from where [`Fs::uncached_digests`] looked.
+    fn cached_digests(
+        &self,
+        fb0: u64,
+        st: &FolioState,
+        (first, whole): (u64, u64),
+        base: u64,
+        out: &mut [Option<u32>],
+    ) {
+        let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
+        for b in fb0.max(first)..(fb0 + self.geo.bpf).min(whole) {
+            let i = (b - fb0) as usize;
+            // The mappings cover the range exactly, so the slot exists.
+            if let Some(d) = out.get_mut((base + b - first) as usize) {
+                if up & (1 << i) != 0 {
+                    *d = Some(st.data.digest(i, self.geo.bs as usize));
                 }
             }
         }
@@ -562,7 +574,6 @@ impl Fs {
         push: &mut impl FnMut(&'static str, String),
     ) {
         let g = self.geo;
-        let bs = g.bs as usize;
         let size = Fs::size(self, ino);
         // Blocks wholly below EOF have digests; the rest get `None`.
         let whole = (size / g.bs).min(b1).max(b0);
@@ -578,21 +589,7 @@ impl Fs {
         let base = view.as_ref().map_or(0, |v| v.digests.len() as u64);
         if let Some(v) = view.as_mut() {
             // The disk's and zeros' digests first; cached blocks' are laid over them below.
-            for m in clip(maps, b0, b1) {
-                let hi = m.end().min(whole);
-                if m.start < hi {
-                    if m.state == ExtentState::Written {
-                        self.disk.digests_into(m.phys, hi - m.start, v.digests);
-                    } else {
-                        v.digests.extend(std::iter::repeat_n(
-                            Some(g.zero_digest),
-                            (hi - m.start) as usize,
-                        ));
-                    }
-                }
-                let past = m.start.max(whole);
-                v.digests.extend((past..m.end().max(past)).map(|_| None));
-            }
+            self.uncached_digests(clip(maps, b0, b1), whole, v.digests);
         }
         let mut cursor = 0;
         // Dirty masks by folio, in index order (for the delalloc check below).
@@ -603,16 +600,7 @@ impl Fs {
             let dirty = st.dirty();
             dirty_of.push((f.index, dirty));
             if let Some(v) = view.as_mut() {
-                let up = st.ifs.as_ref().map_or(0, |x| x.uptodate);
-                for b in fb0.max(b0)..(fb0 + g.bpf).min(whole) {
-                    let i = (b - fb0) as usize;
-                    // The mappings cover `[b0, b1)` exactly, so the slot exists.
-                    if let Some(d) = v.digests.get_mut((base + b - b0) as usize) {
-                        if up & (1 << i) != 0 {
-                            *d = Some(st.data.digest(i, bs));
-                        }
-                    }
-                }
+                self.cached_digests(fb0, &st, (b0, whole), base, v.digests);
                 let wb = if st.writeback { st.wb_mask } else { 0 };
                 v.bits.push((fb0, dirty, wb));
             }
@@ -751,7 +739,7 @@ impl Fs {
         ino: &Inode,
         maps: impl Iterator<Item = Mapping>,
         f: &Folio,
-        st: &super::page_cache::FolioState,
+        st: &FolioState,
         push: &mut impl FnMut(&'static str, String),
     ) {
         let g = self.geo;

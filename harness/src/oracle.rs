@@ -437,6 +437,11 @@ fn contents_mismatch(
 /// Block states as `(blocks, state)` runs ([`Observe::block_runs`]).
 type Runs = Vec<(u64, BlockObs)>;
 
+/// The implementation's side of a window: its block runs, and either the digests of every
+/// block of the window ([`Fs::window_checked`]) or none (then they are asked per run of data,
+/// as the reference's are).
+type ImplWindow<'a> = dyn FnMut(FileId, u64, u64, &mut Runs, &mut Vec<Option<u32>>) + 'a;
+
 /// Reused buffers of [`compare_window`]: both sides' block runs and digests.
 #[derive(Default)]
 struct Window {
@@ -459,28 +464,10 @@ thread_local! {
 /// per-block digests both models keep (cost follows the blocks with data, not their bytes);
 /// bytes are compared where a digest is missing (a block reaching past EOF) or differs, and
 /// that byte comparison is what a report shows.
+///
+/// The implementation's side is observed by `impl_window` ([`ImplWindow`]), which sees every
+/// block of the range that either side's state reaches (past both block spans nothing is held).
 fn compare_window(
-    file: FileId,
-    first: u64,
-    end: u64,
-    r: &dyn Observe,
-    i: &dyn Observe,
-    out: &mut Vec<Mismatch>,
-) {
-    compare_window_with(file, first, end, r, i, out, &mut |f, a, b, runs, _| {
-        i.block_runs(f, a, b, runs)
-    })
-}
-
-/// The implementation's side of a window: its block runs, and either the digests of every
-/// block of the window ([`Fs::window_checked`]) or none (then they are asked per run of data,
-/// as the reference's are).
-type ImplWindow<'a> = dyn FnMut(FileId, u64, u64, &mut Runs, &mut Vec<Option<u32>>) + 'a;
-
-/// [`compare_window`] with the implementation's window observed by `impl_window` (which sees
-/// every block of the range that either side's state reaches: past both block spans nothing
-/// is held).
-fn compare_window_with(
     file: FileId,
     first: u64,
     end: u64,
@@ -627,7 +614,9 @@ fn compare_window_with(
 fn compare_state(r: &dyn Observe, i: &dyn Observe, out: &mut Vec<Mismatch>) {
     let files = compare_global(r, i, out);
     for f in 0..files as FileId {
-        compare_window(f, 0, u64::MAX, r, i, out);
+        compare_window(f, 0, u64::MAX, r, i, out, &mut |f, a, b, runs, _| {
+            i.block_runs(f, a, b, runs)
+        });
     }
 }
 
@@ -785,7 +774,7 @@ fn compare_changed(
     probe.time(Part::Comparison, || {
         compare_global(r, i, &mut out);
         for &(f, lo, hi) in changed {
-            compare_window_with(f, lo, hi, r, i, &mut out, &mut |f, a, b, runs, d| {
+            compare_window(f, lo, hi, r, i, &mut out, &mut |f, a, b, runs, d| {
                 i.window_checked(f, a, b, runs, d, &mut per_block)
             });
         }

@@ -118,13 +118,12 @@ fn the_undisturbed_input_agrees() {
     assert_eq!(run.trace.iter().filter(|t| !t.epilogue).count(), 5);
 }
 
-#[test]
-fn a_stray_store_is_caught_at_the_op_it_precedes_whatever_the_op() {
-    // Op 2 reads folio 0 only (ranged, elsewhere), op 3 is an fsync and op 4 a truncate to the
-    // same size (file-wide, changing nothing of folio 2).
-    for k in 2..5 {
+/// Asserts that a stray store into either model before op `k` of `input` is caught at op `k`,
+/// for each `k` of `ops`.
+fn assert_caught_at_the_op(input: &Input, ops: impl IntoIterator<Item = usize>) {
+    for k in ops {
         for side in [Side::Reference, Side::Implementation] {
-            let run = scribbled(&input(), k, side);
+            let run = scribbled(input, k, side);
             assert_eq!(
                 contents_mismatch_at(&run),
                 Some((k, STRAY)),
@@ -132,6 +131,13 @@ fn a_stray_store_is_caught_at_the_op_it_precedes_whatever_the_op() {
             );
         }
     }
+}
+
+#[test]
+fn a_stray_store_is_caught_at_the_op_it_precedes_whatever_the_op() {
+    // Op 2 reads folio 0 only (ranged, elsewhere), op 3 is an fsync and op 4 a truncate to the
+    // same size (file-wide, changing nothing of folio 2).
+    assert_caught_at_the_op(&input(), 2..5);
 }
 
 #[test]
@@ -186,16 +192,7 @@ fn the_completions_are_where_the_test_says() {
 #[test]
 fn a_stray_store_before_a_completion_is_caught_at_the_completion() {
     // Op 4 completes folio 0's IO, op 5 completes nothing: neither touches folio 2.
-    for k in [4, 5] {
-        for side in [Side::Reference, Side::Implementation] {
-            let run = scribbled(&completion_input(), k, side);
-            assert_eq!(
-                contents_mismatch_at(&run),
-                Some((k, STRAY)),
-                "op {k}, {side:?}"
-            );
-        }
-    }
+    assert_caught_at_the_op(&completion_input(), [4, 5]);
 }
 
 /// [`input`] with folio 2 reclaimed after the fsync: block 2 is `Written` and not cached, so

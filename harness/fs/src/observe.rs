@@ -171,7 +171,10 @@ impl Observe for Fs {
     }
 
     fn peek(&self, file: FileId, off: u64, len: u64) -> Vec<u8> {
-        let mut out = Vec::new();
+        // Sized once: a snapshot peeks whole files, and growing block by block reallocated
+        // (and page-faulted) the copy log(size) times.
+        let shown = Observe::size(self, file).saturating_sub(off).min(len);
+        let mut out = Vec::with_capacity(usize::try_from(shown).unwrap_or(0));
         self.visit(file, off, len, &mut |s| out.extend_from_slice(s));
         out
     }

@@ -189,7 +189,11 @@ fn run_body(input: &Input, bugs: Bugs, panics: &PanicSlot) -> Execution {
         fs.record(Step::End { seq: *seq });
     }
     let snapshot = Snapshot::capture(&*fs);
-    let crashes = crashes.lock().map(|c| c.clone()).unwrap_or_default();
+    // Taken, not cloned: the hook is done with them (a clone copied every crash's contents).
+    let crashes = crashes
+        .lock()
+        .map(|mut c| std::mem::take(&mut *c))
+        .unwrap_or_default();
     Execution {
         log: fs.take_log(),
         outcomes,

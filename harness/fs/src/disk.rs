@@ -64,11 +64,14 @@ impl Disk {
         }
     }
 
-    /// Calls `f` with block `phys`'s bytes under the read lock (`None`: not written since it was
-    /// last free: stale bytes).
+    /// Calls `f` with the bytes of each block of `[start, start+len)` in order, under one read
+    /// lock hold (`None`: not written since it was last free: stale bytes).
     #[track_caller]
-    pub fn with_block<R>(&self, phys: u64, f: impl FnOnce(Option<&[u8]>) -> R) -> R {
-        f(self.blocks.read().get(&phys).map(|b| &b.bytes[..]))
+    pub fn with_blocks(&self, start: u64, len: u64, mut f: impl FnMut(u64, Option<&[u8]>)) {
+        let g = self.blocks.read();
+        for p in start..start.saturating_add(len) {
+            f(p, g.get(&p).map(|b| &b.bytes[..]));
+        }
     }
 
     /// Pushes onto `out` the digest of each block of `[start, start+len)`, under one lock hold and

@@ -187,7 +187,6 @@ impl Observe for Fs {
     /// acquisition is a scheduling point (three per block made the snapshot a quarter of a
     /// concurrent exec).
     fn visit(&self, file: FileId, off: u64, len: u64, out: &mut dyn FnMut(&[u8])) {
-        static ZEROS: [u8; 4096] = [0; 4096];
         let Some(ino) = self.inode(file) else { return };
         let size = Fs::size(self, ino);
         if off >= size {
@@ -238,18 +237,20 @@ impl Observe for Fs {
                     continue;
                 }
                 if m.state == ExtentState::Written {
-                    let first = lo / g.bs;
-                    let n = hi.div_ceil(g.bs) - first;
-                    self.disk.with_blocks(m.phys_of(first), n, |p, d| {
-                        let b = first + (p - m.phys_of(first));
-                        let from = lo.max(b * g.bs) - b * g.bs;
-                        let to = hi.min((b + 1) * g.bs) - b * g.bs;
-                        let (from, to) = (from as usize, to as usize);
-                        match d {
-                            Some(d) => out(&d[from..to]),
-                            None => out(&vec![vocab::stale_byte(p); to - from]),
-                        }
-                    });
+                    let (first, p0) = (lo / g.bs, m.phys_of(lo / g.bs));
+                    self.disk
+                        .with_blocks(p0, hi.div_ceil(g.bs) - first, |p, d| {
+                            // This block's byte offset in the file, and its part of `[lo, hi)`.
+                            let at = (first + (p - p0)) * g.bs;
+                            let (from, to) = (
+                                (lo.max(at) - at) as usize,
+                                (hi.min(at + g.bs) - at) as usize,
+                            );
+                            match d {
+                                Some(d) => out(&d[from..to]),
+                                None => out(&vec![vocab::stale_byte(p); to - from]),
+                            }
+                        });
                 } else {
                     let mut at = lo;
                     while at < hi {
@@ -901,8 +902,10 @@ fn clip(maps: &[Mapping], lo: u64, hi: u64) -> impl Iterator<Item = Mapping> + C
         })
 }
 
-/// Whether every byte is zero (memcmp against a static zero block, much faster than a byte loop).
+/// A block of zeros, lent for holes and compared against.
+static ZEROS: [u8; 4096] = [0; 4096];
+
+/// Whether every byte is zero (memcmp against [`ZEROS`], much faster than a byte loop).
 fn is_zero(b: &[u8]) -> bool {
-    static ZEROS: [u8; 4096] = [0; 4096];
-    b.chunks(4096).all(|c| c == &ZEROS[..c.len()])
+    b.chunks(ZEROS.len()).all(|c| c == &ZEROS[..c.len()])
 }

@@ -39,8 +39,8 @@ pub fn crc32c(bytes: &[u8]) -> u32 {
 }
 
 /// A CRC32C over several pieces, as if over their concatenation. Its users hash a few bytes at
-/// a time (btree keys), where the `crc32c` crate's `crc32` instruction loop is the cheaper one
-/// on every CPU.
+/// a time (btree keys), where one SSE4.2 `crc32` instruction per 8 bytes (the `crc32c` crate)
+/// needs no folding set-up.
 pub struct Crc32c(u32);
 
 impl Crc32c {

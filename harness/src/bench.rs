@@ -52,18 +52,43 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// Seconds per input of each measured function, one entry per round ([`per_input_each`]).
+struct Sampled(Vec<Vec<f64>>);
+
+impl Sampled {
+    /// Function `k`'s median seconds per input.
+    fn median(&self, k: usize) -> f64 {
+        median(self.0[k].clone())
+    }
+
+    /// The lowest and highest ratio of function `num`'s time to function `den`'s within one
+    /// round: how far the machine's drift moved the ratio while it was measured (the two
+    /// samples of a round are taken back to back, so a ratio within a round holds better than
+    /// one across rounds).
+    fn ratio_range(&self, num: usize, den: usize) -> (f64, f64) {
+        self.0[num]
+            .iter()
+            .zip(&self.0[den])
+            .map(|(a, b)| a / b)
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), r| {
+                (lo.min(r), hi.max(r))
+            })
+    }
+}
+
 /// Runs each of `fs` over all inputs repeatedly: a warm-up of each, then `samples` rounds, in
-/// each of which every function takes one sample of at least `sample_time`; returns each one's
-/// median seconds per input. Interleaved so that the ratios between them (the overheads) hold
-/// on a machine whose speed drifts: a shared VM's drifted by 10% within a minute, which
-/// measuring one function after the other turned into a 10% error in the overhead.
+/// each of which every function takes one sample of at least `sample_time`; returns each
+/// one's seconds per input, round by round. Interleaved so that the ratios between them (the
+/// overheads) hold on a machine whose speed drifts: a shared VM's drifted by 10% within a
+/// minute, which measuring one function after the other turned into a 10% error in the
+/// overhead.
 fn per_input_each(
     cfg: &BenchConfig,
     inputs: &[Input],
     fs: &mut [&mut dyn FnMut(&Input)],
-) -> Vec<f64> {
+) -> Sampled {
     if inputs.is_empty() {
-        return vec![f64::NAN; fs.len()];
+        return Sampled(vec![vec![f64::NAN]; fs.len()]);
     }
     for f in fs.iter_mut() {
         for i in inputs {
@@ -84,7 +109,7 @@ fn per_input_each(
             s.push(start.elapsed().as_secs_f64() / n as f64);
         }
     }
-    samples.into_iter().map(median).collect()
+    Sampled(samples)
 }
 
 /// Loads every input of one target's benchmark corpus, in file-name order.
@@ -156,6 +181,10 @@ pub struct Throughput {
     pub impl_per_sec: f64,
     /// Reference-alone execs per second.
     pub ref_per_sec: f64,
+    /// The lowest and highest overhead vs the implementation alone within one sampling round
+    /// (the reported overhead is the ratio of the medians): the spread the machine's drift
+    /// left in it.
+    pub overhead_range: (f64, f64),
 }
 
 /// One growth row: a synthetic input of `ops` ops on a file of `file_size` bytes.
@@ -522,7 +551,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
         };
         let (mut imp, mut rf) = (run_impl_only, run_ref_only);
         let m = per_input_each(cfg, &inputs, &mut [&mut diff, &mut imp, &mut rf]);
-        let (diff, imp, rf) = (m[0], m[1], m[2]);
+        let (diff, imp, rf) = (m.median(0), m.median(1), m.median(2));
         progress(&format!("breakdown: {}", t.name()));
         parts.push(breakdown(cfg, t, &inputs, imp));
         throughput.push(Throughput {
@@ -531,6 +560,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
             execs_per_sec: 1.0 / diff,
             impl_per_sec: 1.0 / imp,
             ref_per_sec: 1.0 / rf,
+            overhead_range: m.ratio_range(0, 1),
         });
     }
     let mut growth = Vec::new();
@@ -549,7 +579,7 @@ pub fn run(cfg: &BenchConfig, mut progress: impl FnMut(&str)) -> BenchReport {
                 run_ref_only(i);
             };
             let m = per_input_each(cfg, &input, &mut [&mut differential, &mut alone]);
-            let (s, models) = (m[0], m[1]);
+            let (s, models) = (m.median(0), m.median(1));
             growth.push(Growth {
                 ops,
                 file_size: size,
@@ -713,18 +743,20 @@ impl BenchReport {
         let _ = writeln!(s, "Machine: {}\n", self.machine);
         // `--find-only` measures no throughput: no empty tables then.
         if !self.throughput.is_empty() {
-            let _ = writeln!(s, "| target | inputs | differential execs/s/core | implementation alone | reference alone | overhead vs implementation |");
-            let _ = writeln!(s, "|---|---|---|---|---|---|");
+            let _ = writeln!(s, "| target | inputs | differential execs/s/core | implementation alone | reference alone | overhead vs implementation | its range over the rounds |");
+            let _ = writeln!(s, "|---|---|---|---|---|---|---|");
             for t in &self.throughput {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2}x |",
+                    "| {} | {} | {:.0} | {:.0} | {:.0} | {:.2}x | {:.2}x-{:.2}x |",
                     t.target,
                     t.inputs,
                     t.execs_per_sec,
                     t.impl_per_sec,
                     t.ref_per_sec,
-                    t.impl_per_sec / t.execs_per_sec
+                    t.impl_per_sec / t.execs_per_sec,
+                    t.overhead_range.0,
+                    t.overhead_range.1
                 );
             }
             let _ = writeln!(s, "\n| target (µs per exec) | implementation | reference | comparison | invariants | other | total | of which shuttle |");
@@ -879,6 +911,15 @@ mod tests {
             pct: vec![],
             libfuzzer: vec![],
         }
+    }
+
+    #[test]
+    fn overhead_range_is_of_ratios_within_a_round() {
+        // Rounds: differential 3, 4, 6 s; implementation 1, 2, 2 s: within-round ratios 3, 2, 3.
+        let m = Sampled(vec![vec![3.0, 4.0, 6.0], vec![1.0, 2.0, 2.0]]);
+        assert_eq!(m.ratio_range(0, 1), (2.0, 3.0));
+        // The reported overhead, the ratio of the medians (4 and 2), is at its low end here.
+        assert_eq!(m.median(0) / m.median(1), 2.0);
     }
 
     #[test]

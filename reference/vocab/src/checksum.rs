@@ -1,8 +1,8 @@
 //! CRC32C (Castagnoli), the project's one checksum: block digests, the writeback checksum of
 //! each block, the free-space btree's node CRCs, and the digest of a read's bytes in traces.
 //!
-//! Computed by whichever of two crates is faster on the CPU at hand, chosen once per process
-//! (the values are CRC32C's either way; a test checks known vectors on both): `crc-fast`
+//! Computed by whichever of two crates is faster on the CPU at hand, chosen at run time (the
+//! values are CRC32C's either way; a test checks known vectors and that both agree): `crc-fast`
 //! where it has its 512-bit carry-less-multiply code (AVX-512 with VPCLMULQDQ), where it took
 //! 11, 19 and 52 ns for 512 B, 1 KiB and 4 KiB blocks on an Intel Xeon against the `crc32c`
 //! crate's 24, 49 and 184 ns; the `crc32c` crate (three interleaved streams of SSE4.2 `crc32`)
@@ -10,22 +10,18 @@
 //! constant on every call: on an AMD EPYC (Zen 3, no AVX-512) that took 86, 124 and 380 ns
 //! against 71, 72 and 296 ns. CRC is about a tenth of a differential run either way.
 
-use std::sync::OnceLock;
-
-/// Whether `crc-fast` is the faster of the two here.
+/// Whether `crc-fast` is the faster of the two here (std caches the CPU feature bits, so this is
+/// a load and a test per call).
 fn wide_clmul() -> bool {
-    static WIDE: OnceLock<bool> = OnceLock::new();
-    *WIDE.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::is_x86_feature_detected!("avx512vl") && std::is_x86_feature_detected!("vpclmulqdq")
-        }
-        // On other CPUs `crc-fast` has its own fused CRC-instruction code (aarch64) or none.
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            cfg!(target_arch = "aarch64")
-        }
-    })
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::is_x86_feature_detected!("avx512vl") && std::is_x86_feature_detected!("vpclmulqdq")
+    }
+    // On other CPUs `crc-fast` has its own fused CRC-instruction code (aarch64) or none.
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        cfg!(target_arch = "aarch64")
+    }
 }
 
 /// CRC32C of `bytes`.

@@ -807,7 +807,7 @@ impl Translator<'_> {
         flag: &'static str,
         boundary: u64,
     ) -> Result<(), FsxError> {
-        if value % boundary != 0 {
+        if !value.is_multiple_of(boundary) {
             return err(
                 e.line,
                 FsxErrorKind::Misaligned {

@@ -418,7 +418,7 @@ fn guided_worker(cfg: &HuntConfig, shared: &Shared, w: u64, start: Instant) {
     let mut epoch = 0u64;
     let (mut target, mut swarm) = (cfg.targets[0], Swarm::ALL);
     while !shared.stop.load(Ordering::Relaxed) && Instant::now() < deadline {
-        if epoch % EPOCH == 0 {
+        if epoch.is_multiple_of(EPOCH) {
             let drawn = Swarm::draw(&mut rng);
             target = cfg.targets[(rng.next_u64() % cfg.targets.len() as u64) as usize];
             swarm = if cfg.swarm && target == Target::Sequential {

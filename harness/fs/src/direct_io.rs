@@ -31,7 +31,7 @@ impl Fs {
         if len == 0 {
             return self.early(seq, Ok(Outcome::Done(0)));
         }
-        if off % g.bs != 0 || len % g.bs != 0 {
+        if !off.is_multiple_of(g.bs) || !len.is_multiple_of(g.bs) {
             return self.early(seq, Err(Errno::Einval));
         }
         if off >= g.max {
@@ -158,7 +158,7 @@ impl Fs {
             .any(|e| e % g.bs != 0 && em.state_of(e / g.bs) == ExtentState::Written);
         // iomap also checks the buffer where a mapped extent begins inside the request: its
         // position there (a multiple of the block size minus `off`) must be DMA-aligned.
-        if !misaligned && off % DMA_ALIGNMENT != 0 {
+        if !misaligned && !off.is_multiple_of(DMA_ALIGNMENT) {
             let last = req_end.min(g.max).div_ceil(g.bs);
             em.for_each(off / g.bs + 1, last.max(off / g.bs + 1), |m| {
                 misaligned |= m.state == ExtentState::Written;

@@ -101,10 +101,10 @@ impl Fs {
             return vec![(off, end)];
         }
         let mut v = Vec::new();
-        if off % bs != 0 {
+        if !off.is_multiple_of(bs) {
             v.push((off, wb0 * bs));
         }
-        if end % bs != 0 {
+        if !end.is_multiple_of(bs) {
             v.push((wb1 * bs, end));
         }
         v
@@ -504,7 +504,7 @@ impl Fs {
         let keep = new.div_ceil(g.bs);
         let mut held = self.lock_and_wait(seq, ino, new / g.fsz, u64::MAX);
         self.check_free_possible(ino, seq, keep, u64::MAX)?;
-        if new % g.bs != 0 {
+        if !new.is_multiple_of(g.bs) {
             // iomap_truncate_page zeroes to the end of the EOF block whatever the old size was,
             // so the clip is the block's end: with `new == old` a Written EOF block still gets
             // dirtied (its tail is past EOF and already zero).
@@ -513,7 +513,7 @@ impl Fs {
         // Cache: folios from keep*bs on go; in the EOF folio, blocks >= keep become clean zeros.
         let cut = (keep * g.bs).div_ceil(g.fsz);
         let gone: Vec<LockedFolio> = held.split_off(&cut).into_values().collect();
-        if keep > 0 && keep % g.bpf != 0 {
+        if keep > 0 && !keep.is_multiple_of(g.bpf) {
             if let Some(lf) = held.get(&((keep - 1) / g.bpf)) {
                 let slot = keep % g.bpf;
                 let mask = super::folio_mask::range(slot, g.bpf);

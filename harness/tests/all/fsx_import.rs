@@ -560,7 +560,11 @@ fn random_text_never_panics() {
             (0..rng.next() % 60)
                 .map(|_| {
                     let w = words[(rng.next() % words.len() as u64) as usize];
-                    let sep = if rng.next() % 4 == 0 { "\n" } else { " " };
+                    let sep = if rng.next().is_multiple_of(4) {
+                        "\n"
+                    } else {
+                        " "
+                    };
                     format!("{w}{sep}")
                 })
                 .collect()
@@ -636,8 +640,8 @@ fn random_consistent_logs_import_and_agree() {
             let off = rng.next() % 0x10000;
             let mut len = rng.next() % 0x8000;
             let dest = rng.next() % 0x10000;
-            let keep = rng.next() % 2 == 0 && matches!(op, "fallocate" | "zero_range");
-            let skip = rng.next() % 8 == 0;
+            let keep = rng.next().is_multiple_of(2) && matches!(op, "fallocate" | "zero_range");
+            let skip = rng.next().is_multiple_of(8);
             let reads = matches!(op, "read" | "mapread" | "read_dontcache");
             if op == "collapse_range" {
                 len = len.min(size);
@@ -654,7 +658,7 @@ fn random_consistent_logs_import_and_agree() {
                 "{}{op} {args}{}{}\n",
                 if skip { "skip " } else { "" },
                 if keep { " keep_size" } else { "" },
-                if rng.next() % 10 == 0 {
+                if rng.next().is_multiple_of(10) {
                     " close_open"
                 } else {
                     ""

@@ -267,7 +267,7 @@ impl RefFs {
         if len == 0 {
             return Ok(0);
         }
-        if off % self.bs() != 0 || len % self.bs() != 0 {
+        if !off.is_multiple_of(self.bs()) || !len.is_multiple_of(self.bs()) {
             return Err(Errno::Einval);
         }
         if off >= self.max_size() {
@@ -310,10 +310,12 @@ impl RefFs {
         // Past the maximum size every block is a hole; saturating keeps a huge length there.
         let end = off.saturating_add(len);
         let written = |b: u64| self.files[fi].block(b).extent == ExtentState::Written;
-        if (off % bs != 0 && written(off / bs)) || (end % bs != 0 && written(end / bs)) {
+        if (!off.is_multiple_of(bs) && written(off / bs))
+            || (!end.is_multiple_of(bs) && written(end / bs))
+        {
             return true;
         }
-        if off % DMA_ALIGNMENT == 0 {
+        if off.is_multiple_of(DMA_ALIGNMENT) {
             return false;
         }
         let last = end.min(self.max_size()).div_ceil(bs);

@@ -93,7 +93,7 @@ impl Geometry {
             return Err(GeometryError::Capacity(self.capacity_blocks));
         }
         if self.max_file_size == 0
-            || self.max_file_size % self.folio_size() != 0
+            || !self.max_file_size.is_multiple_of(self.folio_size())
             || self.max_file_size > MAX_FILE_SIZE_LIMIT
         {
             return Err(GeometryError::MaxFileSize(self.max_file_size));

@@ -141,10 +141,15 @@ impl Held {
     }
 }
 
-/// Both outcomes of an op as the trace keeps them (equal outcomes are digested once).
-pub fn record_pair(reference: &Outcome, implementation: &Outcome) -> (Recorded, Recorded) {
+/// Both outcomes of an op as the trace keeps them; `differ` says whether they differ (the
+/// oracle compared them already), and equal outcomes are digested once.
+pub fn record_pair(
+    reference: &Outcome,
+    implementation: &Outcome,
+    differ: bool,
+) -> (Recorded, Recorded) {
     let r = Recorded::from(reference);
-    let i = if reference == implementation {
+    let i = if !differ {
         r.clone()
     } else {
         Recorded::from(implementation)
@@ -902,7 +907,7 @@ fn run_sequential_inner(
                 probe,
             ));
         }
-        let (r, i) = record_pair(&r, &i);
+        let (r, i) = record_pair(&r, &i, differ);
         if let (Some(f), Some(before)) = (sink.as_deref_mut(), before) {
             let after = signal::observe(&reference, scope_of(&op, input));
             signal::op_features(f, &op, &before, &after, &r);

@@ -142,7 +142,9 @@ pub(crate) struct Changed(Vec<(u64, u64)>);
 impl Changed {
     const LIMIT: usize = 48;
 
-    /// Notes `[lo, hi)`.
+    /// Notes `[lo, hi)`. Inlined: every block a step mutates is noted, and the usual note
+    /// extends the last range.
+    #[inline]
     pub fn note(&mut self, lo: u64, hi: u64) {
         if hi <= lo {
             return;
@@ -150,7 +152,15 @@ impl Changed {
         if let Some(r) = self.0.last_mut().filter(|r| lo <= r.1 && r.0 <= hi) {
             r.0 = r.0.min(lo);
             r.1 = r.1.max(hi);
-        } else if self.0.len() == Self::LIMIT {
+        } else {
+            self.note_apart(lo, hi);
+        }
+    }
+
+    /// [`Changed::note`] of a range apart from the last one.
+    #[cold]
+    fn note_apart(&mut self, lo: u64, hi: u64) {
+        if self.0.len() == Self::LIMIT {
             let lo = self.0.iter().fold(lo, |m, r| m.min(r.0));
             let hi = self.0.iter().fold(hi, |m, r| m.max(r.1));
             self.0 = vec![(lo, hi)];
@@ -384,11 +394,19 @@ impl File {
     /// walking the cache once (instead of one map lookup per block, which made whole-file
     /// observations cost a lookup per block).
     pub fn cached_walk(&self, first: u64, bpf: u64) -> impl FnMut(u64) -> bool + '_ {
+        let mut next = self.next_cached_walk(first, bpf);
+        move |b: u64| next(b) == Some(b / bpf)
+    }
+
+    /// [`File::cached_walk`] answering with the first cached folio at or after block `b`'s
+    /// (`None`: none): where an uncached stretch ends, from the same walk, so that skipping a
+    /// stretch needs no map search of its own.
+    pub fn next_cached_walk(&self, first: u64, bpf: u64) -> impl FnMut(u64) -> Option<u64> + '_ {
         let mut it = self.folios.range(first / bpf..).map(|(&k, _)| k).peekable();
         move |b: u64| {
             let folio = b / bpf;
             while it.next_if(|&k| k < folio).is_some() {}
-            it.peek() == Some(&folio)
+            it.peek().copied()
         }
     }
 

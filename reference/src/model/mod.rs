@@ -90,9 +90,9 @@ pub struct RefFs {
     completed_io: bool,
     /// The digest of a block of zeros (what holes and unwritten blocks show).
     zero_digest: u32,
-    /// Buffers [`RefFs::take_changed`] reuses: the disk's changed ranges, and the physical
-    /// blocks the changed file blocks show.
-    changed_scratch: (Vec<(u64, u64)>, Vec<u64>),
+    /// Buffers [`RefFs::take_changed`] reuses: the disk's changed ranges, and the runs of
+    /// physical blocks the changed file blocks show.
+    changed_scratch: [Vec<(u64, u64)>; 2],
 }
 
 impl RefFs {

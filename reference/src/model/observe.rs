@@ -127,22 +127,22 @@ impl RefFs {
                 out.push((file, lo.saturating_mul(bpf), hi.saturating_mul(bpf)))
             });
         }
-        let (mut disk, mut covered) = std::mem::take(&mut self.changed_scratch);
+        let [mut disk, mut covered] = std::mem::take(&mut self.changed_scratch);
         disk.clear();
         covered.clear();
         self.space.take_disk_changed(&mut disk);
         self.map_disk_changes(from, &disk, &mut covered, out);
-        self.changed_scratch = (disk, covered);
+        self.changed_scratch = [disk, covered];
     }
 
     /// The blocks of every file that show a physical block in `disk` (changed on disk this op)
     /// and are not among the changed blocks `out[from..]` already, appended to `out`; `covered`
-    /// is an empty buffer.
+    /// is an empty buffer (for the physical runs those changed blocks show).
     fn map_disk_changes(
         &self,
         from: usize,
         disk: &[(u64, u64)],
-        covered: &mut Vec<u64>,
+        covered: &mut Vec<(u64, u64)>,
         out: &mut Vec<(FileId, u64, u64)>,
     ) {
         if disk.is_empty() {
@@ -150,20 +150,46 @@ impl RefFs {
         }
         // A disk write is almost always of blocks whose own state changed with it (a
         // completion, a journal commit): those are compared already. Only a physical block no
-        // changed block maps needs the files searched for the blocks that show it.
+        // changed block maps needs the files searched for the blocks that show it. The changed
+        // blocks' physical blocks are gathered as runs (consecutive file blocks are usually
+        // consecutive on disk), so the check costs a step per block and a search per run.
         for &(file, lo, hi) in &out[from..] {
             let f = &self.files[file as usize];
             for b in lo..hi.min(f.block_len()) {
                 let blk = f.block(b);
                 if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
-                    covered.push(p);
+                    match covered.last_mut() {
+                        Some((_, e)) if *e == p => *e += 1,
+                        _ => covered.push((p, p + 1)),
+                    }
                 }
             }
         }
         covered.sort_unstable();
-        let uncovered = disk
-            .iter()
-            .any(|&(lo, hi)| (lo..hi).any(|p| covered.binary_search(&p).is_err()));
+        let mut merged = 0;
+        for k in 0..covered.len() {
+            let (lo, hi) = covered[k];
+            match covered[..merged].last_mut() {
+                Some((_, e)) if lo <= *e => *e = (*e).max(hi),
+                _ => {
+                    covered[merged] = (lo, hi);
+                    merged += 1;
+                }
+            }
+        }
+        covered.truncate(merged);
+        let uncovered = disk.iter().any(|&(lo, hi)| {
+            let mut p = lo;
+            while p < hi {
+                // The run holding `p`, if any: covered up to its end.
+                let i = covered.partition_point(|&(start, _)| start <= p);
+                match i.checked_sub(1).map(|i| covered[i]) {
+                    Some((_, end)) if p < end => p = end,
+                    _ => return true,
+                }
+            }
+            false
+        });
         if !uncovered {
             return;
         }
@@ -398,23 +424,20 @@ impl Observe for RefFs {
             .map_or(0, |(&k, _)| (k + 1) * bpf)
             .max(f.block_len())
             .clamp(first, end);
-        let mut cached = f.cached_walk(first, bpf);
+        let mut next_cached = f.next_cached_walk(first, bpf);
         let mut b = first;
         while b < touched {
-            if cached(b) {
+            let next = next_cached(b);
+            if next == Some(b / bpf) {
                 add(1, f.obs_cached(b, true));
                 b += 1;
                 continue;
             }
-            // Not cached up to the next cached folio (looked up once for the stretch): a
+            // Not cached up to the next cached folio (the walk's answer for the stretch): a
             // stretch of holes is one run, other blocks are looked at one by one.
-            let next_cached = f
-                .folios
-                .range(b / bpf..)
-                .next()
-                .map_or(touched, |(&k, _)| (k * bpf).clamp(b, touched));
-            while b < next_cached {
-                let holes = f.holes_from(b, next_cached);
+            let stretch_end = next.map_or(touched, |k| (k * bpf).clamp(b, touched));
+            while b < stretch_end {
+                let holes = f.holes_from(b, stretch_end);
                 if holes > 0 {
                     add(holes, BlockObs::UNTOUCHED);
                     b += holes;
@@ -511,20 +534,17 @@ impl Observe for RefFs {
         let mut disk = s.walk();
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
-            let mut is_cached = f.cached_walk(0, bpf);
+            let mut next_cached = f.next_cached_walk(0, bpf);
             let mut b = 0;
             while b < span {
                 let blk = f.block(b);
-                let cached = is_cached(b);
+                let next = next_cached(b);
+                let cached = next == Some(b / bpf);
                 // An uncached hole breaks no per-block rule: skip the whole stretch of them up to
                 // the next cached folio.
                 if blk == super::file::Block::HOLE && !cached {
-                    let next_cached = f
-                        .folios
-                        .range(b / bpf..)
-                        .next()
-                        .map_or(span, |(&k, _)| (k * bpf).clamp(b + 1, span));
-                    b += f.holes_from(b, next_cached).max(1);
+                    let stretch_end = next.map_or(span, |k| (k * bpf).clamp(b + 1, span));
+                    b += f.holes_from(b, stretch_end).max(1);
                     continue;
                 }
                 match blk.extent {

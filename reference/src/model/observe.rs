@@ -812,6 +812,41 @@ mod tests {
         );
     }
 
+    /// What [`RefFs::map_disk_changes`] adds for the disk ranges `disk` when the changed blocks
+    /// are `changed`.
+    fn disk_changes(
+        fs: &RefFs,
+        changed: &[(FileId, u64, u64)],
+        disk: &[(u64, u64)],
+    ) -> Vec<(FileId, u64, u64)> {
+        let mut out = changed.to_vec();
+        fs.map_disk_changes(0, disk, &mut Vec::new(), &mut out);
+        out.split_off(changed.len())
+    }
+
+    #[test]
+    fn a_disk_change_is_searched_for_only_where_no_changed_block_shows_it() {
+        let fs = fs();
+        // File 0's blocks 0-3 show physical 0-3, file 1's blocks 2-3 physical 6-7: two runs.
+        let changed = [(0, 0, 4), (1, 2, 4)];
+        for covered in [&[(0, 4)][..], &[(1, 3), (6, 8)], &[(3, 4), (6, 7)]] {
+            assert_eq!(disk_changes(&fs, &changed, covered), vec![], "{covered:?}");
+        }
+        // Physical 4-5 lie between the two runs: every block showing a changed physical block
+        // is added, file 0's block 3 (physical 3) and file 1's blocks 0-2 (4-6).
+        assert_eq!(
+            disk_changes(&fs, &changed, &[(3, 7)]),
+            vec![(0, 3, 4), (1, 0, 3)]
+        );
+        assert_eq!(
+            disk_changes(&fs, &changed, &[(0, 2), (5, 6)]),
+            vec![(0, 0, 2), (1, 1, 2)]
+        );
+        // Physical 8 is past the last run (and mapped by no file); nothing changed at all.
+        assert_eq!(disk_changes(&fs, &changed, &[(7, 9)]), vec![(1, 3, 4)]);
+        assert_eq!(disk_changes(&fs, &[], &[(2, 3)]), vec![(0, 2, 3)]);
+    }
+
     #[test]
     fn a_leaked_block_is_counted() {
         let mut fs = fs();

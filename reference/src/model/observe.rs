@@ -135,9 +135,11 @@ impl RefFs {
         self.changed_scratch = [disk, covered];
     }
 
-    /// The blocks of every file that show a physical block in `disk` (changed on disk this op)
-    /// and are not among the changed blocks `out[from..]` already, appended to `out`; `covered`
-    /// is an empty buffer (for the physical runs those changed blocks show).
+    /// Unless every physical block in `disk` (changed on disk this op) is shown by one of the
+    /// changed blocks `out[from..]`, the blocks of every file that show a physical block in
+    /// `disk`, appended to `out` (some may be among the changed ones already: the gathering
+    /// merges them); `covered` is an empty buffer (for the physical runs the changed blocks
+    /// show).
     fn map_disk_changes(
         &self,
         from: usize,
@@ -829,8 +831,9 @@ mod tests {
         let fs = fs();
         // File 0's blocks 0-3 show physical 0-3, file 1's blocks 2-3 physical 6-7: two runs.
         let changed = [(0, 0, 4), (1, 2, 4)];
-        for covered in [&[(0, 4)][..], &[(1, 3), (6, 8)], &[(3, 4), (6, 7)]] {
-            assert_eq!(disk_changes(&fs, &changed, covered), vec![], "{covered:?}");
+        // Disk changes every one of which a changed block shows: nothing to add.
+        for disk in [&[(0, 4)][..], &[(1, 3), (6, 8)], &[(3, 4), (6, 7)]] {
+            assert_eq!(disk_changes(&fs, &changed, disk), vec![], "{disk:?}");
         }
         // Physical 4-5 lie between the two runs: every block showing a changed physical block
         // is added, file 0's block 3 (physical 3) and file 1's blocks 0-2 (4-6).

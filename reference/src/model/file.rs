@@ -50,13 +50,13 @@ impl Default for Block {
 /// needs `&mut [u8]`, and handing that out forgets every digest, so none can go stale.
 #[derive(Clone, Debug)]
 pub(crate) struct FolioBytes {
-    bytes: Box<[u8]>,
+    bytes: super::buffers::Bytes,
     digests: Box<[std::cell::Cell<Option<u32>>]>,
 }
 
 impl FolioBytes {
     /// A folio of `bytes` made of blocks of `bs` bytes.
-    pub fn new(bytes: Box<[u8]>, bs: usize) -> FolioBytes {
+    pub fn new(bytes: super::buffers::Bytes, bs: usize) -> FolioBytes {
         let n = bytes.len() / bs.max(1);
         FolioBytes {
             bytes,

@@ -6,6 +6,7 @@
 //! exactly while it belongs to an IO in the FIFO; a folio has at most one IO in flight (writeback
 //! of a folio under writeback waits for it first); journaled-data files never have IO in flight.
 
+use super::buffers::Bytes;
 use super::RefFs;
 use crate::config::Policy;
 use crate::errno::Errno;
@@ -44,15 +45,17 @@ impl RefFs {
         if self.files[fi].is_cached(folio) || folio >= self.max_size() / self.fsz() {
             return;
         }
-        let mut data = vec![0u8; self.fsz() as usize].into_boxed_slice();
         let first = folio.saturating_mul(self.bpf());
-        for b in first..first.saturating_add(self.bpf()) {
-            let blk = self.files[fi].block(b);
-            if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
+        let data = Bytes::filled(self.fsz() as usize, |data| {
+            for b in first..first.saturating_add(self.bpf()) {
+                let blk = self.files[fi].block(b);
                 let range = self.block_slice(b);
-                self.space.read_block(p, &mut data[range]);
+                match (blk.extent, blk.phys) {
+                    (ExtentState::Written, Some(p)) => self.space.read_block(p, &mut data[range]),
+                    _ => data[range].fill(0),
+                }
             }
-        }
+        });
         let folio_bytes = super::file::FolioBytes::new(data, self.bs() as usize);
         self.files[fi].folios.insert(folio, folio_bytes);
     }

@@ -46,6 +46,7 @@
 //! [`replay::Replayer`] is that replayer: it applies a concurrent run's commit log with these
 //! steps, checks every step's precondition against this state, and derives every outcome.
 
+mod buffers;
 mod crash;
 mod file;
 mod io;

@@ -16,6 +16,7 @@
 //! checks live here so that every op applies them in the same order (space first, SPEC.md "Space
 //! checks").
 
+use super::buffers::Bytes;
 use crate::errno::Errno;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,7 +40,7 @@ pub(crate) struct Space {
     recycled: BTreeSet<u64>,
     /// Bytes of physical blocks written since they were last free, with their digest; an absent
     /// block holds stale bytes.
-    disk: BTreeMap<u64, (Box<[u8]>, u32)>,
+    disk: BTreeMap<u64, (Bytes, u32)>,
     /// Block size in bytes.
     bs: usize,
     /// Physical blocks whose bytes changed (written, or forgotten when freed) since the oracle
@@ -195,13 +196,13 @@ impl Space {
                 *d = digest;
             }
             None => {
-                self.disk.insert(phys, (data.into(), digest));
+                self.disk.insert(phys, (Bytes::copied(data), digest));
             }
         }
     }
 }
 
-type DiskRange<'a> = std::collections::btree_map::Range<'a, u64, (Box<[u8]>, u32)>;
+type DiskRange<'a> = std::collections::btree_map::Range<'a, u64, (Bytes, u32)>;
 
 /// The disk's digests asked for in mostly increasing block order, answered by one walk of the
 /// disk map: whole-file observations and checks ask block after block, and consecutive file

@@ -640,15 +640,21 @@ impl Fs {
             let st = f.mem();
             let dirty = st.dirty();
             dirty_of.push((f.index, dirty));
+            while cursor < maps.len() && maps[cursor].end() <= fb0 {
+                cursor += 1;
+            }
+            let here = clip(&maps[cursor..], fb0, fb0 + g.bpf);
+            // Before the cached digests are laid over them: the window's disk and zero digests
+            // spare the clean-block check a second walk of the disk.
+            let known = view
+                .as_ref()
+                .map(|v| (b0, whole, v.digests.get(base as usize..).unwrap_or(&[])));
+            self.check_clean_blocks(ino, here.clone(), f, &st, known, push);
             if let Some(v) = view.as_mut() {
                 self.cached_digests(fb0, &st, (b0, whole), base, v.digests);
                 let wb = if st.writeback { st.wb_mask } else { 0 };
                 v.bits.push((fb0, dirty, wb));
             }
-            while cursor < maps.len() && maps[cursor].end() <= fb0 {
-                cursor += 1;
-            }
-            let here = clip(&maps[cursor..], fb0, fb0 + g.bpf);
             if dirty != 0 {
                 for m in here.clone() {
                     if m.state == ExtentState::Hole {
@@ -676,7 +682,6 @@ impl Fs {
                     );
                 }
             }
-            self.check_clean_blocks(ino, here, f, &st, push);
         }
         drop(em);
         if let Some(v) = view {
@@ -775,12 +780,15 @@ impl Fs {
     }
 
     /// `clean-cache-matches-disk` for one folio, given its file's extent map and its state.
+    /// `known`: `(first, end, digests)`, the digests of blocks `[first, end)` without the cache
+    /// (as [`Fs::uncached_digests`] gives them), where a window has them already.
     fn check_clean_blocks(
         &self,
         ino: &Inode,
         maps: impl Iterator<Item = Mapping>,
         f: &Folio,
         st: &FolioState,
+        known: Option<(u64, u64, &[Option<u32>])>,
         push: &mut impl FnMut(&'static str, String),
     ) {
         let g = self.geo;
@@ -791,12 +799,19 @@ impl Fs {
         // The disk's digests of a mapping's blocks, fetched under one disk lock hold (a mapping
         // inside one folio has at most 64 blocks).
         let mut on_disk = [None; 64];
+        let from_window = |b: u64| {
+            known
+                .filter(|&(lo, hi, _)| lo <= b && b < hi)
+                .and_then(|(lo, _, d)| d.get((b - lo) as usize).copied().flatten())
+        };
         for m in maps {
-            let checked = (m.start..m.end()).any(|b| skip & (1 << (b - fb0)) == 0);
-            if !checked {
+            let checked = |b: u64| skip & (1 << (b - fb0)) == 0;
+            if !(m.start..m.end()).any(checked) {
                 continue;
             }
-            if m.state == ExtentState::Written {
+            if m.state == ExtentState::Written
+                && (m.start..m.end()).any(|b| checked(b) && from_window(b).is_none())
+            {
                 self.disk.digests_of(m.phys, &mut on_disk[..m.len as usize]);
             }
             for b in m.start..m.end() {
@@ -809,9 +824,15 @@ impl Fs {
                 // the write): a clean block is compared without reading it again.
                 let same = if m.state == ExtentState::Written {
                     let p = m.phys_of(b);
-                    match on_disk[(b - m.start) as usize] {
-                        Some(d) => d == st.data.digest(i, bs),
-                        None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
+                    if let Some(d) = from_window(b) {
+                        // The disk's digest, or that of the stale bytes of a block never
+                        // written since it was last free.
+                        d == st.data.digest(i, bs)
+                    } else {
+                        match on_disk[(b - m.start) as usize] {
+                            Some(d) => d == st.data.digest(i, bs),
+                            None => cached.iter().all(|&x| x == vocab::stale_byte(p)),
+                        }
                     }
                 } else {
                     // Zeros: the folio's digest (usually kept since the comparison just asked

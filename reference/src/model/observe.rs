@@ -703,6 +703,17 @@ impl RefFs {
             });
         }
         for &(s, e, p0) in &f.promise {
+            // One walk of the disk map per promised run; the per-block search below only
+            // when some block of the run is missing, to name the first.
+            let n = e.saturating_sub(s);
+            let intact = self.space.written_in(p0, p0.saturating_add(n)) == n
+                && (s..e).all(|b| {
+                    let blk = f.block(b);
+                    blk.extent == ExtentState::Written && blk.phys == Some(p0 + (b - s))
+                });
+            if intact {
+                continue;
+            }
             for b in s..e {
                 let blk = f.block(b);
                 let here = blk.phys.is_some_and(|p| self.space.block(p).is_some());
@@ -784,6 +795,35 @@ mod tests {
             "the layout the tests assume"
         );
         assert!(names(&fs).is_empty(), "{:?}", fs.physical_ownership());
+    }
+
+    #[test]
+    fn a_promised_block_whose_data_is_gone_is_named() {
+        let mut fs = fs();
+        fs.apply(2, &Op::Fsync { file: 0 });
+        assert_eq!(
+            fs.files[0].promise,
+            vec![(0, 4, 0)],
+            "the promise the test assumes"
+        );
+        assert!(fs.fsync_promise_broken(0).is_empty());
+        // Block 2's data forgotten on disk, as if its write had never landed.
+        fs.space.free_phys(2);
+        let v = fs.fsync_promise_broken(0);
+        assert_eq!(v.len(), 1, "{v:?}");
+        assert!(
+            v[0].name == "fsync-durable" && v[0].detail.contains("file 0 block 2"),
+            "{v:?}"
+        );
+        // Block 3 moved elsewhere: the first broken block of the run is still the one named.
+        let mut fs2 = self::fs();
+        fs2.apply(2, &Op::Fsync { file: 0 });
+        fs2.files[0].block_mut(3).phys = Some(9);
+        let v = fs2.fsync_promise_broken(0);
+        assert!(
+            v.len() == 1 && v[0].detail.contains("file 0 block 3"),
+            "{v:?}"
+        );
     }
 
     #[test]

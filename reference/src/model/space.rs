@@ -157,6 +157,14 @@ impl Space {
         }
     }
 
+    /// How many physical blocks of `[lo, hi)` hold data (written since they were last free).
+    pub fn written_in(&self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            return 0;
+        }
+        self.disk.range(lo..hi).count() as u64
+    }
+
     /// The bytes of physical block `phys`, `None` if not written since it was last free (it then
     /// holds stale bytes, see [`Space::read_block`]).
     pub fn block(&self, phys: u64) -> Option<&[u8]> {

@@ -465,7 +465,7 @@ impl Observe for RefFs {
         let (bs, bpf) = (self.bs(), self.bpf());
         // The cached folios from `first` on, walked once alongside the blocks.
         let mut folios = f.folios.range(first / bpf..).peekable();
-        let mut disk = self.space.walk();
+        let disk = &self.space;
         // Blocks wholly below EOF get digests, the rest `None`.
         let whole = (f.size / bs).min(end).max(first);
         let mut b = first;
@@ -533,7 +533,7 @@ impl Observe for RefFs {
         let mut delalloc = 0u64;
         let mut mapped = 0u64;
         let zero_digest = self.zero_digest;
-        let mut disk = s.walk();
+        let disk = s;
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
             let mut next_cached = f.next_cached_walk(0, bpf);
@@ -703,17 +703,6 @@ impl RefFs {
             });
         }
         for &(s, e, p0) in &f.promise {
-            // One walk of the disk map per promised run; the per-block search below only
-            // when some block of the run is missing, to name the first.
-            let n = e.saturating_sub(s);
-            let intact = self.space.written_in(p0, p0.saturating_add(n)) == n
-                && (s..e).all(|b| {
-                    let blk = f.block(b);
-                    blk.extent == ExtentState::Written && blk.phys == Some(p0 + (b - s))
-                });
-            if intact {
-                continue;
-            }
             for b in s..e {
                 let blk = f.block(b);
                 let here = blk.phys.is_some_and(|p| self.space.block(p).is_some());

@@ -57,6 +57,18 @@ impl RefFs {
             }
         });
         let folio_bytes = super::file::FolioBytes::new(data, self.bs() as usize);
+        // Each block's digest is known already (the disk's, or a zero block's): the comparison
+        // of this folio then hashes only the blocks a write changes.
+        for (i, b) in (first..first.saturating_add(self.bpf())).enumerate() {
+            let blk = self.files[fi].block(b);
+            let known = match (blk.extent, blk.phys) {
+                (ExtentState::Written, Some(p)) => self.space.digest(p),
+                _ => Some(self.zero_digest),
+            };
+            if let Some(d) = known {
+                folio_bytes.know(i, d);
+            }
+        }
         self.files[fi].folios.insert(folio, folio_bytes);
     }
 

@@ -50,11 +50,17 @@ impl Fs {
                     Some(im) if im.contains(b) => (im.state, im.phys_of(b)),
                     _ => (m.state, m.phys_of(b)),
                 };
-                let dst = &mut st.data[i * bs..(i + 1) * bs];
-                if state == ExtentState::Written {
-                    self.disk.read(phys, dst);
+                // Only this block's digest is forgotten by taking it for writing; the one its
+                // source has is then its own, so the comparison hashes only what writes change.
+                let dst = st.data.range_mut(i * bs, (i + 1) * bs, bs);
+                let known = if state == ExtentState::Written {
+                    self.disk.read_digested(phys, dst)
                 } else {
                     dst.fill(0);
+                    Some(g.zero_digest)
+                };
+                if let Some(d) = known {
+                    st.data.know(i, bs, d);
                 }
             }
         });

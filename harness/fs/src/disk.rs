@@ -64,6 +64,22 @@ impl Disk {
         }
     }
 
+    /// [`Disk::read`], also giving the block's digest (`None`: stale bytes, not written since
+    /// it was last free).
+    #[track_caller]
+    pub fn read_digested(&self, phys: u64, out: &mut [u8]) -> Option<u32> {
+        match self.blocks.read().get(&phys) {
+            Some(b) => {
+                out.copy_from_slice(&b.bytes[..out.len()]);
+                Some(b.digest)
+            }
+            None => {
+                out.fill(vocab::stale_byte(phys));
+                None
+            }
+        }
+    }
+
     /// Calls `f` with the bytes of each block of `[start, start+len)` in order, under one read
     /// lock hold (`None`: not written since it was last free: stale bytes).
     #[track_caller]

@@ -365,7 +365,7 @@ impl Fs {
         for ino in &self.inodes {
             let em = ino.ilock.lock();
             for (s, e) in em.extents() {
-                if e.state != ExtentState::Written {
+                if e.state != ExtentState::Written || self.disk.all_written(e.phys, e.len) {
                     continue;
                 }
                 for p in self.disk.stale_in(e.phys, e.len) {
@@ -396,7 +396,7 @@ impl Fs {
                     let want = phys + (m.start - s);
                     let ok = m.state == ExtentState::Written
                         && m.phys_of(m.start) == want
-                        && self.disk.stale_in(want, m.len).is_empty();
+                        && self.disk.all_written(want, m.len);
                     if !ok {
                         push(
                             "fsync-durable",

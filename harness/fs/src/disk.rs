@@ -116,6 +116,13 @@ impl Disk {
         }
     }
 
+    /// Whether every block of `[start, start+len)` was written since it was last free (none
+    /// holds stale bytes), under one lock hold and without a list.
+    pub fn all_written(&self, start: u64, len: u64) -> bool {
+        let end = start.saturating_add(len);
+        self.blocks.read().range(start..end).count() as u64 == end - start
+    }
+
     /// The blocks of `[start, start+len)` not written since they were last free (they hold
     /// stale bytes), under one lock hold.
     pub fn stale_in(&self, start: u64, len: u64) -> Vec<u64> {

@@ -26,8 +26,8 @@ thread_local! {
     static POOL: RefCell<Pool> = RefCell::new(Pool::default());
 }
 
-/// A buffer of `len` unspecified bytes.
-fn take(len: usize) -> Box<[u8]> {
+/// A buffer of `len` unspecified bytes, and whether they are all zero (a new allocation).
+fn take(len: usize) -> (Box<[u8]>, bool) {
     let reused = POOL
         .try_with(|p| {
             let mut p = p.borrow_mut();
@@ -43,7 +43,10 @@ fn take(len: usize) -> Box<[u8]> {
         })
         .ok()
         .flatten();
-    reused.unwrap_or_else(|| vec![0u8; len].into_boxed_slice())
+    match reused {
+        Some(b) => (b, false),
+        None => (vec![0u8; len].into_boxed_slice(), true),
+    }
 }
 
 /// Keeps `b` for a later [`take`] of its length, if the pool has room.
@@ -73,16 +76,17 @@ pub(crate) struct Bytes(Box<[u8]>);
 impl Bytes {
     /// A copy of `data`.
     pub fn copied(data: &[u8]) -> Bytes {
-        let mut b = take(data.len());
+        let (mut b, _) = take(data.len());
         b.copy_from_slice(data);
         Bytes(b)
     }
 
-    /// `len` bytes, each set by `fill` (which is given the whole buffer and must write every
-    /// byte of it: it holds a dropped buffer's bytes until then).
-    pub fn filled(len: usize, fill: impl FnOnce(&mut [u8])) -> Bytes {
-        let mut b = take(len);
-        fill(&mut b);
+    /// `len` bytes, each set by `fill`, which is given the whole buffer and whether it is all
+    /// zero already (a new allocation, which the allocator zeroes lazily): unless it is, `fill`
+    /// must write every byte, since it holds a dropped buffer's bytes until then.
+    pub fn filled(len: usize, fill: impl FnOnce(&mut [u8], bool)) -> Bytes {
+        let (mut b, zeroed) = take(len);
+        fill(&mut b, zeroed);
         Bytes(b)
     }
 }
@@ -121,8 +125,16 @@ mod tests {
         let a = Bytes::copied(&[7u8; 512]);
         drop(a);
         // The same memory comes back for the same length; its old sevens must be gone.
-        let b = Bytes::filled(512, |b| b.fill(0));
+        let b = Bytes::filled(512, |b, zeroed| {
+            assert!(!zeroed, "a reused buffer is not new");
+            b.fill(0)
+        });
         assert!(b.iter().all(|&x| x == 0));
+        // A length never dropped before is a new, zeroed allocation.
+        let n = Bytes::filled(1536, |b, zeroed| {
+            assert!(zeroed && b.iter().all(|&x| x == 0));
+        });
+        assert_eq!(n.len(), 1536);
         let c = Bytes::copied(&[1, 2, 3]);
         assert_eq!(&c[..], &[1, 2, 3]);
         assert_eq!(&c.clone()[..], &[1, 2, 3]);
@@ -131,7 +143,7 @@ mod tests {
     #[test]
     fn the_pool_keeps_at_most_its_bound() {
         let big: Vec<Bytes> = (0..(POOL_BYTES / 65536 + 8))
-            .map(|_| Bytes::filled(65536, |b| b.fill(1)))
+            .map(|_| Bytes::filled(65536, |b, _| b.fill(1)))
             .collect();
         drop(big);
         let held = POOL.with(|p| p.borrow().bytes);

@@ -46,13 +46,14 @@ impl RefFs {
             return;
         }
         let first = folio.saturating_mul(self.bpf());
-        let data = Bytes::filled(self.fsz() as usize, |data| {
+        let data = Bytes::filled(self.fsz() as usize, |data, zeroed| {
             for b in first..first.saturating_add(self.bpf()) {
                 let blk = self.files[fi].block(b);
                 let range = self.block_slice(b);
                 match (blk.extent, blk.phys) {
                     (ExtentState::Written, Some(p)) => self.space.read_block(p, &mut data[range]),
-                    _ => data[range].fill(0),
+                    _ if !zeroed => data[range].fill(0),
+                    _ => {}
                 }
             }
         });

@@ -1,12 +1,13 @@
 //! Memory for block-sized and folio-sized bytes, reused instead of allocated: every block written
-//! to the disk map and every cached folio holds a buffer, and one run makes and drops hundreds of
+//! to the disk and every cached folio holds a buffer, and one run makes and drops hundreds of
 //! them (their allocations and frees were about a quarter of the reference's time on the bench
 //! corpus).
 //!
 //! Owns: a free list per thread of buffers by length, holding at most [`POOL_BYTES`] bytes
 //! (beyond that a dropped buffer is freed). Invariant: a buffer handed out holds unspecified
 //! bytes (a dropped buffer's old contents), never uninitialised memory; every constructor here
-//! overwrites all of them. No locks: the lists are thread-local, and a buffer dropped on another
+//! has all of them written, except that a new (zeroed) buffer's filler is told it needs none
+//! of its zeros written. No locks: the lists are thread-local, and a buffer dropped on another
 //! thread than made it joins that thread's list.
 
 use std::cell::RefCell;

@@ -58,10 +58,7 @@ impl Disk {
     /// Copies block `phys` into `out` (`bs` bytes).
     #[track_caller]
     pub fn read(&self, phys: u64, out: &mut [u8]) {
-        match self.blocks.read().get(&phys) {
-            Some(b) => out.copy_from_slice(&b.bytes[..out.len()]),
-            None => out.fill(vocab::stale_byte(phys)),
-        }
+        self.read_digested(phys, out);
     }
 
     /// [`Disk::read`], also giving the block's digest (`None`: stale bytes, not written since

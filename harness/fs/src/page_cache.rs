@@ -57,18 +57,22 @@ impl FolioData {
 
     /// The digest of block `i` of the folio (`bs`-byte blocks), computed once per change.
     pub fn digest(&self, i: usize, bs: usize) -> u32 {
-        let bit = 1u64 << i;
-        let mut sums = self.sums.borrow_mut();
-        if self.valid.get() & bit != 0 {
-            return sums[i];
+        if self.valid.get() & (1u64 << i) != 0 {
+            return self.sums.borrow()[i];
         }
         let d = vocab::block_digest(&self.bytes[i * bs..(i + 1) * bs]);
+        self.keep(i, d);
+        d
+    }
+
+    /// Keeps `d` as block `i`'s digest until its bytes change.
+    fn keep(&self, i: usize, d: u32) {
+        let mut sums = self.sums.borrow_mut();
         if sums.len() <= i {
             sums.resize(i + 1, 0);
         }
         sums[i] = d;
-        self.valid.set(self.valid.get() | bit);
-        d
+        self.valid.set(self.valid.get() | 1u64 << i);
     }
 }
 
@@ -77,12 +81,7 @@ impl FolioData {
     /// from where that is their digest (a disk block, zeros); debug builds check it.
     pub fn know(&self, i: usize, bs: usize, d: u32) {
         debug_assert_eq!(d, vocab::block_digest(&self.bytes[i * bs..(i + 1) * bs]));
-        let mut sums = self.sums.borrow_mut();
-        if sums.len() <= i {
-            sums.resize(i + 1, 0);
-        }
-        sums[i] = d;
-        self.valid.set(self.valid.get() | 1u64 << i);
+        self.keep(i, d);
     }
 
     /// Bytes `[lo, hi)` for writing, forgetting only the digests of the `bs`-byte blocks they

@@ -465,7 +465,6 @@ impl Observe for RefFs {
         let (bs, bpf) = (self.bs(), self.bpf());
         // The cached folios from `first` on, walked once alongside the blocks.
         let mut folios = f.folios.range(first / bpf..).peekable();
-        let disk = &self.space;
         // Blocks wholly below EOF get digests, the rest `None`.
         let whole = (f.size / bs).min(end).max(first);
         let mut b = first;
@@ -488,7 +487,7 @@ impl Observe for RefFs {
                     continue;
                 }
                 match (blk.extent, blk.phys) {
-                    (ExtentState::Written, Some(p)) => disk.digest(p).unwrap_or_else(|| {
+                    (ExtentState::Written, Some(p)) => self.space.digest(p).unwrap_or_else(|| {
                         crate::block_digest(&vec![crate::pattern::stale_byte(p); bs as usize])
                     }),
                     _ => self.zero_digest,
@@ -533,7 +532,6 @@ impl Observe for RefFs {
         let mut delalloc = 0u64;
         let mut mapped = 0u64;
         let zero_digest = self.zero_digest;
-        let disk = s;
         for (fi, f) in self.files.iter().enumerate() {
             let span = self.block_span(fi as FileId);
             let mut next_cached = f.next_cached_walk(0, bpf);
@@ -564,7 +562,7 @@ impl Observe for RefFs {
                     });
                 }
                 if let (ExtentState::Written, Some(p)) = (blk.extent, blk.phys) {
-                    if disk.digest(p).is_none() {
+                    if s.digest(p).is_none() {
                         v.push(Violation {
                             name: "no-stale-exposure",
                             detail: format!(
@@ -610,7 +608,7 @@ impl Observe for RefFs {
                         // block; the bytes themselves against stale bytes or zeros.
                         let cached = &data[self.block_slice(b)];
                         let same = match (blk.extent, blk.phys) {
-                            (ExtentState::Written, Some(p)) => match disk.digest(p) {
+                            (ExtentState::Written, Some(p)) => match s.digest(p) {
                                 Some(d) => d == data.digest((b % bpf) as usize),
                                 None => {
                                     let stale = crate::pattern::stale_byte(p);
